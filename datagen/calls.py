@@ -1,0 +1,70 @@
+"""Function calls as data: parse Python call syntax with `ast` and write it back.
+
+A call is text such as `weather(location="Berlin")`. It is parsed, never executed:
+only a bare name called with keyword arguments whose values are literals is accepted.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+NO_CALL_NAME = "other"
+
+
+class CallSyntaxError(ValueError):
+    """The text is not a single keyword-only call with literal values."""
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    arguments: dict = field(default_factory=dict)
+
+    @property
+    def is_no_call(self) -> bool:
+        return self.name == NO_CALL_NAME
+
+    def to_python(self) -> str:
+        """`weather(location="Berlin")`; keyword order is kept as given."""
+        args = ", ".join(f"{key}={_literal(value)}" for key, value in self.arguments.items())
+        return f"{self.name}({args})"
+
+
+def _literal(value) -> str:
+    # json-style double quotes for strings (what the training targets use); repr for the rest
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    return repr(value)
+
+
+def parse_call(text: str) -> Call:
+    """Parse one call such as `notes(action="add", note="milk")`.
+
+    Raises CallSyntaxError with a short reason for anything else: not Python, not a call,
+    an attribute or computed callee, positional arguments, `**kwargs`, repeated keywords,
+    or values that are not literals (`f(x=open("a"))`).
+    """
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise CallSyntaxError(f"not Python call syntax: {err.msg}") from None
+    node = tree.body
+    if not isinstance(node, ast.Call):
+        raise CallSyntaxError("not a function call")
+    if not isinstance(node.func, ast.Name):
+        raise CallSyntaxError("the function must be a plain name")
+    if node.args:
+        raise CallSyntaxError("positional arguments are not allowed; use name=value")
+    arguments = {}
+    for keyword in node.keywords:
+        if keyword.arg is None:
+            raise CallSyntaxError("**kwargs is not allowed")
+        if keyword.arg in arguments:
+            raise CallSyntaxError(f"argument {keyword.arg!r} is given twice")
+        try:
+            arguments[keyword.arg] = ast.literal_eval(keyword.value)
+        except (ValueError, SyntaxError, TypeError, RecursionError):
+            raise CallSyntaxError(f"argument {keyword.arg!r} is not a literal value") from None
+    return Call(node.func.id, arguments)

@@ -1,0 +1,54 @@
+"""Turn (utterance, call) pairs into Axolotl chat records.
+
+The record is what `type: chat_template` with `field_messages: messages` reads:
+    {"messages": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", "content": "weather(location=\"Berlin\")"}]}
+The system prompt lists the skills by short signature only, which keeps prompts near 100 tokens
+so training and inference stay cheap on a CPU.
+"""
+
+from __future__ import annotations
+
+from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
+from datagen.skills import Skill
+
+
+def system_prompt(skills: list[Skill]) -> str:
+    lines = ["You turn each request into exactly one function call. Functions:"]
+    lines += [skill.short_signature() for skill in skills if skill.name != NO_CALL_NAME]
+    lines.append(f"If the request needs none of them, answer {NO_CALL_NAME}(). Answer with the call only.")
+    return "\n".join(lines)
+
+
+def chat_record(system: str, user: str, call: Call) -> dict:
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": call.to_python()},
+        ]
+    }
+
+
+def gold_call(record: dict) -> Call:
+    """The call a record's final assistant turn holds (records are validated, so it parses)."""
+    return parse_call(record["messages"][-1]["content"])
+
+
+def record_problem(record: dict) -> str | None:
+    """Style rules beyond the JSON Schema: ends with a user turn then an assistant call that parses."""
+    messages = record["messages"]
+    if messages[-1]["role"] != "assistant":
+        return "the last message must be the assistant's answer"
+    if messages[-2]["role"] != "user":
+        return "the assistant's answer must follow a user message"
+    if any(message["role"] == "system" for message in messages[1:]):
+        return "a system message may only come first"
+    try:
+        parse_call(messages[-1]["content"])
+    except CallSyntaxError as err:
+        return f"assistant answer {messages[-1]['content'][:60]!r}: {err}"
+    return None
+
+
+def user_text(record: dict) -> str:
+    return record["messages"][-2]["content"]
