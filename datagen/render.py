@@ -2,8 +2,8 @@
 
 The record is what `type: chat_template` with `field_messages: messages` reads:
     {"messages": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", "content": "weather(location=\"Berlin\")"}]}
-The system prompt lists the skills by short signature only, which keeps prompts near 100 tokens
-so training and inference stay cheap on a CPU.
+The system prompt names the skills in one line, which keeps a whole record near 60 tokens so
+training and inference stay cheap on a CPU.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ from datagen.skills import Skill
 
 
 def system_prompt(skills: list[Skill]) -> str:
-    lines = ["You turn each request into exactly one function call. Functions:"]
-    lines += [skill.short_signature() for skill in skills if skill.name != NO_CALL_NAME]
-    lines.append(f"If the request needs none of them, answer {NO_CALL_NAME}(). Answer with the call only.")
-    return "\n".join(lines)
+    """One short line naming the skills: "Answer with one function call: weather, ..., or other()."
+
+    Every prompt token is paid for at each training step and each generation: on 2 CPU cores
+    this line (~27 tokens) instead of full signatures (~95) halves the time per step. The
+    argument names are learned from the training answers.
+    """
+    names = [skill.name for skill in skills if skill.name != NO_CALL_NAME]
+    return f"Answer with one function call: {', '.join(names)}, or {NO_CALL_NAME}()."
 
 
 def chat_record(system: str, user: str, call: Call) -> dict:

@@ -1,0 +1,70 @@
+# skilltune: the pipeline, one target a step. Every target installs what it needs first (.venv, once).
+#
+#   make train                 # embedded SmolLM2-135M on CPU: model -> data -> axolotl preprocess/train -> eval
+#   make train MODEL=mistral   # any configs/<MODEL>.yml
+#   make test                  # pytest, including two end-to-end training runs
+#
+# Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, PER_SKILL,
+# AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags).
+
+MODEL ?= smollm2
+CONFIG ?= configs/$(MODEL).yml
+RUN_DIR ?= runs/$(MODEL)
+DATA_DIR ?= data/skills
+PACK ?= examples/skills
+SEED ?= 0
+PER_SKILL ?= 100
+AXOLOTL_ARGS ?=
+EVAL_ARGS ?=
+PYTEST_ARGS ?=
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.skilltune-installed
+
+# No hub downloads, no telemetry; W&B only when a config names a project and the user opts in.
+# accelerate (Axolotl's launcher) must be on PATH; torch gets both cores.
+export HF_HUB_OFFLINE ?= 1
+export AXOLOTL_DO_NOT_TRACK ?= 1
+export WANDB_MODE ?= disabled
+export OMP_NUM_THREADS ?= $(shell nproc)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+# The local base model each config points at, and the script that makes it (hub ids need none).
+BASE_MODEL = $(shell sed -n 's/^base_model: *//p' $(CONFIG))
+PREPARE_models/SmolLM2-135M-Instruct := scripts/prepare_smollm2.py
+PREPARE_models/tiny-llama := scripts/make_tiny_model.py
+
+.PHONY: install model data preprocess train eval test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+model: $(STAMP)
+	@test -f $(CONFIG) || { echo "error: $(CONFIG): no such config (MODEL=$(MODEL))" >&2; exit 1; }
+	$(if $(PREPARE_$(BASE_MODEL)),$(PY) $(PREPARE_$(BASE_MODEL)) --out $(BASE_MODEL),@echo "$(BASE_MODEL): loaded by Axolotl itself")
+
+data: $(STAMP)
+	$(PY) -m datagen skills --pack $(PACK) --out $(DATA_DIR) --seed $(SEED) --per-skill $(PER_SKILL)
+
+preprocess: model data
+	axolotl preprocess $(CONFIG) $(AXOLOTL_ARGS)
+
+train: preprocess
+	axolotl train $(CONFIG) $(AXOLOTL_ARGS)
+	$(MAKE) --no-print-directory eval
+
+eval: $(STAMP)
+	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) $(EVAL_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf data runs last_run_prepared wandb .pytest_cache

@@ -1,0 +1,47 @@
+import pytest
+
+from datagen.calls import Call, CallSyntaxError, parse_call
+
+
+@pytest.mark.parametrize(
+    "text, name, arguments",
+    [
+        ('weather(location="Berlin")', "weather", {"location": "Berlin"}),
+        ("weather(location='Berlin')", "weather", {"location": "Berlin"}),
+        ("  weather()  ", "weather", {}),
+        ('notes(note="milk", action="add")', "notes", {"note": "milk", "action": "add"}),
+        ('f(n=3, x=1.5, flag=True, items=["a", {"b": None}])', "f", {"n": 3, "x": 1.5, "flag": True, "items": ["a", {"b": None}]}),
+    ],
+)
+def test_parse_call(text, name, arguments):
+    assert parse_call(text) == Call(name, arguments)
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("the weather is nice", "not Python call syntax"),
+        ("weather", "not a function call"),
+        ('os.system(cmd="ls")', "plain name"),
+        ('weather("Berlin")', "positional"),
+        ("weather(**{'location': 'x'})", r"\*\*kwargs"),
+        ('weather(location="a", location="b")', "given twice"),
+        ('weather(location=__import__("os").getcwd())', "not a literal"),
+        ("weather(location=city)", "not a literal"),
+        ("", "not Python call syntax"),
+    ],
+)
+def test_parse_call_refuses(text, reason):
+    with pytest.raises(CallSyntaxError, match=reason):
+        parse_call(text)
+
+
+def test_to_python_round_trips_quotes_and_backslashes():
+    call = Call("openai", {"prompt": 'say "hi" \\ bye', "n": 2})
+    assert call.to_python() == 'openai(prompt="say \\"hi\\" \\\\ bye", n=2)'
+    assert parse_call(call.to_python()) == call
+
+
+def test_other_is_the_no_call():
+    assert parse_call("other()").is_no_call
+    assert not parse_call("weather()").is_no_call

@@ -1,0 +1,121 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datagen.skills import SkillFileError, load_pack, parse_skill_file
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = (Path(__file__).parent / "fixtures" / "weather_ok.txt").read_text()
+NOTES = """#### Prompt:
+notes(action="add|list", note="[note]")
+Notes.
+
+#### Examples:
+### User: add milk to my notes
+### Assistant: notes(action="add", note="milk")
+"""
+
+
+def test_fixture_parses_into_skill_with_examples(tmp_path):
+    path = tmp_path / "weather.txt"
+    path.write_text(FIXTURE)
+    skill = parse_skill_file(path)
+    assert skill.name == "weather"
+    assert skill.choices == {"location": []}
+    assert skill.description == "Current weather for a place."
+    assert [(e.user, e.call.to_python(), e.in_prompt) for e in skill.examples] == [
+        ("what's the weather in Berlin", 'weather(location="Berlin")', True),
+        ("is it raining in oslo", 'weather(location="Oslo")', False),
+        ("how's the weather", "weather()", False),
+    ]
+    assert skill.examples[1].line == 10
+
+
+def test_enum_parameter_is_required_choice(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text(NOTES)
+    skill = parse_skill_file(path)
+    assert skill.json_schema() == {
+        "type": "object",
+        "properties": {"action": {"type": "string", "enum": ["add", "list"]}, "note": {"type": "string"}},
+        "required": ["action"],
+        "additionalProperties": False,
+    }
+    assert skill.short_signature() == 'notes(action="add"|"list", note)'
+
+
+@pytest.mark.parametrize(
+    "replace, add, line, reason",
+    [
+        # a bare `User:` line, which a widely used parser silently drops
+        (None, "User: hello there\n", 14, "unexpected line in Examples (write '### User:'"),
+        (None, "### User: hello there\n", 14, "no ### Assistant: line after it"),
+        (None, "### Assistant: weather()\n", 14, "without a ### User: line"),
+        (None, "#### Notes:\n", 14, "unknown header '#### Notes:'"),
+        (None, "### User: hi\n### Assistant: weather(location=Berlin)\n", 15, "is not a literal value"),
+        (None, "### User: hi\n### Assistant: weather(city=\"Berlin\")\n", 15, "does not fit"),
+        (None, "### User: hi\n### Assistant: news(topic=\"x\")\n", 15, "call to news() in the file of skill weather"),
+        (None, "### User: hi\n### Assistant: weather(\"Berlin\")\n", 15, "positional arguments are not allowed"),
+        (None, "### User: hi\n### Assistant: what's up\n", 15, "not Python call syntax"),
+        (("weather(location=\"[location]\")", "weather(location=Berlin)"), "", 2, "signature"),
+        (("#### Prompt:", "#### Prompt"), "", 1, "unknown header '#### Prompt'"),
+        (("Current weather for a place.", "Current weather.\n#### Examples:\n#### Examples:"), "", 5, "#### Examples: appears twice"),
+    ],
+)
+def test_bad_skill_file_names_file_and_line(tmp_path, replace, add, line, reason):
+    text = FIXTURE
+    if replace:
+        text = text.replace(*replace)
+    path = tmp_path / "weather.txt"
+    path.write_text(text + add)
+    with pytest.raises(SkillFileError) as caught:
+        parse_skill_file(path)
+    assert (caught.value.path, caught.value.line) == (str(path), line), str(caught.value)
+    assert reason in str(caught.value)
+    assert str(caught.value).startswith(f"{path}:{line}: ")
+
+
+def test_enum_value_outside_choices_is_refused(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text(NOTES + "### User: delete it\n### Assistant: notes(action=\"delete\")\n")
+    with pytest.raises(SkillFileError, match=r"notes.txt:9: .*'delete' is not one of \['add', 'list'\]"):
+        parse_skill_file(path)
+
+
+def test_missing_required_choice_is_refused(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text(NOTES + "### User: milk\n### Assistant: notes(note=\"milk\")\n")
+    with pytest.raises(SkillFileError, match=r"notes.txt:9: .*'action' is a required property"):
+        parse_skill_file(path)
+
+
+def test_duplicate_skill_names_in_pack(write_pack):
+    pack = write_pack({"a.txt": FIXTURE, "b.txt": FIXTURE})
+    with pytest.raises(SkillFileError, match=r"b.txt:1: skill weather is already defined in .*a.txt"):
+        load_pack(pack)
+
+
+def test_default_pack_has_ten_skills_with_enough_examples():
+    skills = load_pack(REPO / "examples" / "skills")
+    assert sorted(skill.name for skill in skills) == [
+        "math", "news", "notes", "openai", "other", "runapp", "story", "timecheck", "timer", "weather",
+    ]
+    for skill in skills:
+        assert len(skill.examples) >= 15, skill.name
+
+
+def test_check_command_fails_on_bare_user_line_naming_file_and_line(write_pack):
+    pack = write_pack({"weather.txt": FIXTURE.replace("### User: how's the weather", "User: how's the weather")})
+    result = subprocess.run(
+        [sys.executable, "-m", "datagen", "check", str(pack)], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert f"{pack / 'weather.txt'}:12: unexpected line" in result.stderr
+
+
+def test_check_command_passes_on_default_pack():
+    result = subprocess.run([sys.executable, "-m", "datagen", "check"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "10 skills OK" in result.stdout

@@ -1,0 +1,100 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datagen.expand import normalize
+from datagen.jsonio import DataError, read_jsonl, sha256_of
+from datagen.render import user_text
+from datagen.split import SPLITS, validate_records
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def datagen(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "datagen", *args], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "skills"
+    result = datagen("skills", "--out", str(out), "--seed", "5", "--per-skill", "50")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_dataset_has_splits_and_a_manifest_that_matches_the_files(dataset):
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert (manifest["generator"], manifest["seed"], manifest["style"]) == ("datagen skills", 5, "python")
+    for split in SPLITS:
+        path = dataset / f"{split}.jsonl"
+        assert manifest["files"][path.name] == sha256_of(path)
+        records = list(read_jsonl(path, "record"))
+        assert sum(manifest["counts"][split].values()) == len(records)
+    # 10 skills, at most 50 records each; each skill with >= 3 records puts >= 1 in val and test
+    assert set(manifest["counts"]["test"]) == set(manifest["counts"]["train"])
+    assert len(manifest["counts"]["test"]) == 10
+    assert sum(sum(counts.values()) for counts in manifest["counts"].values()) <= 500
+
+
+def test_no_utterance_is_in_two_splits(dataset):
+    owners = {}
+    for split in SPLITS:
+        for record in read_jsonl(dataset / f"{split}.jsonl", "record"):
+            key = normalize(user_text(record))
+            assert owners.setdefault(key, split) == split, f"{key!r} in {owners[key]} and {split}"
+
+
+def test_same_seed_gives_byte_identical_files(dataset, tmp_path):
+    again = tmp_path / "again"
+    assert datagen("skills", "--out", str(again), "--seed", "5", "--per-skill", "50").returncode == 0
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "manifest.json"):
+        assert (again / name).read_bytes() == (dataset / name).read_bytes(), name
+
+
+def test_validate_accepts_the_dataset(dataset):
+    result = datagen("validate", *(str(dataset / f"{split}.jsonl") for split in SPLITS))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("records OK") == 3
+
+
+def test_validate_names_file_and_line_of_a_bad_record(dataset, tmp_path):
+    lines = (dataset / "val.jsonl").read_text().splitlines()
+    bad = json.loads(lines[2])
+    bad["messages"][-1]["content"] = "I think you want the weather"
+    lines[2] = json.dumps(bad)
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl:3: assistant answer .*not Python call syntax"):
+        validate_records(path)
+    result = datagen("validate", str(path))
+    assert result.returncode == 1
+    assert f"{path}:3:" in result.stderr
+
+
+def test_validate_reports_broken_json_and_schema_errors(tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "other()"}]}\n{"messages": \n')
+    assert f"{path}:2: not JSON" in datagen("validate", str(path)).stderr
+    path.write_text('{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "other()"}]}\n')
+    assert f"{path}:1: messages/0/role: 'robot' is not one of" in datagen("validate", str(path)).stderr
+
+
+def test_validate_flags_an_utterance_shared_between_files(dataset, tmp_path):
+    leaked = tmp_path / "leaked.jsonl"
+    leaked.write_text((dataset / "train.jsonl").read_text().splitlines()[0] + "\n")
+    result = datagen("validate", str(dataset / "train.jsonl"), str(leaked))
+    assert result.returncode == 1
+    assert "1 utterances appear in more than one file" in result.stderr
+
+
+def test_bad_pack_leaves_no_partial_output(write_pack, tmp_path):
+    pack = write_pack({"weather.txt": "#### Prompt:\nweather(location=\"[location]\")\n\n#### Examples:\nUser: hi\n"})
+    out = tmp_path / "out"
+    result = datagen("skills", "--pack", str(pack), "--out", str(out))
+    assert result.returncode == 1
+    assert f"{pack / 'weather.txt'}:5:" in result.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [pack]
