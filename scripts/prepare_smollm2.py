@@ -79,6 +79,7 @@ def convert(gguf: Path, out: Path) -> None:
     end_id = tokenizer.convert_tokens_to_ids(END_OF_TURN)
     tokenizer.eos_token = END_OF_TURN
     tokenizer.pad_token = END_OF_TURN
+    tokenizer.clean_up_tokenization_spaces = False  # a WordPiece-era option; transformers warns and ignores it for BPE
     model.config.eos_token_id = end_id
     model.config.pad_token_id = end_id
     model.generation_config.eos_token_id = end_id
