@@ -51,8 +51,8 @@ def schema_problem(obj, schema_name: str) -> str | None:
     return f"{where + ': ' if where else ''}{error.message}"
 
 
-def read_jsonl(path: Path | str, schema_name: str) -> Iterator[dict]:
-    """Yield each object of a JSONL file, validated; blank lines are skipped."""
+def iter_jsonl(path: Path | str, schema_name: str) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each line of a JSONL file, validated; blank lines are skipped."""
     path = Path(path)
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -65,7 +65,12 @@ def read_jsonl(path: Path | str, schema_name: str) -> Iterator[dict]:
             problem = schema_problem(obj, schema_name)
             if problem:
                 raise DataError(path, number, problem)
-            yield obj
+            yield number, obj
+
+
+def read_jsonl(path: Path | str, schema_name: str) -> Iterator[dict]:
+    """Each object of a JSONL file, validated (see iter_jsonl)."""
+    return (obj for _, obj in iter_jsonl(path, schema_name))
 
 
 def read_json(path: Path | str, schema_name: str) -> dict:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from datagen.expand import Pair, normalize
-from datagen.jsonio import atomic_directory, read_jsonl, sha256_of, write_json, write_jsonl
+from datagen.jsonio import DataError, atomic_directory, iter_jsonl, read_jsonl, sha256_of, write_json, write_jsonl
 from datagen.render import chat_record, record_problem, user_text
 
 SPLITS = ("train", "val", "test")
@@ -81,25 +81,13 @@ def write_dataset(out: Path | str, splits: dict[str, list[Pair]], system: str, m
 
 def validate_records(path: Path | str) -> int:
     """Check a records JSONL file: schema and style rules, naming file:line. Returns the count."""
-    from datagen.jsonio import DataError
-
     count = 0
-    for count, record in enumerate(read_jsonl(path, "record"), 1):
+    for number, record in iter_jsonl(path, "record"):
         problem = record_problem(record)
         if problem:
-            raise DataError(path, _line_of_record(path, count), problem)
+            raise DataError(path, number, problem)
+        count += 1
     return count
-
-
-def _line_of_record(path: Path | str, index: int) -> int:
-    # read_jsonl skips blank lines, so the n-th record is not always on line n
-    with open(path, encoding="utf-8") as handle:
-        seen = 0
-        for number, line in enumerate(handle, 1):
-            seen += bool(line.strip())
-            if seen == index:
-                return number
-    return index
 
 
 def shared_utterances(paths: list[Path | str]) -> set[str]:

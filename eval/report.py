@@ -57,9 +57,9 @@ def markdown(report: dict) -> str:
         lines += ["", f"## Failures of {model} (up to 3 per skill)", "", "| skill | user | gold | output | error |", "|---|---|---|---|---|"]
         for skill, rows in failures.items():
             for row in rows:
-                output = row["output"].replace("\n", " ").replace("|", "\\|")[:80]
+                output = row["output"].replace("\n", " ")[:80]
                 cells = [skill, row["user"], f"`{row['gold']}`", f"`{output}`", row["error_type"] or ""]
-                lines.append("| " + " | ".join(cell.replace("|", "\\|") if i != 3 else cell for i, cell in enumerate(cells)) + " |")
+                lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
