@@ -4,7 +4,7 @@
 #   make train MODEL=mistral   # any configs/<MODEL>.yml
 #   make test                  # pytest, including two end-to-end training runs
 #
-# Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, PER_SKILL,
+# Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
 # AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags).
 
 MODEL ?= smollm2
@@ -13,7 +13,9 @@ RUN_DIR ?= runs/$(MODEL)
 DATA_DIR ?= data/skills
 PACK ?= examples/skills
 SEED ?= 0
-PER_SKILL ?= 100
+N ?= 1000
+NOISE ?= 0.3
+STYLE ?= python
 AXOLOTL_ARGS ?=
 EVAL_ARGS ?=
 PYTEST_ARGS ?=
@@ -51,7 +53,7 @@ model: $(STAMP)
 	$(if $(PREPARE_$(BASE_MODEL)),$(PY) $(PREPARE_$(BASE_MODEL)) --out $(BASE_MODEL),@echo "$(BASE_MODEL): loaded by Axolotl itself")
 
 data: $(STAMP)
-	$(PY) -m datagen skills --pack $(PACK) --out $(DATA_DIR) --seed $(SEED) --per-skill $(PER_SKILL)
+	$(PY) -m datagen skills --pack $(PACK) --out $(DATA_DIR) --seed $(SEED) --n $(N) --noise $(NOISE) --style $(STYLE)
 
 preprocess: model data
 	axolotl preprocess $(CONFIG) $(AXOLOTL_ARGS)

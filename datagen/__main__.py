@@ -1,7 +1,7 @@
 """skilltune datagen: skill packs to validated Axolotl chat records.
 
     python -m datagen check examples/skills
-    python -m datagen skills --pack examples/skills --out data/skills --seed 0
+    python -m datagen skills --pack examples/skills --out data/skills --n 1000 --seed 0
     python -m datagen validate data/skills/train.jsonl
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from datagen.expand import sample_per_skill
+from datagen.expand import generate_pairs
 from datagen.jsonio import DataError
-from datagen.render import system_prompt
+from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
 from datagen.skills import SkillFileError, load_pack
-from datagen.split import SPLITS, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
+from datagen.split import add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
 
 
 def _fail(message: str) -> None:
@@ -59,37 +59,51 @@ def check(pack: Path) -> None:
 @click.option("--pack", type=click.Path(path_type=Path), default=Path("examples/skills"), show_default=True,
               help="Folder of skill files.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Dataset folder to (re)write.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--per-skill", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Records per skill before splitting (fewer when a skill cannot make that many).")
+@click.option("--n", "total", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Records in all splits together, balanced over the skills.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed and pack: byte-identical files.")
+@click.option("--negatives", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+              help="Share of other() (not a skill request) records.")
+@click.option("--noise", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Share of train/val records given speech-transcript noise; test_noisy.jsonl is all noisy.")
+@click.option("--style", type=click.Choice(STYLES), default="python", show_default=True,
+              help="Answer style: python call text, JSON function_call, or OpenAI tool_calls + tools column.")
+@click.option("--system/--no-system", default=True, show_default=True,
+              help="Start each record with a one-line system prompt naming the skills.")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
 @click.option("--test-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
-def skills(pack: Path, out: Path, seed: int, per_skill: int, val_fraction: float, test_fraction: float) -> None:
-    """Expand PACK into train/val/test chat records with a manifest.
+def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise: float, style: str, system: bool,
+           val_fraction: float, test_fraction: float) -> None:
+    """Expand PACK into train/val/test(+test_noisy) chat records with a manifest.
 
     \b
     Example:
-      python -m datagen skills --pack examples/skills --out data/skills --seed 0 --per-skill 100
+      python -m datagen skills --pack examples/skills --out data/skills --n 1000 --seed 0
     """
     skill_list = _load_pack_or_fail(pack)
-    sampled = sample_per_skill(skill_list, per_skill, seed)
-    deduped, n_ambiguous = dedup_across_skills(sampled)
+    pairs = generate_pairs(skill_list, total, negatives, seed)
+    deduped, n_ambiguous = dedup_across_skills(pairs)
     if n_ambiguous:
         click.echo(f"warning: dropped {n_ambiguous} utterances that two skills claim with different calls", err=True)
-    splits = split_pairs(deduped, seed, val_fraction, test_fraction)
+    splits = add_speech_noise(split_pairs(deduped, seed, val_fraction, test_fraction), noise, seed)
+    prompt = system_prompt(skill_list) if system else None
+    tools = tool_definitions(skill_list) if style == "tools" else None
     manifest = write_dataset(
         out,
         splits,
-        system_prompt(skill_list),
+        lambda pair: chat_record(prompt, pair.user, pair.call, style, tools),
         {
             "generator": "datagen skills",
             "seed": seed,
-            "style": "python",
+            "style": style,
             "source": str(pack),
-            "options": {"per_skill": per_skill, "val_fraction": val_fraction, "test_fraction": test_fraction},
+            "options": {
+                "n": total, "negatives": negatives, "noise": noise, "system": system,
+                "val_fraction": val_fraction, "test_fraction": test_fraction,
+            },
         },
     )
-    totals = {split: sum(manifest["counts"][split].values()) for split in SPLITS}
+    totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}
     click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
 
 

@@ -7,6 +7,7 @@ only a bare name called with keyword arguments whose values are literals is acce
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass, field
 
 NO_CALL_NAME = "other"
@@ -68,3 +69,36 @@ def parse_call(text: str) -> Call:
         except (ValueError, SyntaxError, TypeError, RecursionError):
             raise CallSyntaxError(f"argument {keyword.arg!r} is not a literal value") from None
     return Call(node.func.id, arguments)
+
+
+def call_to_json(call: Call) -> dict:
+    """The JSON style's answer: `{"function_call": {"name": ..., "arguments": {...}}}`."""
+    return {"function_call": {"name": call.name, "arguments": dict(call.arguments)}}
+
+
+def call_from_json(obj) -> Call:
+    """Read `{"function_call": {"name", "arguments"}}`; `arguments` may be a dict or a JSON string."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("function_call"), dict):
+        raise CallSyntaxError('expected {"function_call": {"name": ..., "arguments": {...}}}')
+    return _call_from_function(obj["function_call"])
+
+
+def call_from_tool_call(tool_call) -> Call:
+    """Read an OpenAI tool call: `{"type": "function", "function": {"name", "arguments": "<json>"}}`."""
+    if not isinstance(tool_call, dict) or not isinstance(tool_call.get("function"), dict):
+        raise CallSyntaxError('expected {"type": "function", "function": {"name": ..., "arguments": "..."}}')
+    return _call_from_function(tool_call["function"])
+
+
+def _call_from_function(function: dict) -> Call:
+    name, arguments = function.get("name"), function.get("arguments", {})
+    if not isinstance(name, str) or not name.isidentifier():
+        raise CallSyntaxError(f"function name {name!r} is not an identifier")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as err:
+            raise CallSyntaxError(f"arguments are not JSON: {err.msg}") from None
+    if not isinstance(arguments, dict):
+        raise CallSyntaxError("arguments must be a JSON object")
+    return Call(name, arguments)

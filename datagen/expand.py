@@ -1,10 +1,15 @@
-"""Offline expansion: swap slot values between a skill's examples to make new utterances.
+"""Offline expansion: swap slot values between a skill's examples, then vary the phrasing.
 
 An example whose argument value appears verbatim in its utterance is a template for that
 argument: "weather in Berlin" / `weather(location="Berlin")` becomes "weather in Oslo" /
 `weather(location="Oslo")` for every other location the skill's examples use. The call keeps
 the value as the pack writes it; the utterance keeps the casing the speaker used
 ("weather in berlin" gives "weather in oslo").
+
+When a skill needs more records than its swaps give, the swapped utterances are wrapped in the
+openers and closers people add when they talk to an assistant ("hey, ...", "ok so ..., thanks",
+multi-clause "before I forget, ..."). A wrapped utterance keeps its base utterance as `group`, so a
+split keeps every phrasing of one base utterance on the same side.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from datagen.calls import Call
+from datagen.calls import NO_CALL_NAME, Call
 from datagen.skills import Skill
 
 
@@ -24,6 +29,15 @@ class Pair:
 
     user: str
     call: Call
+    group: str = ""  # normalized base utterance; phrasings of one base share it
+
+
+# openers and closers a speaker wraps around a request; "" = none
+PREFIXES = (
+    "", "hey", "hey there,", "hi,", "okay", "ok so", "alright,", "sorry,", "excuse me,", "quick question,",
+    "one more thing,", "before I forget,", "I'm in a bit of a hurry,", "while I think of it,", "so",
+)
+SUFFIXES = ("", "please", "thanks", "thank you", "for me", "right now", "if you can", "when you get a chance")
 
 
 def normalize(utterance: str) -> str:
@@ -90,12 +104,57 @@ def expand_skill(skill: Skill) -> tuple[list[Pair], list[Pair]]:
     return originals, swaps
 
 
-def sample_per_skill(skills: list[Skill], per_skill: int, seed: int) -> dict[str, list[Pair]]:
-    """Up to `per_skill` pairs per skill: all hand-written examples, topped up with random swaps."""
-    rng = random.Random(seed)
-    chosen: dict[str, list[Pair]] = {}
-    for skill in skills:
-        originals, swaps = expand_skill(skill)
-        room = max(per_skill - len(originals), 0)
-        chosen[skill.name] = originals[:per_skill] + rng.sample(swaps, min(room, len(swaps)))
+def wrap(pair: Pair, prefix: str, suffix: str) -> Pair:
+    """`hey` + "what's the weather" + `please` -> "hey what's the weather please"."""
+    user = " ".join(part for part in (prefix, pair.user, suffix) if part)
+    return Pair(user, pair.call, pair.group)
+
+
+def skill_pairs(skill: Skill, count: int, rng: random.Random) -> list[Pair]:
+    """Up to `count` distinct pairs: hand-written examples first, then swaps, then wrapped phrasings.
+
+    Deterministic for a given `rng` state. Fewer than `count` only when every base utterance has
+    been used with every prefix and suffix.
+    """
+    originals, swaps = expand_skill(skill)
+    bases = [Pair(pair.user, pair.call, normalize(pair.user)) for pair in originals + swaps]
+    if count <= len(originals):
+        return bases[:count]
+    if count <= len(bases):
+        return bases[: len(originals)] + rng.sample(bases[len(originals):], count - len(originals))
+    chosen = list(bases)
+    seen = {normalize(pair.user) for pair in chosen}
+    # every (base, prefix, suffix) once, in a seeded order; (i, 0, 0) is the base itself
+    combos = [(i, p, q) for i in range(len(bases)) for p in range(len(PREFIXES)) for q in range(len(SUFFIXES)) if p or q]
+    rng.shuffle(combos)
+    for i, p, q in combos:
+        if len(chosen) >= count:
+            break
+        pair = wrap(bases[i], PREFIXES[p], SUFFIXES[q])
+        key = normalize(pair.user)
+        if key not in seen:
+            seen.add(key)
+            chosen.append(pair)
     return chosen
+
+
+def targets(skills: list[Skill], n: int, negative_ratio: float) -> dict[str, int]:
+    """How many records each skill gets: `negative_ratio` of `n` for other(), the rest shared evenly.
+
+    n=1000, ratio 0.1, 9 call skills + other: other 100, each call skill 100.
+    """
+    call_skills = [skill.name for skill in skills if skill.name != NO_CALL_NAME]
+    has_no_call = len(call_skills) < len(skills)
+    negatives = round(n * negative_ratio) if has_no_call else 0
+    share, extra = divmod(n - negatives, len(call_skills))
+    counts = {name: share + (index < extra) for index, name in enumerate(call_skills)}
+    if has_no_call:
+        counts[NO_CALL_NAME] = negatives
+    return counts
+
+
+def generate_pairs(skills: list[Skill], n: int, negative_ratio: float, seed: int) -> dict[str, list[Pair]]:
+    """`n` pairs in all, balanced over the skills (see `targets`), deterministic for `seed`."""
+    rng = random.Random(seed)
+    counts = targets(skills, n, negative_ratio)
+    return {skill.name: skill_pairs(skill, counts[skill.name], rng) for skill in skills}

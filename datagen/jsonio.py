@@ -105,6 +105,7 @@ def _atomic_file(path: Path):
     try:
         with handle:
             yield handle
+        os.chmod(handle.name, 0o644)  # NamedTemporaryFile makes it private; the result is an ordinary file
         os.replace(handle.name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -1,15 +1,31 @@
-"""Turn (utterance, call) pairs into Axolotl chat records.
+"""Turn (utterance, call) pairs into Axolotl chat records, in one of three answer styles.
 
 The record is what `type: chat_template` with `field_messages: messages` reads:
     {"messages": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", "content": "weather(location=\"Berlin\")"}]}
-The system prompt names the skills in one line, which keeps a whole record near 60 tokens so
-training and inference stay cheap on a CPU.
+Styles of the assistant answer:
+    python  content `weather(location="Berlin")`
+    json    content `{"function_call": {"name": "weather", "arguments": {"location": "Berlin"}}}`
+    tools   OpenAI `tool_calls` on the assistant message and a `tools` column with each skill's
+            JSON Schema (Axolotl's chat_template loader reads `tools` by default)
+`other()` is an ordinary call in every style, so "no skill" is always an explicit answer.
 """
 
 from __future__ import annotations
 
-from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
+import json
+
+from datagen.calls import (
+    NO_CALL_NAME,
+    Call,
+    CallSyntaxError,
+    call_from_json,
+    call_from_tool_call,
+    call_to_json,
+    parse_call,
+)
 from datagen.skills import Skill
+
+STYLES = ("python", "json", "tools")
 
 
 def system_prompt(skills: list[Skill]) -> str:
@@ -23,19 +39,54 @@ def system_prompt(skills: list[Skill]) -> str:
     return f"Answer with one function call: {', '.join(names)}, or {NO_CALL_NAME}()."
 
 
-def chat_record(system: str, user: str, call: Call) -> dict:
-    return {
-        "messages": [
-            {"role": "system", "content": system},
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": call.to_python()},
-        ]
-    }
+def tool_definitions(skills: list[Skill]) -> list[dict]:
+    return [
+        {
+            "type": "function",
+            "function": {"name": skill.name, "description": skill.description, "parameters": skill.json_schema()},
+        }
+        for skill in skills
+    ]
+
+
+def answer_message(call: Call, style: str) -> dict:
+    if style == "python":
+        return {"role": "assistant", "content": call.to_python()}
+    if style == "json":
+        return {"role": "assistant", "content": json.dumps(call_to_json(call), ensure_ascii=False)}
+    if style == "tools":
+        function = {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}
+        return {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": function}]}
+    raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
+
+
+def chat_record(system: str | None, user: str, call: Call, style: str = "python", tools: list[dict] | None = None) -> dict:
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": "user", "content": user}, answer_message(call, style)]
+    record = {"messages": messages}
+    if tools is not None:
+        record["tools"] = tools
+    return record
+
+
+def answer_call(message: dict) -> Call:
+    """The call an assistant message holds, whatever its style; CallSyntaxError if none."""
+    if message.get("tool_calls"):
+        if len(message["tool_calls"]) != 1:
+            raise CallSyntaxError("expected exactly one tool call")
+        return call_from_tool_call(message["tool_calls"][0])
+    content = message.get("content", "").strip()
+    if content.startswith("{"):
+        try:
+            return call_from_json(json.loads(content))
+        except json.JSONDecodeError as err:
+            raise CallSyntaxError(f"not JSON: {err.msg}") from None
+    return parse_call(content)
 
 
 def gold_call(record: dict) -> Call:
     """The call a record's final assistant turn holds (records are validated, so it parses)."""
-    return parse_call(record["messages"][-1]["content"])
+    return answer_call(record["messages"][-1])
 
 
 def record_problem(record: dict) -> str | None:
@@ -48,9 +99,11 @@ def record_problem(record: dict) -> str | None:
     if any(message["role"] == "system" for message in messages[1:]):
         return "a system message may only come first"
     try:
-        parse_call(messages[-1]["content"])
+        answer_call(messages[-1])
     except CallSyntaxError as err:
-        return f"assistant answer {messages[-1]['content'][:60]!r}: {err}"
+        return f"assistant answer {messages[-1].get('content', '')[:60]!r}: {err}"
+    if messages[-1].get("tool_calls") and "tools" not in record:
+        return "an answer with tool_calls needs a `tools` column listing the functions"
     return None
 
 

@@ -7,14 +7,16 @@ and an utterance two skills claim with different calls is dropped as ambiguous.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from datagen.expand import Pair, normalize
+from datagen.noise import add_noise
 from datagen.jsonio import DataError, atomic_directory, iter_jsonl, read_jsonl, sha256_of, write_json, write_jsonl
-from datagen.render import chat_record, record_problem, user_text
+from datagen.render import record_problem, user_text
 
 SPLITS = ("train", "val", "test")
+NOISY_TEST = "test_noisy"
 
 
 def dedup_across_skills(pairs_by_skill: dict[str, list[Pair]]) -> tuple[dict[str, list[Pair]], int]:
@@ -37,43 +39,75 @@ def dedup_across_skills(pairs_by_skill: dict[str, list[Pair]]) -> tuple[dict[str
 
 
 def split_pairs(pairs_by_skill: dict[str, list[Pair]], seed: int, val_fraction: float, test_fraction: float):
-    """Stratified split: each skill contributes the same fractions to val and test.
+    """Stratified split by group: each skill gives about the same fractions of its records to val and test.
 
-    With 100 pairs, 0.1 and 0.1: test 10, val 10, train 80. A skill with at least 3 pairs puts
-    at least one in val and one in test, so every skill is scored.
+    All phrasings of one base utterance (one `group`) land in the same split. With 100 records in
+    100 groups, 0.1 and 0.1: test 10, val 10, train 80. A skill with at least 3 groups puts at
+    least one in val and one in test, so every skill is scored.
     """
     rng = random.Random(seed)
     splits: dict[str, list[Pair]] = {name: [] for name in SPLITS}
     for skill in sorted(pairs_by_skill):
-        pairs = list(pairs_by_skill[skill])
-        rng.shuffle(pairs)
-        n_test = round(len(pairs) * test_fraction)
-        n_val = round(len(pairs) * val_fraction)
-        if len(pairs) >= 3:
-            n_test, n_val = max(n_test, 1), max(n_val, 1)
-        splits["test"] += pairs[:n_test]
-        splits["val"] += pairs[n_test:n_test + n_val]
-        splits["train"] += pairs[n_test + n_val:]
+        groups: dict[str, list[Pair]] = defaultdict(list)
+        for pair in pairs_by_skill[skill]:
+            groups[pair.group or normalize(pair.user)].append(pair)
+        order = list(groups)
+        rng.shuffle(order)
+        total = len(pairs_by_skill[skill])
+        wanted = {"test": round(total * test_fraction), "val": round(total * val_fraction)}
+        if len(order) >= 3:
+            wanted = {split: max(count, 1) for split, count in wanted.items()}
+        taken = {"test": 0, "val": 0}
+        for key in order:
+            split = next((name for name in ("test", "val") if taken[name] < wanted[name]), "train")
+            if split != "train":
+                taken[split] += len(groups[key])
+            splits[split] += groups[key]
     for pairs in splits.values():
         rng.shuffle(pairs)  # mix skills so a training batch is not all one skill
     return splits
 
 
-def write_dataset(out: Path | str, splits: dict[str, list[Pair]], system: str, manifest_info: dict) -> dict:
-    """Write `{train,val,test}.jsonl` and `manifest.json` into `out`, replacing it whole."""
+def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> dict[str, list[Pair]]:
+    """Give `share` of train and val records ASR-style noise, and make `test_noisy` from all of test.
+
+    A noisy utterance replaces its clean one only when its normalized form is not already used
+    in another split, so noise never leaks an utterance across splits.
+    """
+    rng = random.Random(seed + 1)  # a stream of its own: changing --noise does not reshuffle the splits
+    owner = {normalize(pair.user): split for split, pairs in splits.items() for pair in pairs}
+
+    def noisy(pair: Pair, split: str) -> Pair | None:
+        values = [value for value in pair.call.arguments.values() if isinstance(value, str)]
+        user = add_noise(pair.user, values, rng)
+        if owner.setdefault(normalize(user), split) != split:
+            return None
+        return Pair(user, pair.call, pair.group)
+
+    result = {}
+    for split in ("train", "val"):
+        result[split] = [
+            (noisy(pair, split) or pair) if rng.random() < share else pair for pair in splits[split]
+        ]
+    result["test"] = list(splits["test"])
+    result[NOISY_TEST] = [pair for pair in (noisy(pair, "test") for pair in splits["test"]) if pair]
+    return result
+
+
+def write_dataset(out: Path | str, splits: dict[str, list[Pair]], render, manifest_info: dict) -> dict:
+    """Write one `<split>.jsonl` per split and `manifest.json` into `out`, replacing it whole.
+
+    `render(pair) -> record` builds each record (style, system prompt and tools are its business).
+    """
     out = Path(out)
     counts: dict[str, dict[str, int]] = {}
+    files: dict[str, str] = {}
     with atomic_directory(out) as staging:
-        files = {}
-        for split in SPLITS:
-            records = [chat_record(system, pair.user, pair.call) for pair in splits[split]]
+        for split, pairs in splits.items():
             path = staging / f"{split}.jsonl"
-            write_jsonl(path, records, "record")
+            write_jsonl(path, [render(pair) for pair in pairs], "record")
             files[path.name] = sha256_of(path)
-            counts[split] = {}
-            for pair in splits[split]:
-                counts[split][pair.call.name] = counts[split].get(pair.call.name, 0) + 1
-            counts[split] = dict(sorted(counts[split].items()))
+            counts[split] = dict(sorted(Counter(pair.call.name for pair in pairs).items()))
         manifest = {**manifest_info, "counts": counts, "files": files}
         write_json(staging / "manifest.json", manifest, "manifest")
     return manifest
@@ -91,9 +125,16 @@ def validate_records(path: Path | str) -> int:
 
 
 def shared_utterances(paths: list[Path | str]) -> set[str]:
-    """Normalized utterances found in more than one of the given files (leakage check)."""
-    owners: dict[str, set[str]] = defaultdict(set)
-    for path in paths:
+    """Normalized utterances found in more than one of the given files (leakage check).
+
+    `test_noisy.jsonl` is the noisy twin of `test.jsonl` in the same folder, so the two may share.
+    """
+    owners: dict[str, set[Path]] = defaultdict(set)
+    for path in map(Path, paths):
         for record in read_jsonl(path, "record"):
-            owners[normalize(user_text(record))].add(str(path))
-    return {key for key, files in owners.items() if len(files) > 1}
+            owners[normalize(user_text(record))].add(path)
+    return {key for key, files in owners.items() if len({_twin_of(path) for path in files}) > 1}
+
+
+def _twin_of(path: Path) -> Path:
+    return path.with_name("test.jsonl") if path.name == f"{NOISY_TEST}.jsonl" else path

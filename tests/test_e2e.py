@@ -67,7 +67,7 @@ def check_report(project: Path, model: str) -> dict:
 
 def test_make_train_tiny_llama(tmp_path):
     project = copy_project(tmp_path / "skilltune")
-    result = make(project, "train", "MODEL=tiny-llama", "CONFIG=tests/fixtures/tiny-llama.yml", "PER_SKILL=30", timeout=900)
+    result = make(project, "train", "MODEL=tiny-llama", "CONFIG=tests/fixtures/tiny-llama.yml", "N=300", timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     adapter = project / "runs" / "tiny-llama" / "adapter"
     assert (adapter / "adapter_model.safetensors").exists()

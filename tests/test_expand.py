@@ -1,7 +1,8 @@
+import random
 from pathlib import Path
 
 from datagen.calls import Call
-from datagen.expand import expand_skill, normalize, sample_per_skill, slot_pools
+from datagen.expand import PREFIXES, SUFFIXES, expand_skill, generate_pairs, normalize, skill_pairs, slot_pools, targets
 from datagen.skills import load_pack, parse_skill_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,12 +57,47 @@ def test_every_expanded_call_keeps_its_value_in_the_utterance():
                     assert value.lower() in pair.user.lower(), (pair.user, pair.call)
 
 
-def test_sampling_is_deterministic_and_keeps_hand_written_examples():
+def test_generation_is_deterministic_balanced_and_keeps_hand_written_examples():
     skills = load_pack(REPO / "examples" / "skills")
-    first = sample_per_skill(skills, per_skill=60, seed=3)
-    assert first == sample_per_skill(skills, per_skill=60, seed=3)
-    assert first != sample_per_skill(skills, per_skill=60, seed=4)
+    first = generate_pairs(skills, n=600, negative_ratio=0.1, seed=3)
+    assert first == generate_pairs(skills, n=600, negative_ratio=0.1, seed=3)
+    assert first != generate_pairs(skills, n=600, negative_ratio=0.1, seed=4)
+    # 600 * 0.1 = 60 other(); 540 shared by 9 call skills = 60 each
+    assert {name: len(pairs) for name, pairs in first.items()} == {skill.name: 60 for skill in skills}
     for skill in skills:
         users = {pair.user for pair in first[skill.name]}
-        assert {example.user for example in skill.examples} <= users
-        assert len(first[skill.name]) <= 60
+        if len(skill.examples) <= 60:
+            assert {example.user for example in skill.examples} <= users
+
+
+def test_targets_share_the_remainder():
+    skills = load_pack(REPO / "examples" / "skills")
+    counts = targets(skills, n=1003, negative_ratio=0.2)
+    # other: round(200.6) = 201; 802 = 9 * 89 + 1 -> the first call skill gets 90
+    assert counts["other"] == 201
+    assert sorted(counts.values()) == [89] * 8 + [90, 201]
+    assert sum(counts.values()) == 1003
+
+
+def test_wrapped_phrasings_fill_large_requests_and_keep_their_group(tmp_path):
+    skill = _skill(
+        tmp_path,
+        "### User: weather in Berlin\n### Assistant: weather(location=\"Berlin\")\n"
+        "### User: how's the weather\n### Assistant: weather()\n",
+    )
+    pairs = skill_pairs(skill, 40, random.Random(0))
+    assert len(pairs) == 40
+    assert len({normalize(pair.user) for pair in pairs}) == 40
+    assert {pair.group for pair in pairs} == {"weather in berlin", "hows the weather"}
+    wrapped = [pair for pair in pairs if pair.group == "weather in berlin" and pair.user != "weather in Berlin"]
+    assert wrapped and all("weather in Berlin" in pair.user for pair in wrapped)
+    assert all(pair.call == Call("weather", {"location": "Berlin"}) for pair in wrapped)
+    # 2 bases x 15 prefixes x 8 suffixes = 240 phrasings at most
+    assert len(skill_pairs(skill, 1000, random.Random(0))) == 2 * len(PREFIXES) * len(SUFFIXES)
+
+
+def test_ten_thousand_distinct_records_are_possible_from_the_default_pack():
+    skills = load_pack(REPO / "examples" / "skills")
+    pairs = [pair for skill_pairs_ in generate_pairs(skills, 10000, 0.1, 7).values() for pair in skill_pairs_]
+    assert len(pairs) == 10000
+    assert len({normalize(pair.user) for pair in pairs}) == 10000

@@ -8,7 +8,7 @@ import pytest
 from datagen.expand import normalize
 from datagen.jsonio import DataError, read_jsonl, sha256_of
 from datagen.render import user_text
-from datagen.split import SPLITS, validate_records
+from datagen.split import NOISY_TEST, SPLITS, validate_records
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ def datagen(*args, cwd=REPO):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "skills"
-    result = datagen("skills", "--out", str(out), "--seed", "5", "--per-skill", "50")
+    result = datagen("skills", "--out", str(out), "--seed", "5", "--n", "500")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -28,15 +28,18 @@ def dataset(tmp_path_factory):
 def test_dataset_has_splits_and_a_manifest_that_matches_the_files(dataset):
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert (manifest["generator"], manifest["seed"], manifest["style"]) == ("datagen skills", 5, "python")
-    for split in SPLITS:
+    assert sorted(manifest["files"]) == sorted(f"{split}.jsonl" for split in (*SPLITS, NOISY_TEST))
+    for split in (*SPLITS, NOISY_TEST):
         path = dataset / f"{split}.jsonl"
         assert manifest["files"][path.name] == sha256_of(path)
         records = list(read_jsonl(path, "record"))
         assert sum(manifest["counts"][split].values()) == len(records)
-    # 10 skills, at most 50 records each; each skill with >= 3 records puts >= 1 in val and test
-    assert set(manifest["counts"]["test"]) == set(manifest["counts"]["train"])
+    # 10 skills x 50 records = 500 in train + val + test; each skill puts >= 1 in val and in test
+    assert set(manifest["counts"]["test"]) == set(manifest["counts"]["train"]) == set(manifest["counts"]["val"])
     assert len(manifest["counts"]["test"]) == 10
-    assert sum(sum(counts.values()) for counts in manifest["counts"].values()) <= 500
+    assert sum(sum(manifest["counts"][split].values()) for split in SPLITS) == 500
+    # the noisy test split is the test split again, minus any noisy utterance that would leak
+    assert 0.9 * sum(manifest["counts"]["test"].values()) <= sum(manifest["counts"][NOISY_TEST].values())
 
 
 def test_no_utterance_is_in_two_splits(dataset):
@@ -49,15 +52,15 @@ def test_no_utterance_is_in_two_splits(dataset):
 
 def test_same_seed_gives_byte_identical_files(dataset, tmp_path):
     again = tmp_path / "again"
-    assert datagen("skills", "--out", str(again), "--seed", "5", "--per-skill", "50").returncode == 0
-    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "manifest.json"):
+    assert datagen("skills", "--out", str(again), "--seed", "5", "--n", "500").returncode == 0
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "test_noisy.jsonl", "manifest.json"):
         assert (again / name).read_bytes() == (dataset / name).read_bytes(), name
 
 
 def test_validate_accepts_the_dataset(dataset):
-    result = datagen("validate", *(str(dataset / f"{split}.jsonl") for split in SPLITS))
+    result = datagen("validate", *(str(dataset / f"{split}.jsonl") for split in (*SPLITS, NOISY_TEST)))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("records OK") == 3
+    assert result.stdout.count("records OK") == 4
 
 
 def test_validate_names_file_and_line_of_a_bad_record(dataset, tmp_path):
@@ -98,3 +101,40 @@ def test_bad_pack_leaves_no_partial_output(write_pack, tmp_path):
     assert f"{pack / 'weather.txt'}:5:" in result.stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [pack]
+
+
+def test_phrasings_of_one_base_utterance_stay_in_one_split():
+    from datagen.calls import Call
+    from datagen.expand import Pair
+    from datagen.split import split_pairs
+
+    pairs = [
+        Pair(f"{prefix} weather in city {i}".strip(), Call("weather", {"location": f"city {i}"}), f"weather in city {i}")
+        for i in range(30)
+        for prefix in ("", "hey", "ok so")
+    ]
+    splits = split_pairs({"weather": pairs}, seed=1, val_fraction=0.1, test_fraction=0.1)
+    home = {}
+    for split, members in splits.items():
+        for pair in members:
+            assert home.setdefault(pair.group, split) == split
+    # 90 records in groups of 3: 0.1 -> 9 records -> 3 groups each for test and val
+    assert (len(splits["test"]), len(splits["val"]), len(splits["train"])) == (9, 9, 72)
+
+
+def test_speech_noise_changes_the_requested_share_and_never_leaks():
+    from datagen.calls import Call
+    from datagen.expand import Pair
+    from datagen.split import add_speech_noise
+
+    pairs = [Pair(f"What is the weather in City{i}, please?", Call("weather", {"location": f"City{i}"})) for i in range(400)]
+    splits = {"train": pairs[:300], "val": pairs[300:350], "test": pairs[350:]}
+    noisy = add_speech_noise(splits, share=0.5, seed=0)
+    changed = sum(a.user != b.user for a, b in zip(splits["train"], noisy["train"]))
+    assert 120 <= changed <= 180  # about half of 300
+    assert len(noisy[NOISY_TEST]) == 50
+    assert all(pair.call.arguments["location"].lower() in pair.user.lower() for pair in noisy[NOISY_TEST])
+    owners = {}
+    for split in SPLITS:
+        for pair in noisy[split]:
+            assert owners.setdefault(normalize(pair.user), split) == split

@@ -1,0 +1,65 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from datagen.calls import Call
+from datagen.render import chat_record, gold_call, record_problem, system_prompt, tool_definitions
+from datagen.skills import load_pack
+
+REPO = Path(__file__).resolve().parent.parent
+SKILLS = load_pack(REPO / "examples" / "skills")
+CALL = Call("notes", {"action": "add", "note": "buy milk"})
+
+
+def test_python_style():
+    record = chat_record("sys", "add buy milk", CALL, "python")
+    assert record == {
+        "messages": [
+            {"role": "system", "content": "sys"},
+            {"role": "user", "content": "add buy milk"},
+            {"role": "assistant", "content": 'notes(action="add", note="buy milk")'},
+        ]
+    }
+
+
+def test_json_style():
+    record = chat_record(None, "add buy milk", CALL, "json")
+    assert [message["role"] for message in record["messages"]] == ["user", "assistant"]
+    answer = json.loads(record["messages"][-1]["content"])
+    assert answer == {"function_call": {"name": "notes", "arguments": {"action": "add", "note": "buy milk"}}}
+
+
+def test_tools_style_has_tool_calls_and_a_tools_column():
+    tools = tool_definitions(SKILLS)
+    record = chat_record("sys", "add buy milk", CALL, "tools", tools)
+    answer = record["messages"][-1]
+    assert answer["content"] == ""
+    assert answer["tool_calls"] == [
+        {"type": "function", "function": {"name": "notes", "arguments": '{"action": "add", "note": "buy milk"}'}}
+    ]
+    notes = next(tool for tool in record["tools"] if tool["function"]["name"] == "notes")
+    assert notes["function"]["parameters"]["properties"]["action"]["enum"] == ["add", "list"]
+    assert record_problem(record) is None
+    del record["tools"]
+    assert "needs a `tools` column" in record_problem(record)
+
+
+@pytest.mark.parametrize("style", ["python", "json", "tools"])
+def test_gold_call_reads_every_style(style):
+    record = chat_record("sys", "x", CALL, style, tool_definitions(SKILLS) if style == "tools" else None)
+    assert gold_call(record) == CALL
+
+
+def test_system_prompt_names_every_skill_once():
+    prompt = system_prompt(SKILLS)
+    assert prompt.startswith("Answer with one function call: ")
+    for skill in SKILLS:
+        assert prompt.count(f"{skill.name},") + prompt.count(f"{skill.name}()") == 1, skill.name
+
+
+def test_record_problem_rules():
+    record = chat_record("sys", "hi", CALL)
+    assert record_problem(record) is None
+    record["messages"].append({"role": "user", "content": "more"})
+    assert record_problem(record) == "the last message must be the assistant's answer"
