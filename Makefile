@@ -63,7 +63,8 @@ train: preprocess
 	$(MAKE) --no-print-directory eval
 
 eval: $(STAMP)
-	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) $(EVAL_ARGS)
+	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
+		$(if $(wildcard $(DATA_DIR)/test_noisy.jsonl),--noisy-test $(DATA_DIR)/test_noisy.jsonl) $(EVAL_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -38,15 +38,22 @@ def _read_config(path: Path) -> dict:
 
 
 def _score_and_report(prediction_files: list[Path], test_file: str, out: Path) -> dict:
-    scores = {}
+    """Score each file; a model's `test_noisy` predictions become the `noisy` entry of its scores."""
+    rows_by_model: dict[str, dict[str, list[dict]]] = {}
     for path in prediction_files:
         rows = list(read_jsonl(path, "prediction"))
         if not rows:
             _fail(f"{path}: no predictions")
-        label = rows[0]["model"]
-        if label in scores:
-            _fail(f"{path}: a second set of predictions labelled {label!r}")
-        scores[label] = score(rows)
+        for row in rows:
+            rows_by_model.setdefault(row["model"], {}).setdefault(row["split"], []).append(row)
+    scores = {}
+    for label, by_split in rows_by_model.items():
+        if "test" not in by_split:
+            _fail(f"model {label!r} has no predictions on the clean test split")
+        scores[label] = score(by_split["test"])
+        if "test_noisy" in by_split:
+            noisy = score(by_split["test_noisy"])
+            scores[label]["noisy"] = {key: noisy[key] for key in ("n", "exact_match", "name_accuracy", "parse_failure_rate")}
     report = build_report(scores, test_file)
     write_report(out, report)
     click.echo(side_by_side(report))
@@ -64,13 +71,15 @@ def cli() -> None:
               help="Axolotl YAML: base_model and output_dir (the adapter) are read from it.")
 @click.option("--test", "test_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Held-out records (JSONL) to score on.")
+@click.option("--noisy-test", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The speech-noise twin of --test (test_noisy.jsonl), scored as each model's `noisy` entry.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for predictions and reports.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N records.")
 @click.option("--skip-base", is_flag=True, help="Score only the tuned model.")
-def run(config: Path, test_file: Path, out: Path, batch_size: int, max_new_tokens: int, limit: int | None,
-        skip_base: bool) -> None:
+def run(config: Path, test_file: Path, noisy_test: Path | None, out: Path, batch_size: int, max_new_tokens: int,
+        limit: int | None, skip_base: bool) -> None:
     """Generate with the base model and base + adapter, then score both.
 
     \b
@@ -80,12 +89,15 @@ def run(config: Path, test_file: Path, out: Path, batch_size: int, max_new_token
     from eval.predict import attach_adapter, generate, load_model, prediction_rows
 
     settings = _read_config(config)
+    splits = {"test": test_file, "test_noisy": noisy_test} if noisy_test else {"test": test_file}
+    records = {}
     try:
-        records = list(read_jsonl(test_file, "record"))[:limit]
+        for split, path in splits.items():
+            records[split] = list(read_jsonl(path, "record"))[:limit]
+            if not records[split]:
+                _fail(f"{path}: no records")
     except DataError as err:
         _fail(str(err))
-    if not records:
-        _fail(f"{test_file}: no records")
     adapter_dir = Path(settings["output_dir"])
     if not (adapter_dir / "adapter_config.json").exists():
         _fail(f"{adapter_dir}: no trained adapter (adapter_config.json); run `make train` first")
@@ -96,10 +108,11 @@ def run(config: Path, test_file: Path, out: Path, batch_size: int, max_new_token
     for label, with_adapter in stages:
         if with_adapter:
             model = attach_adapter(model, adapter_dir)
-        outputs = generate(model, tokenizer, records, batch_size, max_new_tokens, label=f"{label} model")
-        path = out / f"predictions-{label}.jsonl"
-        write_jsonl(path, prediction_rows(records, outputs, label), "prediction")
-        prediction_files.append(path)
+        for split, split_records in records.items():
+            outputs = generate(model, tokenizer, split_records, batch_size, max_new_tokens, label=f"{label} model, {split}")
+            path = out / (f"predictions-{label}.jsonl" if split == "test" else f"predictions-{label}-noisy.jsonl")
+            write_jsonl(path, prediction_rows(split_records, outputs, label, split), "prediction")
+            prediction_files.append(path)
     _score_and_report(prediction_files, str(test_file), out)
 
 

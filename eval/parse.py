@@ -2,7 +2,8 @@
 
 The tuned model answers with the call alone (`weather(location="Berlin")`); a base model often
 wraps it in chatter. The whole text is tried first, then each line on its own, then each
-`name(...)` span inside a line ("Sure! weather(location=\"Berlin\") should do it"). What does not
+`name(...)` span inside a line ("Sure! weather(location=\"Berlin\") should do it"). A JSON-style
+answer (`{"function_call": {"name": ..., "arguments": {...}}}`) is read with `json`. What does not
 parse is a typed failure, not an exception.
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from datagen.calls import Call, CallSyntaxError, parse_call
+import json
+
+from datagen.calls import Call, CallSyntaxError, call_from_json, parse_call
 
 # a name followed by a parenthesised argument list that holds no further parentheses:
 # enough for keyword calls with literal string values, which is what the skills take
@@ -40,6 +43,11 @@ def parse_output(text: str) -> Parsed:
     stripped = text.strip().strip("`").strip()
     if not stripped:
         return Parsed(None, "parse:empty")
+    if stripped.startswith("{"):  # the json answer style: {"function_call": {...}}
+        try:
+            return Parsed(call_from_json(json.loads(stripped)))
+        except (json.JSONDecodeError, CallSyntaxError):
+            pass
     candidates = [stripped] + [line.strip() for line in stripped.splitlines()]
     candidates += [
         match.group(0)

@@ -45,7 +45,9 @@ def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_ne
     import torch
 
     prompts = [
-        tokenizer.apply_chat_template(record["messages"][:-1], add_generation_prompt=True, tokenize=False)
+        tokenizer.apply_chat_template(
+            record["messages"][:-1], tools=record.get("tools"), add_generation_prompt=True, tokenize=False
+        )
         for record in records
     ]
     outputs: list[str] = []
@@ -67,11 +69,12 @@ def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_ne
     return outputs
 
 
-def prediction_rows(records: list[dict], outputs: list[str], model_label: str) -> list[dict]:
+def prediction_rows(records: list[dict], outputs: list[str], model_label: str, split: str) -> list[dict]:
     return [
         {
             "index": index,
             "model": model_label,
+            "split": split,
             "skill": gold_call(record).name,
             "user": user_text(record),
             "gold": record["messages"][-1]["content"],

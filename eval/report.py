@@ -24,6 +24,9 @@ def side_by_side(report: dict) -> str:
     rows = [("", *models)]
     rows += [(title, *(_pct(report[model][key]) for model in models)) for key, title in HEADLINE]
     rows.append(("examples", *(str(report[model]["n"]) for model in models)))
+    if all("noisy" in report[model] for model in models):
+        rows.append(("exact match, noisy speech", *(_pct(report[model]["noisy"]["exact_match"]) for model in models)))
+        rows.append(("noisy examples", *(str(report[model]["noisy"]["n"]) for model in models)))
     rows.append(("exact match per skill:", *("" for _ in models)))
     for skill in skills:
         cells = []
@@ -42,6 +45,9 @@ def markdown(report: dict) -> str:
     for key, title in HEADLINE:
         lines.append(f"| {title} | " + " | ".join(_pct(report[model][key]) for model in models) + " |")
     lines.append("| examples | " + " | ".join(str(report[model]["n"]) for model in models) + " |")
+    if all("noisy" in report[model] for model in models):
+        lines.append("| exact match, noisy speech | " + " | ".join(_pct(report[model]["noisy"]["exact_match"]) for model in models) + " |")
+        lines.append("| noisy examples | " + " | ".join(str(report[model]["noisy"]["n"]) for model in models) + " |")
     lines += ["", "## Exact match per skill", "", "| skill | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     skills = sorted({skill for model in models for skill in report[model]["per_skill"]})
     for skill in skills:

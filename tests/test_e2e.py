@@ -61,6 +61,8 @@ def check_report(project: Path, model: str) -> dict:
         predictions = list(read_jsonl(run_dir / f"predictions-{label}.jsonl", "prediction"))
         assert len(predictions) == len(test_records) == report[label]["n"]
         assert 0.0 <= report[label]["exact_match"] <= report[label]["name_accuracy"] <= 1.0
+        noisy = list(read_jsonl(run_dir / f"predictions-{label}-noisy.jsonl", "prediction"))
+        assert len(noisy) == report[label]["noisy"]["n"] > 0
     assert (run_dir / "report.md").read_text().startswith("# Function-calling eval")
     return report
 

@@ -34,3 +34,10 @@ def test_typed_failure_instead_of_exception(text, error_type):
     parsed = parse_output(text)
     assert not parsed.ok
     assert parsed.error_type == error_type
+
+
+def test_json_style_answer():
+    parsed = parse_output('{"function_call": {"name": "weather", "arguments": {"location": "Oslo"}}}')
+    assert parsed.call == Call("weather", {"location": "Oslo"})
+    assert parse_output('{"function_call": {"name": "weather", "arguments": "{\\"location\\": \\"Oslo\\"}"}}').ok
+    assert parse_output('{"function_call": 3}').error_type == "parse:no_call_found"

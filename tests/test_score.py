@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def row(index, gold, output, model="tuned"):
     skill = gold.split("(")[0]
-    return {"index": index, "model": model, "skill": skill, "user": f"utterance {index}", "gold": gold, "output": output}
+    return {"index": index, "model": model, "split": "test", "skill": skill, "user": f"utterance {index}", "gold": gold, "output": output}
 
 
 ROWS = [
@@ -82,3 +82,21 @@ def test_report_schema_requires_header_keys(tmp_path, bad):
     with pytest.raises(DataError, match="is a required property"):
         write_json(tmp_path / "report.json", report, "report")
     assert not (tmp_path / "report.json").exists()
+
+
+def test_noisy_predictions_become_the_noisy_entry(tmp_path):
+    clean = tmp_path / "predictions-tuned.jsonl"
+    noisy = tmp_path / "predictions-tuned-noisy.jsonl"
+    write_jsonl(clean, ROWS, "prediction")
+    # on noisy speech the model gets only the other() row right: 1/4
+    noisy_rows = [{**r, "split": "test_noisy", "output": r["output"] if r["skill"] == "other" else "hmm"} for r in ROWS]
+    write_jsonl(noisy, noisy_rows, "prediction")
+    result = subprocess.run(
+        [sys.executable, "-m", "eval", "score", str(clean), str(noisy), "--out", str(tmp_path / "report")],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    report = read_json(tmp_path / "report" / "report.json", "report")
+    assert report["tuned"]["exact_match"] == 0.5
+    assert report["tuned"]["noisy"] == {"n": 4, "exact_match": 0.25, "name_accuracy": 0.25, "parse_failure_rate": 0.75}
+    assert "exact match, noisy speech  25.0%" in result.stdout
