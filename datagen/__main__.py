@@ -129,5 +129,59 @@ def validate(files: tuple[Path, ...]) -> None:
         _fail(str(err))
 
 
+from datagen.llm import llm_command  # noqa: E402
+from datagen.llm import merge_review_command  # noqa: E402
+
+cli.add_command(llm_command, "llm")
+cli.add_command(merge_review_command, "merge-review")
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Local tokenizer folder (e.g. models/SmolLM2-135M-Instruct) to count tokens with.")
+@click.option("--sequence-len", type=click.IntRange(min=1), default=None, help="Flag records longer than this.")
+@click.option("--histogram", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save a token-length histogram PNG here (needs --tokenizer).")
+def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histogram: Path | None) -> None:
+    """Records per skill and split in FOLDER; token lengths with --tokenizer.
+
+    \b
+    Example:
+      python -m datagen stats data/skills --tokenizer models/SmolLM2-135M-Instruct --sequence-len 256 \\
+          --histogram data/skills/lengths.png
+    """
+    from datagen.stats import dataset_stats, save_histogram
+
+    if histogram and not tokenizer:
+        _fail("--histogram needs --tokenizer")
+    loaded = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        loaded = AutoTokenizer.from_pretrained(str(tokenizer))
+    try:
+        result = dataset_stats(folder, loaded, sequence_len)
+    except DataError as err:
+        _fail(str(err))
+    if not result:
+        _fail(f"{folder}: no *.jsonl files")
+    skills = sorted({skill for entry in result.values() for skill in entry["per_skill"]})
+    header = f"{'skill':<12}" + "".join(f"{split:>12}" for split in result)
+    click.echo(header)
+    for skill in skills:
+        click.echo(f"{skill:<12}" + "".join(f"{entry['per_skill'].get(skill, 0):>12}" for entry in result.values()))
+    click.echo(f"{'total':<12}" + "".join(f"{entry['records']:>12}" for entry in result.values()))
+    for split, entry in result.items():
+        if "tokens" in entry:
+            tokens = entry["tokens"]
+            line = f"{split}: tokens min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, max {tokens['max']}, total {tokens['total']}"
+            if sequence_len:
+                line += f"; {tokens['over_sequence_len']} over sequence_len {sequence_len}"
+            click.echo(line)
+    if histogram:
+        save_histogram(result, sequence_len, histogram)
+        click.echo(f"histogram: {histogram}")
+
+
 if __name__ == "__main__":
     cli(prog_name="python -m datagen")
