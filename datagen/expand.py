@@ -157,4 +157,10 @@ def generate_pairs(skills: list[Skill], n: int, negative_ratio: float, seed: int
     """`n` pairs in all, balanced over the skills (see `targets`), deterministic for `seed`."""
     rng = random.Random(seed)
     counts = targets(skills, n, negative_ratio)
-    return {skill.name: skill_pairs(skill, counts[skill.name], rng) for skill in skills}
+    chosen = {skill.name: skill_pairs(skill, counts[skill.name], rng) for skill in skills}
+    for skill in skills:  # every emitted call is checked against its skill's JSON Schema
+        for pair in chosen[skill.name]:
+            problem = skill.check_call(pair.call)
+            if problem:
+                raise ValueError(f"{skill.path}: expansion made an invalid call for {pair.user!r}: {problem}")
+    return chosen

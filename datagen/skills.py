@@ -23,6 +23,7 @@ does not fit the signature is a SkillFileError naming file and line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import jsonschema
@@ -78,13 +79,15 @@ class Skill:
             "additionalProperties": False,
         }
 
+    @cached_property
+    def _validator(self) -> jsonschema.Draft202012Validator:
+        return jsonschema.Draft202012Validator(self.json_schema())
+
     def check_call(self, call: Call) -> str | None:
         """Why `call` does not fit this skill, or None when it does."""
         if call.name != self.name:
             return f"call to {call.name}() in the file of skill {self.name}"
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(self.json_schema()).iter_errors(call.arguments)
-        )
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(call.arguments))
         if error is None:
             return None
         where = ".".join(str(part) for part in error.absolute_path)
