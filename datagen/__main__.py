@@ -3,6 +3,9 @@
     python -m datagen check examples/skills
     python -m datagen skills --pack examples/skills --out data/skills --n 1000 --seed 0
     python -m datagen validate data/skills/train.jsonl
+    python -m datagen stats data/skills --tokenizer models/SmolLM2-135M-Instruct
+    python -m datagen llm --base-url http://127.0.0.1:8000/v1 --model local --out data/llm/pairs.jsonl
+    python -m datagen merge-review review/ --pack examples/skills
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import click
 
 from datagen.expand import generate_pairs
 from datagen.jsonio import DataError
+from datagen.llm import llm_command, merge_review_command
 from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
 from datagen.skills import SkillFileError, load_pack
 from datagen.split import add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
@@ -129,12 +133,6 @@ def validate(files: tuple[Path, ...]) -> None:
         _fail(str(err))
 
 
-from datagen.llm import llm_command  # noqa: E402
-from datagen.llm import merge_review_command  # noqa: E402
-
-cli.add_command(llm_command, "llm")
-cli.add_command(merge_review_command, "merge-review")
-
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--tokenizer", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -182,6 +180,9 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
         save_histogram(result, sequence_len, histogram)
         click.echo(f"histogram: {histogram}")
 
+
+cli.add_command(llm_command, "llm")
+cli.add_command(merge_review_command, "merge-review")
 
 if __name__ == "__main__":
     cli(prog_name="python -m datagen")

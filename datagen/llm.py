@@ -1,0 +1,780 @@
+"""LLM generation of training pairs through any OpenAI-compatible chat-completions API.
+
+    OPENAI_API_KEY=... python -m datagen llm --base-url https://api.openai.com/v1 --model MODEL \\
+        --per-skill 50 --out data/llm/pairs.jsonl
+    python -m datagen llm --base-url http://127.0.0.1:8000/v1 --model local --review review/
+    python -m datagen merge-review review/ --pack examples/skills
+
+Why the output can be trusted, and a run can be killed and resumed:
+
+- The plan. Request i of skill s is a pure function of (pack contents, s, i, model, seed, batch):
+  the prompt describes the skill (signature, description, JSON Schema of its arguments), shows a
+  sample of the pack's examples picked by (seed, s, i), and asks for `batch` new pairs through a
+  forced function call (`submit_pairs`); the same JSON as plain `message.content` is accepted too.
+  A skill gets requests 0, 1, 2, ... until it has `--per-skill` pairs or hits a cap of 3x the
+  requests it would need if every candidate were accepted.
+- The cache. Every answer is stored under `--cache` as `<sha256 of the canonical request body>.json`
+  (written to a temporary file, then renamed). The key is the request body only: no API key, no
+  base URL. A cached request makes no HTTP call, so a finished run re-runs with zero requests.
+- Plan order. Requests are sent concurrently (at most `--concurrency` at a time, in waves), but
+  their candidates are judged strictly in plan order: skill by skill in pack order, request by
+  request, candidate by candidate. What is accepted therefore never depends on timing.
+- Append-only output. An accepted pair is written as one line and fsynced before the next is
+  judged. On start an existing `--out` is read back (a torn last line left by `kill -9` is cut
+  off); its pairs count toward the targets and the dedup set, and replaying the plan from request
+  0 (from the cache, mostly) skips them again, so a killed and resumed run ends with exactly the
+  pairs an uninterrupted run writes.
+- Checks. A candidate must be JSON with a non-empty one-line `user` and either `arguments` (an
+  object, made into `Call(skill, arguments)`) or `call` (text, parsed with `parse_call`, never
+  executed); the call must pass `Skill.check_call` and survive a round trip through its text; the
+  utterance must be new by `normalize()` across the whole pack and everything accepted so far.
+  Everything else goes to `--rejects` with the reason.
+
+Retries, backoff with jitter and Retry-After are the `openai` client's own (`--max-retries`).
+The API key is read from OPENAI_API_KEY only and is handed to the client, nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
+from datagen.expand import normalize
+from datagen.jsonio import DataError, schema_problem, write_text
+from datagen.skills import (
+    ASSISTANT_PREFIX,
+    EXAMPLES_HEADER,
+    PROMPT_HEADER,
+    USER_PREFIX,
+    Skill,
+    SkillFileError,
+    load_pack,
+    parse_skill_file,
+)
+
+PAIR_SCHEMA = "pair"
+REJECT_SCHEMA = "reject"
+TOOL_NAME = "submit_pairs"
+TEMPERATURE = 1.0
+EXAMPLES_SHOWN = 12  # pack examples per prompt, a different sample for each request
+CAP_FACTOR = 3  # a skill gets at most this many times the requests it needs at 100 % acceptance
+MAX_REJECT_TEXT = 2000  # a non-JSON answer is kept in the rejects file up to this many characters
+STYLES = (
+    "short spoken commands",
+    "questions",
+    "noisy speech transcripts: lowercase, no punctuation, filler words like um or uh",
+    "polite, longer requests with some context",
+    "casual and terse, the way people talk to a phone",
+    "indirect requests that still clearly ask for this skill",
+)
+SYSTEM_PROMPT = (
+    "You write training data for a small model that turns what a user says to a voice assistant "
+    "into one function call. You answer only by calling the function you are given."
+)
+
+
+class GenerationError(RuntimeError):
+    """A run cannot go on (the API failed after the client's retries); str() is one line."""
+
+
+class MalformedAnswer(ValueError):
+    """An answer that does not hold the pairs JSON; str() is the reject reason."""
+
+
+# --- the request plan
+
+
+def requests_needed(per_skill: int, batch: int) -> int:
+    return max(1, math.ceil(per_skill / batch))
+
+
+def request_cap(per_skill: int, batch: int) -> int:
+    return CAP_FACTOR * requests_needed(per_skill, batch)
+
+
+def pairs_tool(skill: Skill, batch: int) -> dict:
+    """The function the model is made to call: an array of {user, arguments} for this skill."""
+    pair = {
+        "type": "object",
+        "properties": {
+            "user": {"type": "string", "description": "What the user says, one line."},
+            "arguments": skill.json_schema(),
+        },
+        "required": ["user", "arguments"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "function",
+        "function": {
+            "name": TOOL_NAME,
+            "description": f"Submit new training pairs for the skill {skill.name}().",
+            "parameters": {
+                "type": "object",
+                "properties": {"pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": batch}},
+                "required": ["pairs"],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+def _example_lines(skill: Skill, index: int, seed: int) -> list[str]:
+    # a different, reproducible sample per request (str seeds are stable across processes)
+    rng = random.Random(f"{seed}:{skill.name}:{index}")
+    chosen = sorted(rng.sample(range(len(skill.examples)), min(EXAMPLES_SHOWN, len(skill.examples))))
+    return [f"- {json.dumps(skill.examples[i].user)} -> {skill.examples[i].call.to_python()}" for i in chosen]
+
+
+def _task_lines(skill: Skill, pack: list[Skill], batch: int) -> list[str]:
+    if skill.name == NO_CALL_NAME:
+        others = [f"- {s.short_signature()}: {s.description}" for s in pack if s.name != NO_CALL_NAME]
+        return [
+            "These requests must NOT be for any of these skills:",
+            *others,
+            "",
+            f"Task: write {batch} new, varied things a user might say to a voice assistant that none of "
+            "those skills handles: small talk, questions they cannot answer, remarks that only mention "
+            "a skill's topic. `arguments` is always {}.",
+        ]
+    return [
+        f"Task: write {batch} new, varied user requests for this skill, each with the arguments of "
+        "the call it should produce. Do not repeat or lightly reword the examples. Use new values "
+        "for free-text arguments, written exactly as the user says them. Leave an optional argument "
+        "out when the request does not give it. A choice argument takes one of its listed values.",
+    ]
+
+
+def request_body(skill: Skill, pack: list[Skill], index: int, *, model: str, seed: int, batch: int) -> dict:
+    """The chat-completions body of request `index` for `skill`; nothing in it varies between runs."""
+    lines = [
+        f"Skill: {skill.signature}",
+        f"Description: {skill.description}",
+        f"Arguments (JSON Schema): {json.dumps(skill.json_schema(), sort_keys=True)}",
+        "",
+        "Examples of what users say and the call each one should produce:",
+        *_example_lines(skill, index, seed),
+        "",
+        *_task_lines(skill, pack, batch),
+        f"Style for this batch: {STYLES[index % len(STYLES)]}.",
+        "",
+        f"Answer by calling {TOOL_NAME} with {{\"pairs\": [{{\"user\": \"...\", \"arguments\": {{...}}}}, ...]}}. "
+        "If you cannot call functions, answer with only that JSON object.",
+        f"Batch {index + 1}, variation {seed}-{index}.",
+    ]
+    return {
+        "model": model,
+        "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}],
+        "tools": [pairs_tool(skill, batch)],
+        "tool_choice": {"type": "function", "function": {"name": TOOL_NAME}},
+        "temperature": TEMPERATURE,
+        "seed": seed,
+    }
+
+
+def cache_key(body: dict) -> str:
+    """sha256 of the canonical JSON of the request body (which holds no key and no URL)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """One JSON file per request: {"request": body, "response": completion}, renamed into place."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            stored = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):  # unreadable: a miss, and the new answer replaces it
+            return None
+        response = stored.get("response") if isinstance(stored, dict) else None
+        return response if isinstance(response, dict) else None
+
+    def put(self, key: str, body: dict, response: dict) -> None:
+        write_text(self._path(key), json.dumps({"request": body, "response": response}, ensure_ascii=False) + "\n")
+
+
+# --- reading answers and judging candidates
+
+_FENCE = re.compile(r"^```[\w-]*[ \t]*\n?(.*?)\n?```$", re.DOTALL)
+
+
+def answer_texts(response: dict) -> list[str]:
+    """The texts that should hold the pairs JSON: each tool call's arguments, else the content."""
+    choices = response.get("choices") or [{}]
+    message = (choices[0] or {}).get("message") or {}
+    calls = list(message.get("tool_calls") or [])
+    if message.get("function_call"):  # the older single-function form some servers still send
+        calls.append({"function": message["function_call"]})
+    texts = [(call.get("function") or {}).get("arguments") or "" for call in calls]
+    if not texts and message.get("content"):
+        texts = [message["content"]]
+    return texts
+
+
+def parse_answer(text: str) -> list:
+    """The candidates in one answer text: {"pairs": [...]} or a bare [...], optionally in a ``` fence."""
+    text = text.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MalformedAnswer(f"malformed JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
+    if isinstance(data, dict) and isinstance(data.get("pairs"), list):
+        return data["pairs"]
+    if isinstance(data, list):
+        return data
+    raise MalformedAnswer('malformed answer: expected {"pairs": [...]}')
+
+
+def _candidate_call(skill: Skill, candidate: dict) -> Call:
+    """The call a candidate proposes; raises MalformedAnswer / CallSyntaxError."""
+    if "arguments" in candidate:
+        arguments = {} if candidate["arguments"] is None else candidate["arguments"]
+        if not isinstance(arguments, dict):
+            raise MalformedAnswer("malformed pair: arguments is not an object")
+        return Call(skill.name, arguments)
+    if isinstance(candidate.get("call"), str):
+        return parse_call(candidate["call"])
+    raise MalformedAnswer('malformed pair: expected "arguments" (an object) or "call" (text)')
+
+
+def build_pair(skill: Skill, candidate) -> tuple[dict | None, str | None]:
+    """(pair line, None) when the candidate is a valid pair for `skill`, else (None, reason)."""
+    if not isinstance(candidate, dict) or not isinstance(candidate.get("user"), str):
+        return None, 'malformed pair: expected {"user": "...", "arguments": {...}}'
+    user = candidate["user"].strip()
+    if not normalize(user):
+        return None, "empty user text"
+    if "\n" in user or "\r" in user:
+        return None, "user text has a line break"
+    try:
+        call = _candidate_call(skill, candidate)
+    except MalformedAnswer as err:
+        return None, str(err)
+    except CallSyntaxError as err:
+        return None, f"unparsable call: {err}"
+    problem = skill.check_call(call)
+    if problem:  # check_call says either "call to f() in the file of skill s" or "... does not fit ..."
+        return None, problem if "does not fit" in problem else f"does not fit {skill.name}: {problem}"
+    text = call.to_python()
+    try:
+        round_trip = parse_call(text)
+    except CallSyntaxError:
+        round_trip = None
+    if round_trip != call:  # e.g. a line break inside a value: the call text could not carry it
+        return None, f"does not fit {skill.name}: the call cannot be written back as one line of call text"
+    return {"skill": skill.name, "user": user, "call": text, "source": "llm"}, None
+
+
+# --- append-only JSONL
+
+
+def _line(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+class AppendLog:
+    """A JSONL file that only grows by whole, validated, fsynced lines; opened on the first append."""
+
+    def __init__(self, path: Path, schema_name: str):
+        self.path, self.schema_name = path, schema_name
+        self._handle = None
+
+    def load(self) -> list[dict]:
+        """The lines already there, validated; a torn last line (no newline: a killed writer) is cut off."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except IsADirectoryError:
+            raise DataError(self.path, 0, "is a folder, not a JSONL file") from None
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            with self.path.open("r+b") as handle:
+                handle.truncate(len(data))
+                os.fsync(handle.fileno())
+            click.echo(f"warning: {self.path}: dropped a torn last line", err=True)
+        rows = []
+        for number, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise DataError(self.path, number, f"not JSON: {err.msg}") from None
+            problem = schema_problem(obj, self.schema_name)
+            if problem:
+                raise DataError(self.path, number, problem)
+            rows.append(obj)
+        return rows
+
+    def append(self, obj: dict) -> None:
+        problem = schema_problem(obj, self.schema_name)
+        if problem:  # a bug, not bad model output: candidates are judged before they get here
+            raise DataError(self.path, 0, f"refusing to append an invalid line: {problem}")
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write(_line(obj))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+# --- the run
+
+
+@dataclass
+class Settings:
+    pack: Path
+    base_url: str
+    model: str
+    per_skill: int
+    batch: int
+    out: Path | None
+    rejects: Path
+    cache: Path
+    concurrency: int
+    max_retries: int
+    timeout: float
+    seed: int
+    review: Path | None
+    skills: list[str] | None
+
+
+@dataclass
+class Stats:
+    requests: int = 0  # HTTP requests this run started (the client's own retries not counted)
+    cache_hits: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    resumed: int = 0  # pairs already in --out when the run started
+
+
+@dataclass
+class SkillState:
+    skill: Skill
+    target: int
+    cap: int
+    pairs: list[dict] = field(default_factory=list)  # every pair of this skill in --out, old and new
+    next_index: int = 0  # the next planned request whose candidates are to be judged
+
+    @property
+    def full(self) -> bool:
+        return len(self.pairs) >= self.target
+
+    @property
+    def done(self) -> bool:
+        return self.full or self.next_index >= self.cap
+
+
+class Generator:
+    """One run of `python -m datagen llm`; see the module docstring for the rules it keeps."""
+
+    def __init__(self, settings: Settings, pack: list[Skill], selected: list[Skill]):
+        self.settings, self.pack = settings, pack
+        cap = request_cap(settings.per_skill, settings.batch)
+        self.states = [SkillState(skill, settings.per_skill, cap) for skill in selected]
+        self.cache = ResponseCache(settings.cache)
+        self.out = AppendLog(settings.out, PAIR_SCHEMA) if settings.out else None
+        self.rejects = AppendLog(settings.rejects, REJECT_SCHEMA)
+        self.stats = Stats()
+        self.fetched: dict[tuple[str, int], dict] = {}  # answers in memory, waiting for their turn
+        self.seen: dict[str, str] = {}  # normalized utterance -> where it comes from
+        self.replay: Counter = Counter()  # pairs from --out that replaying the plan will meet again
+        self.rejects_written: set[str] = set()
+        self.progress = None
+
+    # -- start: what is already on disk
+
+    def load_existing(self) -> None:
+        for skill in self.pack:
+            for example in skill.examples:
+                self.seen.setdefault(normalize(example.user), f"a pack example ({Path(skill.path).name}:{example.line})")
+        by_name = {state.skill.name: state for state in self.states}
+        for pair in self.out.load() if self.out else []:
+            self.seen.setdefault(normalize(pair["user"]), f"an accepted {pair['skill']} pair")
+            self.replay[(pair["skill"], pair["user"], pair["call"])] += 1
+            if pair["skill"] in by_name:
+                by_name[pair["skill"]].pairs.append(pair)
+            self.stats.resumed += 1
+        self.rejects_written = {_line(row) for row in self.rejects.load()}
+
+    # -- fetching
+
+    def wave(self) -> list[tuple[SkillState, int]]:
+        """The next requests to send: for each unfinished skill in order, the ones its gap needs."""
+        wanted = []
+        for state in self.states:
+            if state.done:
+                continue
+            missing = state.target - len(state.pairs)
+            upto = min(state.cap, state.next_index + math.ceil(missing / self.settings.batch))
+            wanted += [(state, i) for i in range(state.next_index, upto) if (state.skill.name, i) not in self.fetched]
+        return wanted[: 2 * self.settings.concurrency]
+
+    async def fetch(self, client, limit: asyncio.Semaphore, state: SkillState, index: int) -> dict:
+        s = self.settings
+        body = request_body(state.skill, self.pack, index, model=s.model, seed=s.seed, batch=s.batch)
+        key = cache_key(body)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        async with limit:
+            self.stats.requests += 1
+            completion = await _create(client, body, s, f"{state.skill.name} request {index}")
+        response = completion.model_dump(mode="json", exclude_none=True)
+        self.cache.put(key, body, response)
+        return response
+
+    # -- judging, strictly in plan order
+
+    def process(self) -> None:
+        """Judge every fetched answer whose turn has come: skill by skill, request by request."""
+        for state in self.states:
+            while not state.done and (state.skill.name, state.next_index) in self.fetched:
+                self.judge_answer(state, self.fetched.pop((state.skill.name, state.next_index)))
+                state.next_index += 1
+            if not state.done:
+                return  # later skills wait for this one, so acceptance never depends on timing
+
+    def judge_answer(self, state: SkillState, response: dict) -> None:
+        texts = answer_texts(response)
+        if not texts:
+            self.reject(state, None, "empty answer: no tool call and no content")
+        candidates = []
+        for text in texts:
+            try:
+                candidates += parse_answer(text)
+            except MalformedAnswer as err:
+                self.reject(state, text[:MAX_REJECT_TEXT], str(err))
+        for candidate in candidates:
+            if state.full:
+                break
+            self.judge_candidate(state, candidate)
+        self._show_progress()
+
+    def judge_candidate(self, state: SkillState, candidate) -> None:
+        pair, reason = build_pair(state.skill, candidate)
+        if reason:
+            self.reject(state, candidate, reason)
+            return
+        key = normalize(pair["user"])
+        if key in self.seen:
+            identity = (pair["skill"], pair["user"], pair["call"])
+            if self.replay[identity]:  # accepted here by the run that was interrupted
+                self.replay[identity] -= 1
+            else:
+                self.reject(state, candidate, f"duplicate of {self.seen[key]}")
+            return
+        self.seen[key] = f"an accepted {state.skill.name} pair"
+        if self.out:
+            self.out.append(pair)
+        state.pairs.append(pair)
+        self.stats.accepted += 1
+        if self.progress is not None:
+            self.progress.update(1)
+
+    def reject(self, state: SkillState, candidate, reason: str) -> None:
+        self.stats.rejected += 1
+        row = {"skill": state.skill.name, "candidate": candidate, "reason": reason}
+        if _line(row) not in self.rejects_written:  # replaying after a resume writes nothing twice
+            self.rejects_written.add(_line(row))
+            self.rejects.append(row)
+
+    def _show_progress(self) -> None:
+        if self.progress is not None:
+            self.progress.set_postfix(
+                accepted=self.stats.accepted, rejected=self.stats.rejected,
+                requests=self.stats.requests, cached=self.stats.cache_hits, refresh=False,
+            )
+
+    # -- the loop
+
+    async def run(self) -> Stats:
+        from tqdm import tqdm
+
+        s = self.settings
+        self.load_existing()
+        missing = sum(max(state.target - len(state.pairs), 0) for state in self.states)
+        self.progress = tqdm(total=missing, unit="pair", desc="llm", file=sys.stderr, mininterval=0.5)
+        try:
+            async with _client(s) as client:
+                limit = asyncio.Semaphore(s.concurrency)
+                while wave := self.wave():
+                    results = await asyncio.gather(
+                        *(self.fetch(client, limit, state, index) for state, index in wave), return_exceptions=True
+                    )
+                    for (state, index), result in zip(wave, results):
+                        if not isinstance(result, BaseException):
+                            self.fetched[(state.skill.name, index)] = result
+                    self.process()  # keep what arrived, in plan order, before reporting a failure
+                    failures = [result for result in results if isinstance(result, BaseException)]
+                    if failures:
+                        raise failures[0]
+        finally:
+            self.progress.close()
+            if self.out:
+                self.out.close()
+            self.rejects.close()
+        if s.review:
+            write_review(s.review, [state for state in self.states if state.pairs])
+        return self.stats
+
+    def shortfalls(self) -> list[str]:
+        return [
+            f"{state.skill.name}: {len(state.pairs)} of {state.target} pairs after {state.cap} requests (the cap)"
+            for state in self.states
+            if not state.full
+        ]
+
+
+def _client(s: Settings):
+    import openai
+
+    # the key goes to the client and nowhere else; local servers accept any placeholder
+    return openai.AsyncOpenAI(
+        base_url=s.base_url,
+        api_key=os.environ.get("OPENAI_API_KEY") or "none",
+        max_retries=s.max_retries,
+        timeout=s.timeout,
+    )
+
+
+async def _create(client, body: dict, s: Settings, what: str):
+    """One chat completion; the client retries 429/5xx/timeouts itself, with backoff and Retry-After."""
+    import openai
+
+    try:
+        return await client.chat.completions.create(**body)
+    except openai.APIConnectionError as err:  # includes timeouts
+        raise GenerationError(
+            f"cannot reach {s.base_url} ({what}; --max-retries {s.max_retries}): {type(err).__name__}: {_one_line(err)}"
+        ) from None
+    except openai.APIStatusError as err:
+        raise GenerationError(
+            f"{s.base_url} answered HTTP {err.status_code} ({what}; --max-retries {s.max_retries}): {_one_line(err.message)}"
+        ) from None
+    except openai.OpenAIError as err:
+        raise GenerationError(f"{s.base_url} ({what}): {type(err).__name__}: {_one_line(err)}") from None
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+# --- review files
+
+
+def review_text(skill: Skill, pairs: list[dict]) -> str:
+    """A skill file holding `pairs` as its examples, for a person to edit and merge-review."""
+    lines = [PROMPT_HEADER, skill.signature]
+    if skill.description:
+        lines.append(skill.description)
+    lines += ["", EXAMPLES_HEADER]
+    for pair in pairs:
+        lines += [f"{USER_PREFIX} {pair['user']}", f"{ASSISTANT_PREFIX} {pair['call']}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_review(directory: Path, states: list[SkillState]) -> None:
+    for state in states:
+        write_text(directory / f"{state.skill.name}.txt", review_text(state.skill, state.pairs))
+
+
+def merge_review(review_dir: Path, pack_dir: Path) -> list[tuple[Path, int, int]]:
+    """Append reviewed examples new to the pack; (pack file, added, skipped) per review file.
+
+    Every review file is parsed and checked before any pack file is touched; each pack file is
+    rewritten through a temporary file that must parse, then renamed into place.
+    """
+    paths = sorted(Path(review_dir).glob("*.txt"))
+    if not paths:
+        raise FileNotFoundError(f"{review_dir}: no *.txt review files")
+    reviewed = [parse_skill_file(path) for path in paths]
+    pack = {skill.name: skill for skill in load_pack(pack_dir)}
+    seen = {normalize(example.user) for skill in pack.values() for example in skill.examples}
+    plan = []
+    for review in reviewed:
+        target = pack.get(review.name)
+        if target is None:
+            raise SkillFileError(review.path, 1, f"the pack {pack_dir} has no skill {review.name}")
+        new = []
+        for example in review.examples:
+            problem = target.check_call(example.call)
+            if problem:
+                raise SkillFileError(review.path, example.line, f"does not fit {Path(target.path).name}: {problem}")
+            if normalize(example.user) not in seen:
+                seen.add(normalize(example.user))
+                new.append(example)
+        plan.append((target, new, len(review.examples) - len(new)))
+    for target, new, _ in plan:
+        if new:
+            _append_examples(Path(target.path), new)
+    return [(Path(target.path), len(new), skipped) for target, new, skipped in plan]
+
+
+def _append_examples(path: Path, examples) -> None:
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    if not any(line.strip() == EXAMPLES_HEADER for line in text.splitlines()):
+        text += f"\n{EXAMPLES_HEADER}\n"  # Examples is always the last section, so appending lands in it
+    text += "".join(f"{USER_PREFIX} {e.user}\n{ASSISTANT_PREFIX} {e.call.to_python()}\n" for e in examples)
+    staging = path.with_name(f".{path.name}.merge")
+    staging.write_text(text, encoding="utf-8")
+    try:
+        parse_skill_file(staging)  # never replace a pack file with one that does not parse
+    except SkillFileError:
+        staging.unlink()
+        raise
+    os.replace(staging, path)
+
+
+# --- command line
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+class _OneLineErrors(click.Command):
+    """Bad options end like every other failure here: one `error: ...` line and exit status 1."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:
+            _fail(err.format_message())
+
+
+def _check_options(s: Settings) -> None:
+    if not s.base_url:
+        _fail("--base-url is required (or set OPENAI_BASE_URL)")
+    if not re.match(r"^https?://[^/\s]+", s.base_url):
+        _fail(f"--base-url {s.base_url!r}: expected http://HOST[:PORT]/PATH or https://...")
+    if not s.model:
+        _fail("--model is required")
+    for name, value, least in (("--per-skill", s.per_skill, 1), ("--batch", s.batch, 1),
+                               ("--concurrency", s.concurrency, 1), ("--max-retries", s.max_retries, 0)):
+        if value < least:
+            _fail(f"{name} must be at least {least}, got {value}")
+    if not s.timeout > 0:
+        _fail(f"--timeout must be more than 0 seconds, got {s.timeout}")
+    if not s.out and not s.review:
+        _fail("give --out FILE.jsonl and/or --review DIR")
+    if s.out and s.rejects.resolve() == s.out.resolve():
+        _fail("--rejects and --out must be different files")
+
+
+def _select(pack: list[Skill], names: list[str] | None) -> list[Skill]:
+    if names is None:
+        return pack
+    known = {skill.name for skill in pack}
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        _fail(f"--skills: no skill named {', '.join(unknown) or '(empty)'} in the pack (it has {', '.join(sorted(known))})")
+    return [skill for skill in pack if skill.name in names]
+
+
+@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--pack", type=click.Path(path_type=Path), default=Path("examples/skills"), show_default=True,
+              help="Folder of skill files.")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 "
+              "[env OPENAI_BASE_URL]. The key comes from OPENAI_API_KEY only.")
+@click.option("--model", help="Model name the server knows.")
+@click.option("--per-skill", type=int, default=50, show_default=True, help="Accepted pairs wanted per skill.")
+@click.option("--batch", type=int, default=10, show_default=True, help="Pairs asked for in one request.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Accepted pairs (JSONL, append-only).")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rejected candidates with reasons [default: <out>.rejects.jsonl].")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path(".cache/llm"),
+              show_default=True, help="One file per answered request; cached requests are not sent again.")
+@click.option("--concurrency", type=int, default=8, show_default=True, help="Requests in flight at most.")
+@click.option("--max-retries", type=int, default=5, show_default=True, help="Client retries on 429/5xx/timeouts.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per request attempt.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Varies the prompts; sent as the API's seed.")
+@click.option("--review", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write the pairs as skill files DIR/<skill>.txt to edit and merge-review.")
+@click.option("--skills", "skill_names", help="Only these skills, comma-separated (default: all).")
+def llm_command(pack, base_url, model, per_skill, batch, out, rejects, cache, concurrency, max_retries, timeout,
+                seed, review, skill_names) -> None:
+    """Generate new (utterance, call) pairs per skill with an LLM behind an OpenAI-compatible API.
+
+    \b
+    Example:
+      OPENAI_API_KEY=... python -m datagen llm --base-url https://api.openai.com/v1 \\
+          --model gpt-4o-mini --per-skill 50 --out data/llm/pairs.jsonl
+    """
+    names = [name.strip() for name in skill_names.split(",") if name.strip()] if skill_names is not None else None
+    if rejects is None and (out or review):
+        rejects = Path(f"{out}.rejects.jsonl") if out else review / "rejects.jsonl"
+    settings = Settings(pack, base_url, model, per_skill, batch, out, rejects, cache, concurrency, max_retries,
+                        timeout, seed, review, names)
+    _check_options(settings)
+    try:
+        skills = load_pack(pack)
+    except (SkillFileError, FileNotFoundError) as err:
+        _fail(str(err))
+    generator = Generator(settings, skills, _select(skills, names))
+    try:
+        stats = asyncio.run(generator.run())
+    except (GenerationError, DataError, OSError) as err:
+        _fail(str(err))
+    for line in generator.shortfalls():
+        click.echo(f"warning: {line}", err=True)
+    written = ", ".join(str(path) for path in (out, review) if path)
+    click.echo(
+        f"llm: {stats.requests} requests, {stats.cache_hits} cache hits, {stats.accepted} accepted, "
+        f"{stats.rejected} rejected ({stats.resumed} pairs were already there) -> {written}"
+    )
+
+
+@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("review_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--pack", type=click.Path(path_type=Path), default=Path("examples/skills"), show_default=True,
+              help="Skill pack to add the reviewed examples to.")
+def merge_review_command(review_dir: Path, pack: Path) -> None:
+    """Add the examples of reviewed skill files in REVIEW_DIR to the matching skill files of the pack.
+
+    Every review file must parse strictly (errors name file:line); examples whose normalized
+    utterance the pack already has are skipped; each pack file is replaced atomically.
+
+    \b
+    Example:
+      python -m datagen merge-review review/ --pack examples/skills
+    """
+    try:
+        merged = merge_review(review_dir, pack)
+    except (SkillFileError, FileNotFoundError) as err:
+        _fail(str(err))
+    for path, added, skipped in merged:
+        click.echo(f"{path}: +{added} examples ({skipped} already in the pack)")
+    click.echo(f"merge-review: {sum(added for _, added, _ in merged)} examples added to {pack}")
