@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from datagen.expand import generate_pairs
+from datagen.expand import generate_pairs, read_pair_files
 from datagen.jsonio import DataError
 from datagen.llm import llm_command, merge_review_command
 from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
@@ -74,10 +74,12 @@ def check(pack: Path) -> None:
               help="Answer style: python call text, JSON function_call, or OpenAI tool_calls + tools column.")
 @click.option("--system/--no-system", default=True, show_default=True,
               help="Start each record with a one-line system prompt naming the skills.")
+@click.option("--pairs", "pair_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pairs from `datagen llm` (JSONL) to use beside the pack's examples; repeatable.")
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
 @click.option("--test-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
 def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise: float, style: str, system: bool,
-           val_fraction: float, test_fraction: float) -> None:
+           pair_files: tuple[Path, ...], val_fraction: float, test_fraction: float) -> None:
     """Expand PACK into train/val/test(+test_noisy) chat records with a manifest.
 
     \b
@@ -85,7 +87,11 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
       python -m datagen skills --pack examples/skills --out data/skills --n 1000 --seed 0
     """
     skill_list = _load_pack_or_fail(pack)
-    pairs = generate_pairs(skill_list, total, negatives, seed)
+    try:
+        extra = read_pair_files(pair_files, skill_list)
+    except DataError as err:
+        _fail(str(err))
+    pairs = generate_pairs(skill_list, total, negatives, seed, extra)
     deduped, n_ambiguous = dedup_across_skills(pairs)
     if n_ambiguous:
         click.echo(f"warning: dropped {n_ambiguous} utterances that two skills claim with different calls", err=True)
@@ -103,6 +109,7 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
             "source": str(pack),
             "options": {
                 "n": total, "negatives": negatives, "noise": noise, "system": system,
+                "pairs": [str(path) for path in pair_files],
                 "val_fraction": val_fraction, "test_fraction": test_fraction,
             },
         },

@@ -19,7 +19,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from datagen.calls import NO_CALL_NAME, Call
+from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
+from datagen.jsonio import DataError, iter_jsonl
 from datagen.skills import Skill
 
 
@@ -110,13 +111,17 @@ def wrap(pair: Pair, prefix: str, suffix: str) -> Pair:
     return Pair(user, pair.call, pair.group)
 
 
-def skill_pairs(skill: Skill, count: int, rng: random.Random) -> list[Pair]:
-    """Up to `count` distinct pairs: hand-written examples first, then swaps, then wrapped phrasings.
+def skill_pairs(skill: Skill, count: int, rng: random.Random, extra: list[Pair] = ()) -> list[Pair]:
+    """Up to `count` distinct pairs: hand-written examples and `extra` (LLM pairs) first, then swaps,
+    then wrapped phrasings.
 
     Deterministic for a given `rng` state. Fewer than `count` only when every base utterance has
     been used with every prefix and suffix.
     """
     originals, swaps = expand_skill(skill)
+    known = {normalize(pair.user) for pair in originals + swaps}
+    added = [pair for pair in extra if normalize(pair.user) not in known]
+    originals += list({normalize(pair.user): pair for pair in added}.values())
     bases = [Pair(pair.user, pair.call, normalize(pair.user)) for pair in originals + swaps]
     if count <= len(originals):
         return bases[:count]
@@ -153,14 +158,39 @@ def targets(skills: list[Skill], n: int, negative_ratio: float) -> dict[str, int
     return counts
 
 
-def generate_pairs(skills: list[Skill], n: int, negative_ratio: float, seed: int) -> dict[str, list[Pair]]:
-    """`n` pairs in all, balanced over the skills (see `targets`), deterministic for `seed`."""
+def generate_pairs(skills: list[Skill], n: int, negative_ratio: float, seed: int,
+                   extra: dict[str, list[Pair]] | None = None) -> dict[str, list[Pair]]:
+    """`n` pairs in all, balanced over the skills (see `targets`), deterministic for `seed`.
+
+    `extra` holds further pairs per skill (from `datagen llm`), used like hand-written examples.
+    """
     rng = random.Random(seed)
     counts = targets(skills, n, negative_ratio)
-    chosen = {skill.name: skill_pairs(skill, counts[skill.name], rng) for skill in skills}
+    extra = extra or {}
+    chosen = {skill.name: skill_pairs(skill, counts[skill.name], rng, extra.get(skill.name, [])) for skill in skills}
     for skill in skills:  # every emitted call is checked against its skill's JSON Schema
         for pair in chosen[skill.name]:
             problem = skill.check_call(pair.call)
             if problem:
                 raise ValueError(f"{skill.path}: expansion made an invalid call for {pair.user!r}: {problem}")
     return chosen
+
+
+def read_pair_files(paths, skills: list[Skill]) -> dict[str, list[Pair]]:
+    """Pairs written by `datagen llm`, per skill, each call re-checked against the pack's skill."""
+    by_name = {skill.name: skill for skill in skills}
+    extra: dict[str, list[Pair]] = {}
+    for path in paths:
+        for number, row in iter_jsonl(path, "pair"):
+            skill = by_name.get(row["skill"])
+            if skill is None:
+                raise DataError(path, number, f"skill {row['skill']!r} is not in the pack")
+            try:
+                call = parse_call(row["call"])
+            except CallSyntaxError as err:
+                raise DataError(path, number, str(err)) from None
+            problem = skill.check_call(call)
+            if problem:
+                raise DataError(path, number, problem)
+            extra.setdefault(skill.name, []).append(Pair(row["user"], call, normalize(row["user"])))
+    return extra

@@ -138,3 +138,24 @@ def test_speech_noise_changes_the_requested_share_and_never_leaks():
     for split in SPLITS:
         for pair in noisy[split]:
             assert owners.setdefault(normalize(pair.user), split) == split
+
+
+def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {"skill": "weather", "user": "any chance of sunshine over Reykjavik", "call": 'weather(location="Reykjavik")', "source": "llm"},
+        {"skill": "timer", "user": "ping me after 7 minutes", "call": 'timer(duration="7 minutes")', "source": "llm"},
+    ]
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out"
+    result = datagen("skills", "--out", str(out), "--n", "300", "--pairs", str(pairs))
+    assert result.returncode == 0, result.stderr
+    users = {user_text(r) for split in SPLITS for r in read_jsonl(out / f"{split}.jsonl", "record")}
+    # 30 per skill is fewer than each skill's hand-written examples plus LLM pairs, so all of them are kept
+    assert {row["user"] for row in rows} <= users
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "call": 'timer(length="7 minutes")'}) + "\n")
+    result = datagen("skills", "--out", str(tmp_path / "out2"), "--pairs", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:2: timer(length=\"7 minutes\") does not fit" in result.stderr
+    assert not (tmp_path / "out2").exists()
