@@ -38,7 +38,7 @@ BASE_MODEL = $(shell sed -n 's/^base_model: *//p' $(CONFIG))
 PREPARE_models/SmolLM2-135M-Instruct := scripts/prepare_smollm2.py
 PREPARE_models/tiny-llama := scripts/make_tiny_model.py
 
-.PHONY: install model data preprocess train eval test clean
+.PHONY: install model data preprocess train eval test bench clean
 
 install: $(STAMP)
 
@@ -68,6 +68,9 @@ eval: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py --out BENCHMARKS.md
 
 clean:
 	rm -rf data runs last_run_prepared wandb .pytest_cache
