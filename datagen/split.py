@@ -71,26 +71,29 @@ def split_pairs(pairs_by_skill: dict[str, list[Pair]], seed: int, val_fraction: 
 def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> dict[str, list[Pair]]:
     """Give `share` of train and val records ASR-style noise, and make `test_noisy` from all of test.
 
-    A noisy utterance replaces its clean one only when its normalized form is not already used
-    in another split, so noise never leaks an utterance across splits.
+    A noisy utterance is used only when its normalized form is new to every split (or is its own
+    clean form's), so noise never leaks an utterance across splits nor repeats one within a split.
     """
     rng = random.Random(seed + 1)  # a stream of its own: changing --noise does not reshuffle the splits
-    owner = {normalize(pair.user): split for split, pairs in splits.items() for pair in pairs}
+    used = {normalize(pair.user) for pairs in splits.values() for pair in pairs}
 
-    def noisy(pair: Pair, split: str) -> Pair | None:
+    def noisy(pair: Pair) -> Pair | None:
         values = [value for value in pair.call.arguments.values() if isinstance(value, str)]
         user = add_noise(pair.user, values, rng)
-        if owner.setdefault(normalize(user), split) != split:
-            return None
+        key = normalize(user)
+        if key != normalize(pair.user):
+            if key in used:
+                return None
+            used.add(key)
         return Pair(user, pair.call, pair.group)
 
     result = {}
     for split in ("train", "val"):
         result[split] = [
-            (noisy(pair, split) or pair) if rng.random() < share else pair for pair in splits[split]
+            (noisy(pair) or pair) if rng.random() < share else pair for pair in splits[split]
         ]
     result["test"] = list(splits["test"])
-    result[NOISY_TEST] = [pair for pair in (noisy(pair, "test") for pair in splits["test"]) if pair]
+    result[NOISY_TEST] = [pair for pair in (noisy(pair) for pair in splits["test"]) if pair]
     return result
 
 

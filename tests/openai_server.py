@@ -267,6 +267,9 @@ def _make_handler(server: ScriptedOpenAIServer):
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/_counts":  # not OpenAI's: lets another process read the counters
+                self._send(200, dict(server.counts))
+                return
             self._send(404, _error(f"no route GET {self.path}", "invalid_request_error"))
 
         def do_POST(self) -> None:
@@ -294,8 +297,29 @@ def _make_handler(server: ScriptedOpenAIServer):
             if delay_ms:
                 time.sleep(delay_ms / 1000)
             status, headers, payload = answer(mode, body, server.total, server.retry_after)
-            self._send(status, payload, headers)
+            # logged before the reply goes out: once the client has it, the log already shows it
             entry["answered"] = time.monotonic()
             server.record(entry)
+            self._send(status, payload, headers)
 
     return Handler
+
+
+def main() -> None:
+    """Serve in a process of its own (`make bench`), so the server's work does not share the
+    client's interpreter lock, as with a real remote API. Prints the base URL, then serves until
+    stdin closes or the process is terminated."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--default", default="ok", choices=MODES)
+    args = parser.parse_args()
+    with ScriptedOpenAIServer(default=args.default, latency_ms=args.latency_ms) as server:
+        print(server.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

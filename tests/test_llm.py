@@ -247,6 +247,25 @@ def test_concurrency_8_is_much_faster_than_1(tmp_path):
     assert parallel >= 3 * serial, (serial, parallel)
 
 
+def test_a_slow_answer_does_not_hold_up_the_other_slots(tmp_path):
+    """A sliding window: while one request is slow, the other slots keep sending, never more than --concurrency."""
+    args = ("--skills", "weather,notes,timer,news", "--per-skill", "16", "--batch", "2", "--concurrency", "4")
+    with ScriptedOpenAIServer(modes=["slow"], slow_ms=1500, latency_ms=20) as server:
+        result = run_llm(server, tmp_path / "pairs.jsonl", *args)
+        assert result.exit_code == 0, result.output
+        log = server.log
+    assert len(log) == 32
+    slow = next(entry for entry in log if entry["mode"] == "slow")
+    during = [e for e in log if e is not slow and slow["arrived"] < e["answered"] < slow["answered"]]
+    assert len(during) >= 24, len(during)  # in waves of 2 x 4 it would be 7
+    events = sorted([(e["arrived"], 1) for e in log] + [(e["answered"], -1) for e in log])
+    in_flight = peak = 0
+    for _, step in events:
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak == 4
+
+
 def test_acceptance_order_does_not_depend_on_answer_timing(tmp_path):
     """Answers come back in random order; the files are still identical, line for line."""
     args = ("--skills", "weather,notes,other", "--per-skill", "9", "--batch", "2", "--concurrency", "8")

@@ -42,12 +42,15 @@ def test_dataset_has_splits_and_a_manifest_that_matches_the_files(dataset):
     assert 0.9 * sum(manifest["counts"]["test"].values()) <= sum(manifest["counts"][NOISY_TEST].values())
 
 
-def test_no_utterance_is_in_two_splits(dataset):
-    owners = {}
+def test_no_utterance_is_written_twice(dataset):
+    owners, records = {}, 0
     for split in SPLITS:
         for record in read_jsonl(dataset / f"{split}.jsonl", "record"):
             key = normalize(user_text(record))
-            assert owners.setdefault(key, split) == split, f"{key!r} in {owners[key]} and {split}"
+            assert key not in owners, f"{key!r} in {owners[key]} and {split}"
+            owners[key] = split
+            records += 1
+    assert len(owners) == records == 500
 
 
 def test_same_seed_gives_byte_identical_files(dataset, tmp_path):
@@ -138,6 +141,26 @@ def test_speech_noise_changes_the_requested_share_and_never_leaks():
     for split in SPLITS:
         for pair in noisy[split]:
             assert owners.setdefault(normalize(pair.user), split) == split
+
+
+def test_speech_noise_never_repeats_an_utterance_within_a_split():
+    from datagen.calls import Call
+    from datagen.expand import Pair
+    from datagen.split import add_speech_noise
+
+    # "um ..." twins: noise that adds a filler to the plain one would repeat its twin
+    pairs = [
+        Pair(f"{filler}what is the weather in City{i}", Call("weather", {"location": f"City{i}"}))
+        for i in range(200)
+        for filler in ("", "um ", "uh ", "like ")
+    ]
+    splits = {"train": pairs[:600], "val": pairs[600:700], "test": pairs[700:]}
+    noisy = add_speech_noise(splits, share=1.0, seed=3)
+    keys = [normalize(pair.user) for split in SPLITS for pair in noisy[split]]
+    assert len(keys) == len(set(keys)) == 800
+    noisy_keys = [normalize(pair.user) for pair in noisy[NOISY_TEST]]
+    assert len(noisy_keys) == len(set(noisy_keys))
+    assert not set(noisy_keys) & {normalize(pair.user) for split in ("train", "val") for pair in noisy[split]}
 
 
 def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
