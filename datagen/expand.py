@@ -60,7 +60,7 @@ def _same_case(new: str, old_spoken: str) -> str:
 
 def slot_pools(skill: Skill) -> dict[str, list[str]]:
     """Free parameter -> the distinct values the examples give it verbatim in the utterance."""
-    pools: dict[str, set[str]] = {name: set() for name, allowed in skill.choices.items() if not allowed}
+    pools: dict[str, set[str]] = {name: set() for name, param in skill.params.items() if param.free_string}
     for example in skill.examples:
         for name, value in example.call.arguments.items():
             if name in pools and isinstance(value, str) and _find(value, example.user):

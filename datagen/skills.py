@@ -14,14 +14,22 @@ File format (the one users of voice-assistant skill packs already have):
     ### User: what is on my list
     ### Assistant: notes(action="list")
 
-The signature's values declare each parameter: `"a|b"` is a required choice (the call must pick
-one), `"[slot]"` is an optional free string. Every other non-blank line, an unknown header, a
+The signature's values declare each parameter; square brackets make it optional:
+
+    "[slot]"  "<slot>"           optional / required free string (the slot name is documentation)
+    "a|b"     "[a|b]"            required / optional choice
+    "[slot:int]"  "<slot:float>" typed: str, int, float or bool
+    "[a|b=a]"  "[slot:int=5]"    an optional parameter with its default
+    5   0.5   True               shorthand for an optional int / float / bool with that default
+
+Every other non-blank line, an unknown header, a
 `User:` without `### `, a User without its Assistant, or an Assistant call that does not parse or
 does not fit the signature is a SkillFileError naming file and line.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -54,28 +62,65 @@ class Example:
     in_prompt: bool  # from `#### Prompt Examples:` (few-shot) rather than `#### Examples:`
 
 
+TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+SHORT_TYPES = {schema_type: short for short, schema_type in TYPES.items()}
+NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a skill signature."""
+
+    type: str  # JSON Schema type: string, integer, number or boolean
+    required: bool
+    enum: tuple = ()  # the allowed values of a choice
+    default: object = NO_DEFAULT
+
+    @property
+    def free_string(self) -> bool:
+        """A slot whose value is copied from the utterance (and may be swapped between examples)."""
+        return self.type == "string" and not self.enum
+
+    def schema(self) -> dict:
+        schema = {"type": self.type}
+        if self.enum:
+            schema["enum"] = list(self.enum)
+        if self.default is not NO_DEFAULT:
+            schema["default"] = self.default
+        return schema
+
+    def short(self, name: str) -> str:
+        """How the system prompt shows it: `note`, `action="add"|"list"`, `minutes:int=5`."""
+        if self.enum:
+            text = f"{name}=" + "|".join(f'"{value}"' for value in self.enum)
+        elif self.type == "string":
+            text = name
+        else:
+            text = f"{name}:{SHORT_TYPES[self.type]}"
+        if self.default is not NO_DEFAULT:
+            text += f" (default {json.dumps(self.default)})"
+        return text
+
+
 @dataclass
 class Skill:
     name: str
     signature: str
     description: str
-    choices: dict[str, list[str]]  # parameter -> allowed values; empty list = free string
+    params: dict[str, Param]
     examples: list[Example] = field(default_factory=list)
     path: str = ""
 
     @property
     def parameters(self) -> list[str]:
-        return list(self.choices)
+        return list(self.params)
 
     def json_schema(self) -> dict:
-        """JSON Schema of the call's arguments: strings, enums for choices, choices required."""
-        properties = {}
-        for name, allowed in self.choices.items():
-            properties[name] = {"type": "string", "enum": allowed} if allowed else {"type": "string"}
+        """JSON Schema of the call's arguments: types, enums, defaults, required ones, nothing else."""
         return {
             "type": "object",
-            "properties": properties,
-            "required": [name for name, allowed in self.choices.items() if allowed],
+            "properties": {name: param.schema() for name, param in self.params.items()},
+            "required": [name for name, param in self.params.items() if param.required],
             "additionalProperties": False,
         }
 
@@ -95,29 +140,75 @@ class Skill:
 
     def short_signature(self) -> str:
         """`notes(action="add"|"list", note)`: what the system prompt shows the model."""
-        parts = []
-        for name, allowed in self.choices.items():
-            parts.append(f"{name}=" + "|".join(f'"{value}"' for value in allowed) if allowed else name)
-        return f"{self.name}({', '.join(parts)})"
+        return f"{self.name}({', '.join(param.short(name) for name, param in self.params.items())})"
 
 
-def _parse_signature(text: str, path: Path, line: int) -> tuple[str, dict[str, list[str]]]:
+SIGNATURE_FORMS = '"[slot]", "<slot>", "a|b", "[a|b]", "[slot:int]", "[slot:int=5]" or a default such as 5'
+
+
+def _parse_param(value) -> Param:
+    """A signature value as a Param; ValueError says what is wrong with it."""
+    if isinstance(value, bool):
+        return Param("boolean", required=False, default=value)
+    if isinstance(value, int):
+        return Param("integer", required=False, default=value)
+    if isinstance(value, float):
+        return Param("number", required=False, default=value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected {SIGNATURE_FORMS}, got {value!r}")
+    optional = value.startswith("[") and value.endswith("]")
+    required_slot = value.startswith("<") and value.endswith(">")
+    body = value[1:-1] if optional or required_slot else value
+    spec, has_default, default_text = body.partition("=")
+    if has_default and not optional:
+        raise ValueError(f"only an optional parameter (in square brackets) can have a default: {value!r}")
+    if "|" in spec:
+        options = spec.split("|")
+        if required_slot or len(options) < 2 or not all(options):
+            raise ValueError(f"expected {SIGNATURE_FORMS}, got {value!r}")
+        if has_default and default_text not in options:
+            raise ValueError(f"default {default_text!r} is not one of {options}")
+        return Param("string", required=not optional, enum=tuple(options),
+                     default=default_text if has_default else NO_DEFAULT)
+    if not (optional or required_slot) or not spec:
+        raise ValueError(f"expected {SIGNATURE_FORMS}, got {value!r}")
+    slot, _, type_name = spec.partition(":")
+    schema_type = TYPES.get(type_name or "str")
+    if not slot or schema_type is None:
+        raise ValueError(f"unknown type {type_name!r} in {value!r}; expected one of {', '.join(TYPES)}")
+    param = Param(schema_type, required=required_slot)
+    if has_default:
+        param = Param(schema_type, required=False, default=_typed_default(default_text, schema_type, value))
+    return param
+
+
+def _typed_default(text: str, schema_type: str, value: str):
+    try:
+        if schema_type == "integer":
+            return int(text)
+        if schema_type == "number":
+            return float(text)
+    except ValueError:
+        raise ValueError(f"default {text!r} in {value!r} is not of type {SHORT_TYPES[schema_type]}") from None
+    if schema_type == "boolean":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"default {text!r} in {value!r} is not true or false")
+        return text.lower() == "true"
+    return text
+
+
+def _parse_signature(text: str, path: Path, line: int) -> tuple[str, dict[str, Param]]:
     try:
         call = parse_call(text)
     except CallSyntaxError as err:
         raise SkillFileError(path, line, f"signature {text!r}: {err}") from None
-    choices = {}
+    params = {}
     for name, value in call.arguments.items():
-        if not isinstance(value, str):
-            raise SkillFileError(path, line, f"parameter {name!r}: expected \"[slot]\" or \"a|b\", got {value!r}")
-        if value.startswith("[") and value.endswith("]"):
-            choices[name] = []
-        else:
-            options = value.split("|")
-            if len(options) < 2 or not all(options):
-                raise SkillFileError(path, line, f"parameter {name!r}: expected \"[slot]\" or \"a|b\", got {value!r}")
-            choices[name] = options
-    return call.name, choices
+        try:
+            params[name] = _parse_param(value)
+        except ValueError as err:
+            raise SkillFileError(path, line, f"parameter {name!r}: {err}") from None
+    return call.name, params
 
 
 def parse_skill_file(path: Path | str) -> Skill:
@@ -138,9 +229,9 @@ def parse_skill_file(path: Path | str) -> Skill:
         if not prompt_lines:
             raise SkillFileError(path, at_line, f"{PROMPT_HEADER} has no signature line")
         sig_line, signature = prompt_lines[0]
-        name, choices = _parse_signature(signature, path, sig_line)
+        name, params = _parse_signature(signature, path, sig_line)
         description = " ".join(text for _, text in prompt_lines[1:])
-        return Skill(name, signature, description, choices, path=str(path))
+        return Skill(name, signature, description, params, path=str(path))
 
     for number, raw in enumerate(lines, 1):
         text = raw.strip()

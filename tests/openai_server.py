@@ -157,8 +157,13 @@ def _request_shape(body: dict) -> tuple[str, dict, int]:
 def _arguments(schema: dict, salt: str, number: int) -> dict:
     values = {}
     for name, spec in schema.get("properties", {}).items():
-        enum = spec.get("enum")
-        values[name] = enum[number % len(enum)] if enum else f"thing {salt} {number}"
+        enum, kind = spec.get("enum"), spec.get("type")
+        if enum:
+            values[name] = enum[number % len(enum)]
+        elif kind in ("integer", "number", "boolean"):
+            values[name] = {"integer": number, "number": number + 0.5, "boolean": number % 2 == 0}[kind]
+        else:
+            values[name] = f"thing {salt} {number}"
     return values
 
 

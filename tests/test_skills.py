@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from datagen.skills import SkillFileError, load_pack, parse_skill_file
+from datagen.skills import Param, SkillFileError, load_pack, parse_skill_file
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = (Path(__file__).parent / "fixtures" / "weather_ok.txt").read_text()
@@ -23,7 +23,7 @@ def test_fixture_parses_into_skill_with_examples(tmp_path):
     path.write_text(FIXTURE)
     skill = parse_skill_file(path)
     assert skill.name == "weather"
-    assert skill.choices == {"location": []}
+    assert skill.params == {"location": Param("string", required=False)}
     assert skill.description == "Current weather for a place."
     assert [(e.user, e.call.to_python(), e.in_prompt) for e in skill.examples] == [
         ("what's the weather in Berlin", 'weather(location="Berlin")', True),
@@ -119,3 +119,106 @@ def test_check_command_passes_on_default_pack():
     result = subprocess.run([sys.executable, "-m", "datagen", "check"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "10 skills OK" in result.stdout
+
+
+ALARM = """#### Prompt:
+alarm(hour="<hour:int>", minute=0, repeat="[once|daily=once]", loud=False, label="[label]", volume="[volume:float]")
+Set an alarm.
+
+#### Examples:
+### User: wake me at 7
+### Assistant: alarm(hour=7)
+### User: daily alarm at 6 30 called gym, loud
+### Assistant: alarm(hour=6, minute=30, repeat="daily", label="gym", loud=True)
+"""
+
+
+def test_typed_parameters_and_defaults_become_json_schema(tmp_path):
+    path = tmp_path / "alarm.txt"
+    path.write_text(ALARM)
+    skill = parse_skill_file(path)
+    assert skill.json_schema() == {
+        "type": "object",
+        "properties": {
+            "hour": {"type": "integer"},
+            "minute": {"type": "integer", "default": 0},
+            "repeat": {"type": "string", "enum": ["once", "daily"], "default": "once"},
+            "loud": {"type": "boolean", "default": False},
+            "label": {"type": "string"},
+            "volume": {"type": "number"},
+        },
+        "required": ["hour"],
+        "additionalProperties": False,
+    }
+    assert skill.short_signature() == (
+        'alarm(hour:int, minute:int (default 0), repeat="once"|"daily" (default "once"), '
+        "loud:bool (default false), label, volume:float)"
+    )
+    assert [param for param, p in skill.params.items() if p.free_string] == ["label"]
+
+
+@pytest.mark.parametrize(
+    "call, reason",
+    [
+        ("alarm(minute=5)", "'hour' is a required property"),
+        ('alarm(hour="7")', "'7' is not of type 'integer'"),
+        ("alarm(hour=7, loud=1)", "1 is not of type 'boolean'"),
+        ("alarm(hour=True)", "True is not of type 'integer'"),
+        ('alarm(hour=7, repeat="weekly")', "'weekly' is not one of ['once', 'daily']"),
+    ],
+)
+def test_typed_parameters_are_checked(tmp_path, call, reason):
+    path = tmp_path / "alarm.txt"
+    path.write_text(ALARM + f"### User: hi\n### Assistant: {call}\n")
+    with pytest.raises(SkillFileError) as caught:
+        parse_skill_file(path)
+    assert caught.value.line == 11 and reason in caught.value.reason, str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ('"<hour:integer>"', "unknown type 'integer'"),
+        ('"<hour=7>"', "only an optional parameter"),
+        ('"[hour:int=seven]"', "default 'seven' in '[hour:int=seven]' is not of type int"),
+        ('"[once|daily=weekly]"', "default 'weekly' is not one of"),
+        ('"hour"', 'expected "[slot]", "<slot>"'),
+        ("None", 'expected "[slot]", "<slot>"'),
+    ],
+)
+def test_bad_parameter_declarations_name_the_signature_line(tmp_path, value, reason):
+    path = tmp_path / "alarm.txt"
+    path.write_text(ALARM.replace('"<hour:int>"', value))
+    with pytest.raises(SkillFileError) as caught:
+        parse_skill_file(path)
+    assert caught.value.line == 2 and "parameter 'hour'" in caught.value.reason and reason in caught.value.reason, str(caught.value)
+
+
+@pytest.mark.parametrize("style", ["python", "json", "tools"])
+def test_a_pack_with_typed_parameters_makes_valid_records(tmp_path, style):
+    from datagen.jsonio import read_jsonl
+    from datagen.render import gold_call
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "other.txt").write_text((REPO / "examples" / "skills" / "other.txt").read_text())
+    more = "".join(
+        f"### User: set an alarm for {hour} o'clock\n### Assistant: alarm(hour={hour})\n"
+        f"### User: wake me up at {hour} {minute} every day\n"
+        f'### Assistant: alarm(hour={hour}, minute={minute}, repeat="daily")\n'
+        for hour, minute in [(5, 15), (8, 45), (9, 20), (10, 5), (11, 50)]
+    )
+    (pack / "alarm.txt").write_text(ALARM + more)
+    skill = parse_skill_file(pack / "alarm.txt")
+    out = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "datagen", "skills", "--pack", str(pack), "--n", "100", "--style", style,
+         "--noise", "0.5", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = [gold_call(record) for record in read_jsonl(out / "train.jsonl", "record")]
+    alarms = [call for call in calls if call.name == "alarm"]
+    assert alarms and all(skill.check_call(call) is None for call in alarms)
+    assert all(isinstance(call.arguments["hour"], int) for call in alarms)
+    assert any(isinstance(call.arguments.get("minute"), int) for call in alarms)
