@@ -24,6 +24,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skilltune-installed
+BFCL_PACKAGE := bfcl-eval==2026.3.23
 
 # No hub downloads, no telemetry; W&B only when a config names a project and the user opts in.
 # accelerate (Axolotl's launcher) must be on PATH; torch gets both cores.
@@ -46,6 +47,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# the Berkeley Function Calling Leaderboard's data files (eval/bfcl.py reads them); --no-deps:
+	# we need its JSON only, not the provider SDKs it depends on, and never import it
+	$(PY) -m pip install --quiet --no-deps '$(BFCL_PACKAGE)'
 	touch $@
 
 model: $(STAMP)
