@@ -1,63 +1,335 @@
-"""Model text -> a call, never executing anything.
+"""Model text -> the calls it makes, never executing anything.
 
-The tuned model answers with the call alone (`weather(location="Berlin")`); a base model often
-wraps it in chatter. The whole text is tried first, then each line on its own, then each
-`name(...)` span inside a line ("Sure! weather(location=\"Berlin\") should do it"). A JSON-style
-answer (`{"function_call": {"name": ..., "arguments": {...}}}`) is read with `json`. What does not
-parse is a typed failure, not an exception.
+Model output is data: Python call syntax is read with `ast` (only literal values are accepted) and
+JSON with `json`. The formats understood, in the order they are tried:
+
+  Hermes        `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, one block per call
+  JSON          `{"function_call": {"name", "arguments"}}`, `{"name", "arguments" | "parameters"}`,
+                OpenAI `{"tool_calls": [{"type": "function", "function": {...}}]}`, or a list of these;
+                `arguments` may be an object or a JSON string
+  Python        `weather(location="Berlin")`, dotted names (`math.factorial(number=5)`), several calls
+                as a list `[f(a=1), g(b=2)]` or one per line, all of it possibly inside chatter or
+                markdown code fences
+  JSON in text  a call-shaped JSON object inside chatter, when no Python call was found
+
+Text with nothing call-like (empty output, "Sorry, I can't set timers.") is no call: `Parsed(())`.
+`other()` is the explicit no-call answer. Text that tries to call something and fails is a typed
+failure, `Parsed((), "parse:<detail>")`, never an exception. The details (PARSE_ERRORS):
+
+  parse:syntax       unbalanced or invalid Python (a truncated `weather(location="Ber`), or a list
+                     of calls that holds something else
+  parse:non_literal  an argument value is an expression, not a literal (`f(x=open("a"))`, `f(x=y)`)
+  parse:positional   a positional argument without a known signature, or more than it has
+  parse:keyword      an argument given twice, or `*args` / `**kwargs`
+  parse:json         JSON (or a <tool_call> block) that does not decode or is not shaped like a call
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
-import json
+from datagen.calls import Call
 
-from datagen.calls import Call, CallSyntaxError, call_from_json, parse_call
+PARSE_ERRORS = ("parse:syntax", "parse:non_literal", "parse:positional", "parse:keyword", "parse:json")
 
-# a name followed by a parenthesised argument list that holds no further parentheses:
-# enough for keyword calls with literal string values, which is what the skills take
-_CALL_SPAN = re.compile(r"[A-Za-z_]\w*\((?:[^()\"']|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')*\)")
-
-
-def _is_inside_expression(before: str) -> bool:
-    # `input()` in `weather(location=input())` is an argument, not the answer
-    # and `system()` in `os.system()` is an attribute
-    tail = before.rstrip()
-    return before.endswith(".") or (bool(tail) and tail[-1] in "=(,[{")
+# a function name as BFCL writes them too: `weather`, `math.factorial`
+_NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+_FULL_NAME = re.compile(_NAME)
+# where a call may start: a name right before "(", not itself the tail of a longer dotted name,
+# so `os.system(` is one call named os.system, never a call named system
+_CALL_START = re.compile(rf"(?<![\w.]){_NAME}(?=\()")
+# markdown code fence markers (```python); their content stays
+_FENCE = re.compile(r"```[\w+-]*")
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
 
 
 @dataclass(frozen=True)
 class Parsed:
-    call: Call | None
-    error_type: str | None = None  # "parse:empty" or "parse:no_call_found" when call is None
+    calls: tuple[Call, ...] = ()  # calls found, in order; () when none
+    error_type: str | None = None  # "parse:<detail>" when the text tried to call something and failed
 
     @property
     def ok(self) -> bool:
-        return self.call is not None
+        return self.error_type is None
+
+    @property
+    def is_no_call(self) -> bool:
+        """Parsed, and no real call: empty output, plain chatter or `other()`."""
+        return self.ok and all(call.is_no_call for call in self.calls)
+
+    @property
+    def call(self) -> Call | None:
+        """The first call (what callers used before several calls were read)."""
+        return self.calls[0] if self.calls else None
 
 
-def parse_output(text: str) -> Parsed:
-    """The first call found in `text`, searched whole text, then line by line, then by span."""
-    stripped = text.strip().strip("`").strip()
+class _Failure(Exception):
+    """Internal: carries a parse:<detail> out of nested helpers to parse_output."""
+
+    def __init__(self, error_type: str):
+        super().__init__(error_type)
+        self.error_type = error_type
+
+
+def parse_output(text: str, signatures: Mapping[str, Sequence[str]] | None = None) -> Parsed:
+    """The calls in a model's output; `signatures` (name -> parameter names in order) maps
+    positional arguments to names, so `weather("Berlin")` reads as `weather(location="Berlin")`."""
+    stripped = _FENCE.sub("\n", text).strip()
     if not stripped:
-        return Parsed(None, "parse:empty")
-    if stripped.startswith("{"):  # the json answer style: {"function_call": {...}}
+        return Parsed()
+    try:
+        if "<tool_call>" in stripped:
+            return Parsed(_hermes_calls(stripped, signatures))
+        if stripped[0] in "{[":
+            calls = _json_text_calls(stripped)
+            if calls is not None:
+                return Parsed(calls)
+        calls = _python_calls(stripped, signatures)
+        if calls is None:
+            calls = _embedded_json_calls(stripped)
+        if calls is None and stripped[0] == "{":
+            # it opened like a JSON answer and nothing decoded: a broken (often truncated) attempt
+            raise _Failure("parse:json")
+        return Parsed(calls or ())
+    except _Failure as failure:
+        return Parsed((), failure.error_type)
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def _json_text_calls(text: str) -> tuple[Call, ...] | None:
+    """The calls of a text that is one JSON value; None when it is not JSON at all (a Python list
+    of calls also starts with "[")."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return _calls_from_json(value)
+
+
+def _calls_from_json(value) -> tuple[Call, ...]:
+    """Any accepted JSON shape -> calls; anything else is parse:json."""
+    if isinstance(value, list):
+        return tuple(call for item in value for call in _calls_from_json(item))
+    if not isinstance(value, dict):
+        raise _Failure("parse:json")
+    if "tool_calls" in value:  # an OpenAI assistant message; null or [] means no call
+        return _calls_from_json(value["tool_calls"] or [])
+    if "function_call" in value:
+        return (_call_from_function(value["function_call"]),)
+    if "function" in value:  # one OpenAI tool call
+        return (_call_from_function(value["function"]),)
+    return (_call_from_function(value),)
+
+
+def _call_from_function(function) -> Call:
+    """`{"name": ..., "arguments" | "parameters": {...} or "<json>"}` -> Call."""
+    if not isinstance(function, dict):
+        raise _Failure("parse:json")
+    name = function.get("name")
+    arguments = function.get("arguments", function.get("parameters", {}))
+    if not isinstance(name, str) or not _FULL_NAME.fullmatch(name):
+        raise _Failure("parse:json")
+    if isinstance(arguments, str):  # OpenAI sends the arguments as a JSON string
         try:
-            return Parsed(call_from_json(json.loads(stripped)))
-        except (json.JSONDecodeError, CallSyntaxError):
-            pass
-    candidates = [stripped] + [line.strip() for line in stripped.splitlines()]
-    candidates += [
-        match.group(0)
-        for line in stripped.splitlines()
-        for match in _CALL_SPAN.finditer(line)
-        if not _is_inside_expression(line[: match.start()])
-    ]
-    for candidate in candidates:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except (ValueError, RecursionError):
+            raise _Failure("parse:json") from None
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise _Failure("parse:json")
+    return Call(name, arguments)
+
+
+def _is_call_shaped(value) -> bool:
+    # what makes a JSON object inside chatter an answer rather than a piece of data like {"name": "Bob"}
+    if not isinstance(value, dict):
+        return False
+    keys = set(value)
+    return bool({"function_call", "tool_calls", "function"} & keys) or (
+        "name" in keys and bool({"arguments", "parameters"} & keys)
+    )
+
+
+def _embedded_json_calls(text: str) -> tuple[Call, ...] | None:
+    """Call-shaped JSON objects inside chatter ("Here you go: {"name": ...}"); None when none."""
+    decoder = json.JSONDecoder()
+    calls: list[Call] = []
+    position = text.find("{")
+    while position != -1:
         try:
-            return Parsed(parse_call(candidate))
-        except CallSyntaxError:
+            value, end = decoder.raw_decode(text, position)
+        except (ValueError, RecursionError):
+            position = text.find("{", position + 1)
             continue
-    return Parsed(None, "parse:no_call_found")
+        if _is_call_shaped(value):
+            calls.extend(_calls_from_json(value))
+        position = text.find("{", end)
+    return tuple(calls) if calls else None
+
+
+# --- Hermes ----------------------------------------------------------------------------------
+
+
+def _hermes_calls(text: str, signatures) -> tuple[Call, ...]:
+    """Every `<tool_call>...</tool_call>` block; a block cut off at the end of the text still counts
+    (and fails), so a truncated answer is a failure rather than no call."""
+    calls: list[Call] = []
+    for block in _TOOL_CALL.findall(text):
+        block = block.strip()
+        if block.startswith("{"):
+            try:
+                value = json.loads(block)
+            except (ValueError, RecursionError):
+                raise _Failure("parse:json") from None
+            calls.extend(_calls_from_json(value))
+        else:  # some models put Python call syntax in the block
+            calls.extend(_python_calls(block, signatures) or ())
+    return tuple(calls)
+
+
+# --- Python ----------------------------------------------------------------------------------
+
+
+def _python_calls(text: str, signatures) -> tuple[Call, ...] | None:
+    """Every call (or list of calls) in the text, chatter around it ignored; None when nothing
+    call-like is there. Calls that parse win over spans that do not: prose holds parentheses
+    too ("f(x) is the function"), and one good call is the answer. When every call-like span
+    fails, the first failure is the result."""
+    calls: list[Call] = []
+    failure: _Failure | None = None
+    position = 0
+    while match := _CALL_START.search(text, position):
+        start, opening = match.start(), match.end()
+        before = text[:start].rstrip()
+        if before.endswith("["):  # `[f(a=1), g(b=2)]`: the list is the span
+            start = opening = len(before) - 1
+        end = _closing(text, opening)
+        if _is_inside_expression(before):
+            position = end or len(text)  # skip the value, and the calls in its arguments with it
+            continue
+        if end is None:  # unbalanced: a truncated call swallows the rest of the text
+            failure = failure or _Failure("parse:syntax")
+            break
+        try:
+            calls.extend(_calls_from_source(text[start:end], signatures))
+        except _Failure as error:
+            failure = failure or error
+        position = end  # calls inside this span are its arguments, not answers
+    if calls:
+        return tuple(calls)
+    if failure:
+        raise failure
+    return None
+
+
+def _is_inside_expression(before: str) -> bool:
+    # in `x = f(a=1)` the call is a value in code, not the answer; calls inside another call's
+    # arguments (`weather(location=input())`) are skipped with that call's span, and a dotted
+    # tail (`system` of `os.system(...)`) never starts a match at all
+    return before.rstrip().endswith("=")
+
+
+def _closing(text: str, opening: int) -> int | None:
+    """The index just past the bracket that closes text[opening], skipping string literals;
+    None when the text ends first or a bracket closes the wrong one."""
+    stack = [_CLOSERS[text[opening]]]
+    index = opening + 1
+    while index < len(text):
+        char = text[index]
+        if char in "\"'":
+            index = _string_end(text, index)
+            if index is None:
+                return None
+            continue
+        if char in _CLOSERS:
+            stack.append(_CLOSERS[char])
+        elif char in ")]}":
+            if char != stack.pop():
+                return None
+            if not stack:
+                return index + 1
+        index += 1
+    return None
+
+
+def _string_end(text: str, start: int) -> int | None:
+    """The index past the string literal starting at text[start] (a quote), or None if unclosed."""
+    quote = text[start] * 3 if text.startswith(text[start] * 3, start) else text[start]
+    index = start + len(quote)
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+            continue
+        if text.startswith(quote, index):
+            return index + len(quote)
+        if text[index] == "\n" and len(quote) == 1:
+            return None
+        index += 1
+    return None
+
+
+def _calls_from_source(source: str, signatures) -> list[Call]:
+    """`f(a=1)` or `[f(a=1), g(b=2)]` -> calls."""
+    try:
+        node = ast.parse(source, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise _Failure("parse:syntax") from None
+    nodes = node.elts if isinstance(node, (ast.List, ast.Tuple)) else [node]
+    if not all(isinstance(item, ast.Call) for item in nodes):
+        raise _Failure("parse:syntax")
+    return [_call_from_node(item, signatures) for item in nodes]
+
+
+def _dotted_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted_name(node.value)}.{node.attr}"
+    raise _Failure("parse:syntax")  # a computed callee such as `f()()`
+
+
+def _call_from_node(node: ast.Call, signatures) -> Call:
+    name = _dotted_name(node.func)
+    arguments: dict = {}
+    if node.args:
+        parameters = list((signatures or {}).get(name, ()))
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise _Failure("parse:keyword")
+        if len(node.args) > len(parameters):
+            raise _Failure("parse:positional")
+        for parameter, value in zip(parameters, node.args):
+            arguments[parameter] = _literal(value)
+    for keyword in node.keywords:
+        if keyword.arg is None or keyword.arg in arguments:  # **kwargs, or given twice
+            raise _Failure("parse:keyword")
+        arguments[keyword.arg] = _literal(keyword.value)
+    return Call(name, arguments)
+
+
+def _literal(node: ast.expr):
+    """A literal value as JSON-like data: str, int, float, bool, None, lists (tuples become lists)
+    and dicts. Anything else (names, calls, operators, sets, bytes) is parse:non_literal."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
+        return node.value
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, (ast.USub, ast.UAdd))
+        and isinstance(node.operand, ast.Constant)
+        and type(node.operand.value) in (int, float)  # not bool: -True is not a literal
+    ):
+        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(item) for item in node.elts]
+    if isinstance(node, ast.Dict) and None not in node.keys:  # a None key is `**other`
+        keys = [_literal(key) for key in node.keys]
+        if all(isinstance(key, str) for key in keys):  # JSON objects have string keys
+            return dict(zip(keys, (_literal(value) for value in node.values)))
+    raise _Failure("parse:non_literal")

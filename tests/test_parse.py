@@ -1,43 +1,176 @@
+import json
+import keyword
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from datagen.calls import Call
-from eval.parse import parse_output
+from eval.parse import PARSE_ERRORS, Parsed, parse_output
+
+WEATHER = Call("weather", {"location": "Berlin"})
 
 
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ('weather(location="Berlin")', Call("weather", {"location": "Berlin"})),
-        ('  other()\n', Call("other", {})),
-        ('```\ntimer(duration="5 minutes")\n```', Call("timer", {"duration": "5 minutes"})),
-        ('Sure! Here you go:\nnews(topic="sports")\nAnything else?', Call("news", {"topic": "sports"})),
-        ('I would call weather(location="Paris (France)") for that.', Call("weather", {"location": "Paris (France)"})),
-        ("You could try math(question='9*9') here", Call("math", {"question": "9*9"})),
+        ('weather(location="Berlin")', [WEATHER]),
+        ("weather(location='Berlin')", [WEATHER]),
+        ('```\ntimer(duration="5 minutes")\n```', [Call("timer", {"duration": "5 minutes"})]),
+        ('```python\nweather(location="Berlin")\n```', [WEATHER]),
+        ('Sure! Here you go:\nnews(topic="sports")\nAnything else?', [Call("news", {"topic": "sports"})]),
+        ('Sure, weather(location="Berlin") should do it.', [WEATHER]),
+        ('I would call weather(location="Paris (France)") for that.', [Call("weather", {"location": "Paris (France)"})]),
+        ("You could try math(question='9*9') here", [Call("math", {"question": "9*9"})]),
+        ('weather(\n    location="Berlin",\n)', [WEATHER]),
+        ("math.factorial(number=5)", [Call("math.factorial", {"number": 5})]),
+        (
+            'f(a=[1, (2, 3)], b={"k": [True, None]}, c=-2.5, d=+3, e="")',
+            [Call("f", {"a": [1, [2, 3]], "b": {"k": [True, None]}, "c": -2.5, "d": 3, "e": ""})],
+        ),
+        ("[f(a=1), g(b='x')]", [Call("f", {"a": 1}), Call("g", {"b": "x"})]),
+        ("Calls: [f(a=1),\n g(b='x')] done", [Call("f", {"a": 1}), Call("g", {"b": "x"})]),
+        ("f(a=1)\ng(b='x')", [Call("f", {"a": 1}), Call("g", {"b": "x"})]),
+        # the call inside an argument, or after "=", is not an answer of its own
+        ("outer(a=\"inner(b=1)\")", [Call("outer", {"a": "inner(b=1)"})]),
+        ('x = f(a=g(b=1))\nweather(location="Berlin")', [WEATHER]),
     ],
 )
-def test_finds_the_call(text, expected):
+def test_python_calls(text, expected):
     parsed = parse_output(text)
-    assert parsed.ok and parsed.call == expected
+    assert parsed == Parsed(tuple(expected))
+    assert parsed.ok and not parsed.is_no_call and parsed.call == expected[0]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"function_call": {"name": "weather", "arguments": {"location": "Berlin"}}}', [WEATHER]),
+        ('{"function_call": {"name": "weather", "arguments": "{\\"location\\": \\"Berlin\\"}"}}', [WEATHER]),
+        ('{"name": "weather", "arguments": {"location": "Berlin"}}', [WEATHER]),
+        ('{"name": "weather", "parameters": {"location": "Berlin"}}', [WEATHER]),
+        ('```json\n{"name": "math.factorial", "arguments": {"number": 5}}\n```', [Call("math.factorial", {"number": 5})]),
+        ('[{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}]', [Call("f", {"a": 1}), Call("g")]),
+        (
+            json.dumps({"tool_calls": [{"type": "function", "function": {"name": "weather", "arguments": '{"location": "Berlin"}'}}]}),
+            [WEATHER],
+        ),
+        (json.dumps([{"type": "function", "function": {"name": "f", "arguments": "{}"}}]), [Call("f")]),
+        ('Here it is: {"name": "weather", "arguments": {"location": "Berlin"}} - done', [WEATHER]),
+        ('<tool_call>\n{"name": "weather", "arguments": {"location": "Berlin"}}\n</tool_call>', [WEATHER]),
+        (
+            'Let me check.\n<tool_call>{"name": "f", "arguments": {"a": 1}}</tool_call>\n'
+            '<tool_call>{"name": "g", "arguments": {"b": [2]}}</tool_call>',
+            [Call("f", {"a": 1}), Call("g", {"b": [2]})],
+        ),
+    ],
+)
+def test_json_and_tool_call_formats(text, expected):
+    assert parse_output(text) == Parsed(tuple(expected))
+
+
+def test_positional_arguments_need_a_signature():
+    signatures = {"weather": ["location", "unit"]}
+    assert parse_output('weather("Berlin")', signatures).calls == (WEATHER,)
+    assert parse_output('weather("Berlin", unit="C")', signatures).calls == (Call("weather", {"location": "Berlin", "unit": "C"}),)
+    assert parse_output('weather("Berlin")').error_type == "parse:positional"
+    assert parse_output('weather("Berlin", "C", 3)', signatures).error_type == "parse:positional"
+    assert parse_output('weather("Berlin", location="Oslo")', signatures).error_type == "parse:keyword"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n ", "other()", "  other()\n", "The weather in Berlin is sunny today.", "Sorry, I can't set timers.",
+     '{"tool_calls": []}', "[]", "<tool_call></tool_call>"],
+)
+def test_no_call(text):
+    parsed = parse_output(text)
+    assert parsed.ok and parsed.is_no_call
+    assert parsed.calls in ((), (Call("other"),))
 
 
 @pytest.mark.parametrize(
     "text, error_type",
     [
-        ("", "parse:empty"),
-        ("   \n ", "parse:empty"),
-        ("The weather in Berlin is sunny today.", "parse:no_call_found"),
-        ('weather(location="Berl', "parse:no_call_found"),
-        ('weather(location=input())', "parse:no_call_found"),
+        ('weather(location="Berl', "parse:syntax"),
+        ('Sure: weather(location="Berlin"', "parse:syntax"),
+        ("f(a=1 b=2)", "parse:syntax"),
+        ("[f(a=1), 3]", "parse:syntax"),
+        ("weather(location=input())", "parse:non_literal"),
+        ('f(x=open("a"))', "parse:non_literal"),
+        ("f(x=y)", "parse:non_literal"),
+        ("f(x=1 + 2)", "parse:non_literal"),
+        ("f(x={1, 2})", "parse:non_literal"),
+        ('os.system("ls")', "parse:positional"),
+        ("f(a=1, a=2)", "parse:keyword"),
+        ("f(**options)", "parse:keyword"),
+        ("f(*values)", "parse:keyword"),
+        ('{"function_call": 3}', "parse:json"),
+        ('{"name": "weather", "arguments": {"location": "Ber', "parse:json"),
+        ('{"location": "Berlin"}', "parse:json"),
+        ('{"name": "weather", "arguments": "not json"}', "parse:json"),
+        ('<tool_call>{"name": "weather", "arguments": {"loc', "parse:json"),
+        ("<tool_call>{not json}</tool_call>", "parse:json"),
     ],
 )
 def test_typed_failure_instead_of_exception(text, error_type):
     parsed = parse_output(text)
-    assert not parsed.ok
-    assert parsed.error_type == error_type
+    assert parsed == Parsed((), error_type)
+    assert not parsed.ok and not parsed.is_no_call and parsed.call is None
+    assert error_type in PARSE_ERRORS
 
 
-def test_json_style_answer():
-    parsed = parse_output('{"function_call": {"name": "weather", "arguments": {"location": "Oslo"}}}')
-    assert parsed.call == Call("weather", {"location": "Oslo"})
-    assert parse_output('{"function_call": {"name": "weather", "arguments": "{\\"location\\": \\"Oslo\\"}"}}').ok
-    assert parse_output('{"function_call": 3}').error_type == "parse:no_call_found"
+def test_a_good_call_wins_over_prose_that_does_not_parse():
+    parsed = parse_output('f(x) is a function; use weather(location="Berlin")')
+    assert parsed == Parsed((WEATHER,))
+
+
+def test_a_real_call_next_to_other_is_a_call():
+    assert not parse_output('[other(), weather(location="Berlin")]').is_no_call
+
+
+# --- properties ------------------------------------------------------------------------------
+
+FRAGMENTS = ["(", ")", '"', "'", "<tool_call>", "</tool_call>", "{", "}", "[", "]", "f(", "=", ",", ":", "\\",
+             "```", "\n", " ", "a", "x=1", '"name"', '"arguments"', "other()", "-", ".", "*", "**", "#"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join)))
+def test_never_raises(text):
+    parsed = parse_output(text, {"f": ["a", "b"]})
+    assert isinstance(parsed, Parsed)
+    assert parsed.error_type is None or parsed.error_type in PARSE_ERRORS
+    assert all(isinstance(call, Call) for call in parsed.calls)
+    assert not (parsed.calls and parsed.error_type)
+
+
+def _identifier(pattern: str):
+    # `if(...)` or `f(class=1)` are not Python; other() is the no-call answer, not a call
+    return st.from_regex(pattern, fullmatch=True).filter(
+        lambda name: not any(keyword.iskeyword(part) for part in name.split(".")) and name != "other"
+    )
+
+
+# Call.to_python writes a string's characters as they are, so a line break or NUL in a top-level
+# string value would not be Python; nested values are written with repr and may hold anything
+plain_text = st.text(st.characters(blacklist_characters="\n\r\x00", blacklist_categories=("Cs",)), max_size=20)
+scalars = st.one_of(
+    plain_text, st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none()
+)
+nested = st.recursive(
+    st.one_of(st.text(max_size=10), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=8,
+)
+calls = st.builds(
+    Call,
+    _identifier(r"[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,8})?"),
+    st.dictionaries(_identifier(r"[a-z_][a-z0-9_]{0,8}"), st.one_of(scalars, st.lists(nested, max_size=3), st.dictionaries(st.text(max_size=5), nested, max_size=3)), max_size=4),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls)
+def test_round_trip(call):
+    assert parse_output(call.to_python()) == Parsed((call,))
