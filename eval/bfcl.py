@@ -1,0 +1,201 @@
+"""Read the Berkeley Function Calling Leaderboard's test files, to score a model on them.
+
+The data ships in the pip package bfcl-eval, which `make install` installs without its
+dependencies; it is located with importlib and read as JSON, never imported (its dependencies,
+the provider SDKs, are absent). Files are JSON lines:
+
+  BFCL_v4_<category>.json                  {"id", "question": [[messages of turn 1], ...],
+                                            "function": [{"name", "description", "parameters"}]}
+  possible_answer/BFCL_v4_<category>.json  {"id", "ground_truth": [{"func.name": {"arg": [acceptable
+                                            values]}}]}, "" among the values: may be left out
+
+Irrelevance categories have no possible answers: the right answer there is no call.
+
+A possible-answer value that is a dict of lists holds acceptable values per key again
+(`{"school": ["Bluebird High School", "Bluebird HS"]}`), also inside lists (a list of such dicts).
+Such values are expanded into every plain dict they allow, so eval/match.py only ever compares
+plain values.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from datagen.jsonio import DataError
+from eval.match import Expected
+
+# BFCL's parameter types that are not JSON Schema's
+_TYPES = {"dict": "object", "float": "number", "tuple": "array"}
+_OMITTED = object()  # a nested key that may be left out, while expanding
+
+
+@dataclass(frozen=True)
+class BfclCase:
+    id: str
+    messages: list[dict]  # the question's chat messages (first turn)
+    functions: list[dict]  # as given
+    expected: list[Expected]  # [] when no call is the right answer
+
+    def schemas(self) -> dict[str, dict]:
+        """Function name -> JSON Schema of its arguments object, for eval.match.match_calls."""
+        return {function["name"]: _json_schema(function.get("parameters", {})) for function in self.functions}
+
+    def signatures(self) -> dict[str, list[str]]:
+        """Function name -> parameter names in order, so positional arguments can be named."""
+        return {
+            function["name"]: list(function.get("parameters", {}).get("properties", {}))
+            for function in self.functions
+        }
+
+
+def _json_schema(schema: dict) -> dict:
+    """A BFCL parameter schema as JSON Schema: "dict" -> "object", "float" -> "number",
+    "tuple" -> "array", "any" -> no type; the rest is kept."""
+    converted = dict(schema)
+    kind = converted.pop("type", None)
+    if isinstance(kind, str) and kind != "any":
+        converted["type"] = _TYPES.get(kind, kind)
+    if isinstance(schema.get("properties"), dict):
+        converted["properties"] = {name: _json_schema(sub) for name, sub in schema["properties"].items()}
+    if isinstance(schema.get("items"), dict):
+        converted["items"] = _json_schema(schema["items"])
+    return converted
+
+
+def bfcl_data_dir() -> Path:
+    """The data folder of the installed bfcl-eval package."""
+    spec = importlib.util.find_spec("bfcl_eval")  # finds the package without importing it
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations or not (Path(locations[0]) / "data").is_dir():
+        raise FileNotFoundError(
+            "the Berkeley Function Calling Leaderboard data (pip package bfcl-eval) is not installed; "
+            "run `make install`"
+        )
+    return Path(locations[0]) / "data"
+
+
+def bfcl_files(category: str, data_dir: Path | None = None) -> tuple[Path, Path | None]:
+    """(questions, possible answers or None) of a category such as "simple_python" or "irrelevance"."""
+    data_dir = data_dir or bfcl_data_dir()
+    # not a bare glob: "multiple" must not find parallel_multiple
+    pattern = re.compile(rf"BFCL_v\d+_{re.escape(category)}\.json")
+    questions = sorted(path for path in data_dir.glob("BFCL_v*.json") if pattern.fullmatch(path.name))
+    if not questions:
+        raise FileNotFoundError(f"{data_dir}: no BFCL test file for category {category!r}")
+    answers = data_dir / "possible_answer" / questions[-1].name
+    return questions[-1], answers if answers.exists() else None
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _json_lines(path: Path):
+    """(line number, object) of each non-blank line; a line that is not a JSON object is a DataError."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(path, number, f"not JSON: {err.msg} (column {err.colno})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+                raise DataError(path, number, 'expected an object with a string "id"')
+            yield number, obj
+
+
+def _question_problem(obj: dict) -> str | None:
+    question, functions = obj.get("question"), obj.get("function")
+    if not (isinstance(question, list) and question and isinstance(question[0], list)):
+        return '"question" must be a list of turns, each a list of messages'
+    if not all(isinstance(message, dict) and "role" in message and "content" in message for message in question[0]):
+        return 'each message of "question" needs "role" and "content"'
+    if not (isinstance(functions, list) and all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in functions)):
+        return '"function" must be a list of objects with a "name"'
+    if not all(isinstance(f.get("parameters", {}), dict) for f in functions):
+        return 'a function\'s "parameters" must be an object'
+    return None
+
+
+def _expected_calls(ground_truth) -> list[Expected]:
+    """BFCL's ground truth -> Expected calls; ValueError says what is wrong with it."""
+    if not isinstance(ground_truth, list):
+        raise ValueError('"ground_truth" must be a list')
+    expected = []
+    for item in ground_truth:
+        if not (isinstance(item, dict) and len(item) == 1):
+            raise ValueError('each "ground_truth" item must be {"function name": {arguments}}')
+        [(name, arguments)] = item.items()
+        if not isinstance(arguments, dict) or not all(isinstance(values, list) for values in arguments.values()):
+            raise ValueError(f"{name}: each argument must map to a list of acceptable values")
+        expected.append(Expected(name, {key: _acceptable_values(values) for key, values in arguments.items()}))
+    return expected
+
+
+def _acceptable_values(values: list) -> list:
+    return [plain for value in values for plain in _expand(value)]
+
+
+def _expand(value) -> list:
+    """Every plain value an acceptable value allows: a dict holds acceptable values per key
+    (a key whose list holds "" may be left out), in a list each element is expanded."""
+    # a dict whose values are not all lists is a plain value ({"lateral": 10.5} in live_multiple)
+    if isinstance(value, dict) and all(isinstance(alternatives, list) for alternatives in value.values()):
+        options = []
+        for alternatives in value.values():
+            # leaving out first, so the first expansion is the plainest answer
+            omit = [_OMITTED] if "" in alternatives else []
+            options.append(omit + [plain for option in alternatives if option != "" for plain in _expand(option)])
+        keys = list(value)
+        return [
+            {key: choice for key, choice in zip(keys, choices) if choice is not _OMITTED}
+            for choices in itertools.product(*options)
+        ]
+    if isinstance(value, list):
+        return [list(choices) for choices in itertools.product(*(_expand(item) for item in value))]
+    return [value]
+
+
+def load_bfcl(questions: Path, answers: Path | None = None) -> list[BfclCase]:
+    """The cases of one category; without answers (the irrelevance categories) no call is expected.
+    A bad line raises datagen.jsonio.DataError naming the file and line."""
+    expected: dict[str, list[Expected]] = {}
+    if answers is not None:
+        for number, obj in _json_lines(answers):
+            try:
+                expected[obj["id"]] = _expected_calls(obj.get("ground_truth"))
+            except ValueError as err:
+                raise DataError(answers, number, str(err)) from None
+    cases = []
+    for number, obj in _json_lines(questions):
+        problem = _question_problem(obj)
+        if problem:
+            raise DataError(questions, number, problem)
+        if answers is not None and obj["id"] not in expected:
+            raise DataError(answers, 0, f"no possible answer for {obj['id']} ({questions}:{number})")
+        cases.append(BfclCase(obj["id"], obj["question"][0], obj["function"], expected.get(obj["id"], [])))
+    return cases
+
+
+def gold_answer_text(case: BfclCase) -> str:
+    """The gold answer as Python call text: each argument's first acceptable value; an optional one
+    ("" among its values and not required by the schema) is left out. Several calls are written
+    as a list, no call as `other()`."""
+    schemas = case.schemas()
+    calls = []
+    for gold in case.expected:
+        required = set(schemas.get(gold.name, {}).get("required", ()))
+        arguments = []
+        for key, values in gold.arguments.items():
+            given = [value for value in values if value != ""] or values
+            if given and (key in required or "" not in values):
+                arguments.append(f"{key}={given[0]!r}")  # repr: a Python literal, escapes and all
+        calls.append(f"{gold.name}({', '.join(arguments)})")
+    if not calls:
+        return "other()"
+    return calls[0] if len(calls) == 1 else "[" + ", ".join(calls) + "]"
