@@ -157,7 +157,7 @@ def _compare(call: Call, expected: Expected, lenient: bool, schema: dict | None)
     unexpected = sorted(
         argument
         for argument, value in call.arguments.items()
-        if (schema is not None and argument not in properties)
+        if (schema is not None and "properties" in schema and argument not in properties)
         or (argument not in expected.arguments and not at_default(argument, [value]))
     )
     errors = []

@@ -211,6 +211,7 @@ def _python_calls(text: str, signatures) -> tuple[Call, ...] | None:
         before = text[:start].rstrip()
         if before.endswith("["):  # `[f(a=1), g(b=2)]`: the list is the span
             start = opening = len(before) - 1
+            before = text[:start].rstrip()
         end = _closing(text, opening)
         if _is_inside_expression(before):
             position = end or len(text)  # skip the value, and the calls in its arguments with it
