@@ -1,0 +1,355 @@
+"""Constrained decoding: the model can only write one call that is valid for the skill pack.
+
+Python answer style only. The accepted language is the canonical form the training targets use
+(datagen.calls.Call.to_python), with the arguments in any order:
+
+    name(arg=value, arg=value)      name: a skill of the pack, `other` included
+                                    each arg: a parameter of that skill, at most once
+                                    required parameters all present before `)`
+    values:  choice   one of the listed values, double-quoted as to_python writes it
+             string   "..." without `"`, `\\` or unprintable characters (newlines, tabs)
+             integer  -?(0|[1-9][0-9]*)          (Python refuses leading zeros such as 007)
+             number   an integer or decimal, optionally with an exponent (repr(1e-05) is `1e-05`)
+             boolean  True | False
+
+Nothing may follow the closing `)` except end-of-sequence, and no whitespace is allowed before the
+name: the model must answer with the call and only the call.
+
+Two pieces:
+    CallGrammar              a character-level prefix checker over an explicit small state machine,
+                             so a candidate token is checked by stepping its few characters from the
+                             state of the text so far instead of re-reading the whole text.
+    GrammarLogitsProcessor   a transformers LogitsProcessor that masks, per row of a batch, the next
+                             tokens that would leave the grammar, and allows eos only after `)`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import weakref
+from collections import deque
+from typing import NamedTuple
+
+import torch
+from transformers import LogitsProcessor
+
+from datagen.calls import _literal  # the quoting to_python uses, so choice values match the targets exactly
+from datagen.skills import Skill
+
+# Phases of the state machine; the text read so far moves through them in this order.
+NAME = "name"  # reading the function name
+PARAM = "param"  # after `(` or `, `: reading a parameter name (or `)` right after `(`)
+VALUE = "value"  # after `=`: reading the value
+AFTER = "after"  # a value is finished: `, ` or `)` comes next
+SPACE = "space"  # after `,`: the space of the separator
+DONE = "done"  # after `)`: only end-of-sequence
+
+INTEGER_PREFIX = re.compile(r"-?(?:0|[1-9][0-9]*)?")
+INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+# The prefix pattern lists what may still become a number: "-", "1.", "1.5e", "1e-" ...
+NUMBER_PREFIX = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*|(?:\.[0-9]+)?[eE][+-]?[0-9]*)?)?")
+NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+class State(NamedTuple):
+    """Where the grammar is after some text. Hashable, so callers can cache per state.
+
+    Inside a free string the characters themselves are not kept: every string position with the
+    same skill, parameters used and parameter is the same state, which keeps the set of states small.
+    """
+
+    phase: str
+    text: str = ""  # the name, parameter name or non-string value read so far; `"` while inside a string
+    skill: str = ""
+    used: frozenset = frozenset()  # parameters already given, the current one included
+    param: str = ""  # the parameter whose value is being read
+
+
+START = State(NAME)
+
+
+class CallGrammar:
+    """Which texts are prefixes of (`allows`) or whole (`complete`) valid calls for `skills`."""
+
+    def __init__(self, skills: list[Skill]):
+        self.skills = {skill.name: skill for skill in skills}
+        self.required = {
+            skill.name: frozenset(name for name, param in skill.params.items() if param.required) for skill in skills
+        }
+        # The exact texts a choice or boolean value may take; strings and numbers are read by rules instead.
+        self.literals: dict[tuple[str, str], tuple[str, ...]] = {}
+        for skill in skills:
+            for name, param in skill.params.items():
+                if param.enum:
+                    self.literals[skill.name, name] = tuple(_literal(value) for value in param.enum)
+                elif param.type == "boolean":
+                    self.literals[skill.name, name] = ("True", "False")
+        # Characters enough to finish any call: names, parameter names, choice values, punctuation,
+        # and "0" for every digit (more digits would only make the search wider, never shorter).
+        chars = set('"(),= 0.-eE+') | {char for skill in skills for char in skill.name + "".join(skill.params)}
+        chars |= {char for literals in self.literals.values() for literal in literals for char in literal}
+        self._alphabet = sorted(chars)
+        self._closings: dict[State, str | None] = {}
+
+    def allows(self, prefix: str) -> bool:
+        """True when `prefix` can still be extended to a valid call (or is one)."""
+        return self.advance(START, prefix) is not None
+
+    def complete(self, text: str) -> bool:
+        return self.is_complete(self.advance(START, text))
+
+    @staticmethod
+    def is_complete(state: State | None) -> bool:
+        return state is not None and state.phase == DONE
+
+    def closing(self, state: State | None) -> str | None:
+        """The shortest text that makes a complete call from `state`; None for a dead state.
+
+        Found by a breadth-first search over the grammar's own steps (cached per state), so it can
+        never disagree with `step`. Generation uses it to finish the call before the token budget ends.
+        """
+        if state is None:
+            return None
+        if state not in self._closings:
+            self._closings[state] = self._search_closing(state)
+        return self._closings[state]
+
+    def _search_closing(self, state: State) -> str | None:
+        queue, seen = deque([(state, "")]), {state}
+        while queue:
+            current, text = queue.popleft()
+            if current.phase == DONE:
+                return text
+            for char in self._alphabet:
+                following = self.step(current, char)
+                if following is not None and following not in seen:
+                    seen.add(following)
+                    queue.append((following, text + char))
+        return None
+
+    def advance(self, state: State | None, text: str) -> State | None:
+        """The state after reading `text` from `state`; None once the text has left the grammar."""
+        for char in text:
+            if state is None:
+                return None
+            state = self.step(state, char)
+        return state
+
+    def step(self, state: State, char: str) -> State | None:
+        phase = state.phase
+        if phase == NAME:
+            if char == "(" and state.text in self.skills:
+                return State(PARAM, skill=state.text)
+            name = state.text + char
+            return state._replace(text=name) if any(skill.startswith(name) for skill in self.skills) else None
+        if phase == PARAM:
+            return self._step_param(state, char)
+        if phase == VALUE:
+            return self._step_value(state, char)
+        if phase == AFTER:
+            if char == "," and self._unused(state):  # `, ` with no parameter left to give would be a dead end
+                return state._replace(phase=SPACE)
+            if char == ")" and self.required[state.skill] <= state.used:
+                return State(DONE)
+            return None
+        if phase == SPACE:
+            return State(PARAM, skill=state.skill, used=state.used) if char == " " else None
+        return None  # DONE: nothing may follow `)`
+
+    def _unused(self, state: State) -> list[str]:
+        return [name for name in self.skills[state.skill].params if name not in state.used]
+
+    def _step_param(self, state: State, char: str) -> State | None:
+        # `)` straight after `(` closes a call without arguments; after `, ` a parameter must follow
+        if char == ")" and not state.text and not state.used and not self.required[state.skill]:
+            return State(DONE)
+        if char == "=" and state.text in self._unused(state):
+            return State(VALUE, skill=state.skill, used=state.used | {state.text}, param=state.text)
+        name = state.text + char
+        return state._replace(text=name) if any(param.startswith(name) for param in self._unused(state)) else None
+
+    def _step_value(self, state: State, char: str) -> State | None:
+        after = State(AFTER, skill=state.skill, used=state.used)
+        literals = self.literals.get((state.skill, state.param))
+        if literals is not None:
+            # quoted literals and True/False are prefix-free: the value ends with its last character
+            value = state.text + char
+            if value in literals:
+                return after
+            return state._replace(text=value) if any(literal.startswith(value) for literal in literals) else None
+        param_type = self.skills[state.skill].params[state.param].type
+        if param_type == "string":
+            if not state.text:
+                return state._replace(text='"') if char == '"' else None
+            if char == '"':
+                return after
+            return state if char.isprintable() and char not in '"\\' else None
+        prefix, whole = (INTEGER_PREFIX, INTEGER) if param_type == "integer" else (NUMBER_PREFIX, NUMBER)
+        value = state.text + char
+        if prefix.fullmatch(value):
+            return state._replace(text=value)
+        # a number has no closing character: it ends where `,` or `)` follows a whole number
+        return self.step(after, char) if whole.fullmatch(state.text) else None
+
+
+# --- generation with transformers -------------------------------------------------------------
+
+_TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def token_texts(tokenizer) -> list[str | None]:
+    """What each token id adds to the text when it is generated; None for tokens never allowed.
+
+    Decoded once per tokenizer and cached (about a second for a 49k vocabulary). Each token is
+    decoded after a reference token and the reference's text is cut off: a SentencePiece tokenizer
+    drops the leading space of a word-initial token decoded alone, and here the space must count.
+    None marks special and added tokens (<|im_end|> is markup, not text), empty tokens and byte-level
+    pieces of a multi-byte character, whose decode alone is not valid text (it holds U+FFFD).
+    """
+    if tokenizer in _TOKEN_TEXTS:
+        return _TOKEN_TEXTS[tokenizer]
+    reference = tokenizer.encode("a", add_special_tokens=False)[-1]
+    lead = tokenizer.decode([reference], clean_up_tokenization_spaces=False)
+    vocab_size = len(tokenizer)
+    decoded = tokenizer.batch_decode([[reference, token] for token in range(vocab_size)],
+                                     clean_up_tokenization_spaces=False)
+    never = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    texts: list[str | None] = []
+    for token, text in enumerate(decoded):
+        piece = text[len(lead):] if text.startswith(lead) else ""
+        texts.append(None if token in never or not piece or "\ufffd" in piece else piece)
+    _TOKEN_TEXTS[tokenizer] = texts
+    return texts
+
+
+def _eos_ids(tokenizer, eos_token_id) -> frozenset[int]:
+    if eos_token_id is None:
+        eos_token_id = tokenizer.eos_token_id
+    return frozenset([eos_token_id] if isinstance(eos_token_id, int) else eos_token_id)
+
+
+class GrammarLogitsProcessor(LogitsProcessor):
+    """Mask the next tokens that would take a row's generated text out of the grammar.
+
+    Works on batched generation with left padding: every row's generated tokens start at
+    `prompt_length`. The text of a row is the concatenation of its tokens' texts (token_texts),
+    which is what decode() gives for a byte-level BPE tokenizer such as SmolLM2's; its grammar
+    state is cached per generated-token sequence, so each step reads only the newest token.
+
+    `keep` is how many allowed tokens survive per step. Instead of checking all ~49k tokens, the
+    candidates are checked in descending score order, in growing chunks, until `keep` allowed ones are
+    found (usually within the first few dozen). With greedy decoding, keep=1 is exactly the same as
+    masking every disallowed token: argmax over the allowed tokens is the best allowed token, the
+    only one left. Custom processors run before generate's sampling warpers (temperature, top-k,
+    top-p), so keep=K is also exact for sampling with top_k=K; keep=None checks the whole vocabulary
+    (exact for any decoding, slower: once per distinct grammar state, then cached).
+
+    With `max_new_tokens` (the same number generate gets) a row also finishes in time: once the
+    shortest completion of its call (CallGrammar.closing) has as many characters as tokens are left,
+    only tokens that write the start of that completion are allowed. Every token writes at least one
+    character, so the call closes within the budget, e.g. a string the model will not end is cut
+    off with `")`. Without it, a model that rambles inside a string runs out of tokens mid-call.
+
+    End-of-sequence is allowed only when the text is a complete call, and then it is the only choice
+    (nothing may follow `)`). A row that has already produced eos is left untouched: generate pads
+    it anyway. A row whose text left the grammar (impossible when this processor chose every token,
+    but a caller may prefill) is only allowed to stop.
+    """
+
+    CHUNKS = (16, 256, 4096)  # then the rest of the vocabulary
+
+    def __init__(self, tokenizer, grammar: CallGrammar, prompt_length: int, keep: int | None = 1,
+                 eos_token_id: int | list[int] | None = None, max_new_tokens: int | None = None):
+        if keep is not None and keep < 1:
+            raise ValueError("keep must be at least 1, or None for the whole vocabulary")
+        self.grammar = grammar
+        self.prompt_length = prompt_length
+        self.keep = keep
+        self.texts = token_texts(tokenizer)
+        self.eos = _eos_ids(tokenizer, eos_token_id)
+        self.max_new_tokens = max_new_tokens
+        self.ids_by_text: dict[str, list[int]] = {}
+        if max_new_tokens is not None:
+            for token, text in enumerate(self.texts):
+                if text is not None:
+                    self.ids_by_text.setdefault(text, []).append(token)
+        self.seconds = 0.0  # time spent in __call__, for measuring the overhead
+        self._states: dict[tuple[int, ...], State | None] = {(): START}
+        self._allowed_by_state: dict[State | None, list[int]] = {}  # keep=None only
+
+    def __call__(self, input_ids, scores):
+        started = time.perf_counter()
+        allowed_mask = torch.zeros_like(scores, dtype=torch.bool)
+        for row in range(input_ids.shape[0]):
+            generated = tuple(input_ids[row, self.prompt_length:].tolist())
+            if self.eos.intersection(generated):
+                allowed_mask[row] = True  # finished: whatever comes is replaced by padding
+                continue
+            state = self.state(generated)
+            allowed = self._closing_tokens(state, len(generated), scores[row]) or self._allowed(state, scores[row])
+            allowed_mask[row, allowed] = True
+        self.seconds += time.perf_counter() - started
+        return scores.masked_fill(~allowed_mask, float("-inf"))
+
+    def _closing_tokens(self, state: State | None, generated: int, row_scores) -> list[int]:
+        """When the token budget forces it, the best `keep` tokens that write a start of the shortest
+        completion; otherwise (or if no token can) none."""
+        if self.max_new_tokens is None:
+            return []
+        closing = self.grammar.closing(state)
+        if not closing or len(closing) < self.max_new_tokens - generated:
+            return []
+        candidates = [token for end in range(1, len(closing) + 1) for token in self.ids_by_text.get(closing[:end], [])]
+        candidates.sort(key=lambda token: -row_scores[token].item())
+        return candidates[:self.keep] if self.keep is not None else candidates
+
+    def state(self, generated: tuple[int, ...]) -> State | None:
+        """Grammar state after the generated tokens; the state before the last one is cached from the step before."""
+        if generated not in self._states:
+            before = self.state(generated[:-1])
+            text = self.texts[generated[-1]] if generated[-1] < len(self.texts) else None
+            self._states[generated] = None if text is None else self.grammar.advance(before, text)
+        return self._states[generated]
+
+    def _fits(self, state: State | None, token: int) -> bool:
+        if token in self.eos:
+            return self.grammar.is_complete(state)
+        text = self.texts[token] if token < len(self.texts) else None  # the model may have padded rows in its vocabulary
+        return text is not None and self.grammar.advance(state, text) is not None
+
+    def _allowed(self, state: State | None, row_scores) -> list[int]:
+        if state is None or self.grammar.is_complete(state):
+            return sorted(self.eos)
+        if self.keep is None:
+            if state not in self._allowed_by_state:
+                self._allowed_by_state[state] = [t for t in range(row_scores.shape[0]) if self._fits(state, t)]
+            return self._allowed_by_state[state] or sorted(self.eos)
+        values, order = torch.sort(row_scores, descending=True)
+        found: list[int] = []
+        start = 0
+        for end in (*self.CHUNKS, order.shape[0]):
+            for token, value in zip(order[start:end].tolist(), values[start:end].tolist()):
+                if value == float("-inf"):  # an earlier processor ruled it out, and so the rest
+                    return found or sorted(self.eos)
+                if self._fits(state, token):
+                    found.append(token)
+                    if len(found) == self.keep:
+                        return found
+            start = end
+        return found or sorted(self.eos)
+
+
+def grammar_processors(skills: list[Skill], keep: int | None = 1, max_new_tokens: int | None = None):
+    """A factory `(tokenizer, prompt_length) -> [GrammarLogitsProcessor]`, called once per batch.
+
+    The grammar is built once here; the token texts are cached per tokenizer, so a new processor per
+    batch (with that batch's prompt length and fresh per-row state) costs little. Pass generate's
+    `max_new_tokens` so that every call is closed before the budget ends (see GrammarLogitsProcessor).
+    """
+    grammar = CallGrammar(skills)
+
+    def make(tokenizer, prompt_length: int) -> list[GrammarLogitsProcessor]:
+        return [GrammarLogitsProcessor(tokenizer, grammar, prompt_length, keep=keep, max_new_tokens=max_new_tokens)]
+
+    return make
