@@ -1,19 +1,54 @@
-"""Generate predictions with transformers: batched greedy decoding, left padding, CPU or GPU.
+"""Predictions from a model, through one interface and three backends.
 
-The prompt is the record's messages up to the user turn, rendered with the tokenizer's own chat
-template, the same one Axolotl trained with (`chat_template: tokenizer_default`). Generation
-stops at the tokenizer's end-of-turn token (eos, which scripts/prepare_smollm2.py sets to
-<|im_end|>).
+A backend turns records into raw output texts, one per record, in record order:
+
+    backend.generate(records) -> list[str]
+
+The prompt is the record's messages before the gold answer (`record["messages"][:-1]`) plus its
+`tools` when it has them. Backends:
+
+    TransformersBackend  a local model (and optional PEFT LoRA adapter): batched greedy decoding,
+                         left padding, the tokenizer's own chat template, CPU or GPU
+    OpenAIBackend        any OpenAI-compatible chat-completions endpoint (hosted fine-tunes,
+                         vLLM or llama.cpp servers): temperature 0, bounded concurrency
+    VLLMBackend          vLLM's offline engine on a CUDA GPU (the optional `gpu` extra)
+
+The chat template is the one Axolotl trained with (`chat_template: tokenizer_default`).
+Generation stops at the tokenizer's end-of-turn token (eos, which scripts/prepare_smollm2.py sets
+to <|im_end|>).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 from pathlib import Path
+from typing import Callable, Protocol
 
 from tqdm import tqdm
 
+from datagen.jsonio import write_jsonl
 from datagen.render import gold_call, user_text
+
+
+class PredictError(RuntimeError):
+    """Predictions cannot be made (a backend is missing, an endpoint failed); str() is one line."""
+
+
+class Backend(Protocol):
+    label: str
+
+    def generate(self, records: list[dict]) -> list[str]:
+        """One raw output text per record, in record order."""
+
+
+def prompt_messages(record: dict) -> list[dict]:
+    """The conversation the model answers: everything before the gold answer."""
+    return record["messages"][:-1]
+
+
+# --- transformers
 
 
 def load_model(base_model: str | Path):
@@ -39,14 +74,19 @@ def attach_adapter(model, adapter_dir: str | Path):
     return PeftModel.from_pretrained(model, str(adapter_dir)).eval()
 
 
+# (tokenizer, padded prompt length of the batch) -> processors for that batch's model.generate
+LogitsProcessorsFactory = Callable[[object, int], list]
+
+
 def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_new_tokens: int = 64,
-             label: str = "generating") -> list[str]:
+             label: str = "generating", logits_processors: LogitsProcessorsFactory | None = None) -> list[str]:
     """Greedy completions for each record's prompt (all messages before the gold answer)."""
     import torch
+    from transformers import LogitsProcessorList
 
     prompts = [
         tokenizer.apply_chat_template(
-            record["messages"][:-1], tools=record.get("tools"), add_generation_prompt=True, tokenize=False
+            prompt_messages(record), tools=record.get("tools"), add_generation_prompt=True, tokenize=False
         )
         for record in records
     ]
@@ -55,6 +95,9 @@ def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_ne
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
+            prompt_length = batch["input_ids"].shape[1]
+            # built per batch: a constrained decoder tracks each row's tokens after the prompt
+            processors = LogitsProcessorList(logits_processors(tokenizer, prompt_length) if logits_processors else [])
             with torch.inference_mode():
                 generated = model.generate(
                     **batch,
@@ -62,11 +105,176 @@ def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_ne
                     max_new_tokens=max_new_tokens,
                     eos_token_id=tokenizer.eos_token_id,
                     pad_token_id=tokenizer.pad_token_id,
+                    logits_processor=processors,
                 )
-            new_tokens = generated[:, batch["input_ids"].shape[1]:]
+            new_tokens = generated[:, prompt_length:]
             outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             progress.update(len(new_tokens))
     return outputs
+
+
+class TransformersBackend:
+    """A local model, plus a PEFT LoRA adapter when `adapter` is given, decoding greedily in batches.
+
+    `logits_processors(tokenizer, prompt_length)` is called once per batch and its processors go
+    to `model.generate(logits_processor=...)` (constrained decoding plugs in there).
+    """
+
+    def __init__(self, base_model: str | Path, adapter: str | Path | None = None, batch_size: int = 16,
+                 max_new_tokens: int = 64, logits_processors: LogitsProcessorsFactory | None = None,
+                 label: str | None = None):
+        if batch_size < 1 or max_new_tokens < 1:
+            raise ValueError(f"batch_size ({batch_size}) and max_new_tokens ({max_new_tokens}) must be at least 1")
+        if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
+            raise PredictError(f"{adapter}: no trained adapter (adapter_config.json); run `make train` first")
+        self.label = label or ("tuned" if adapter else "base")
+        self.batch_size, self.max_new_tokens, self.logits_processors = batch_size, max_new_tokens, logits_processors
+        self.model, self.tokenizer = load_model(base_model)
+        if adapter is not None:
+            self.model = attach_adapter(self.model, adapter)
+
+    def generate(self, records: list[dict]) -> list[str]:
+        return generate(self.model, self.tokenizer, records, self.batch_size, self.max_new_tokens,
+                        label=self.label, logits_processors=self.logits_processors)
+
+
+# --- OpenAI-compatible endpoints
+
+
+def output_text(message: dict) -> str:
+    """An answer message as the text the parser reads: its tool calls as JSON, else its content."""
+    if message.get("tool_calls"):
+        calls = [
+            {"type": "function", "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"]}}
+            for call in message["tool_calls"]
+        ]
+        return json.dumps({"tool_calls": calls}, ensure_ascii=False)
+    return message.get("content") or ""
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat-completions endpoint, at temperature 0.
+
+    Up to `concurrency` requests are in flight (a new one starts as soon as one returns). Retries,
+    backoff and Retry-After on 429/5xx/timeouts are the `openai` client's own (`max_retries`).
+    The API key comes from OPENAI_API_KEY only and goes to the client, nowhere else.
+    """
+
+    def __init__(self, base_url: str, model: str, concurrency: int = 8, max_retries: int = 5,
+                 timeout: float = 60.0, max_tokens: int = 64, label: str | None = None):
+        if concurrency < 1 or max_retries < 0 or timeout <= 0 or max_tokens < 1:
+            raise ValueError("concurrency and max_tokens must be at least 1, max_retries at least 0, timeout positive")
+        self.base_url, self.model = base_url, model
+        self.concurrency, self.max_retries, self.timeout, self.max_tokens = concurrency, max_retries, timeout, max_tokens
+        self.label = label or model
+
+    def request_body(self, record: dict) -> dict:
+        body = {
+            "model": self.model,
+            "messages": prompt_messages(record),
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }
+        if record.get("tools"):
+            body["tools"] = record["tools"]
+        return body
+
+    def generate(self, records: list[dict]) -> list[str]:
+        return asyncio.run(self._generate(records))
+
+    async def _generate(self, records: list[dict]) -> list[str]:
+        import openai
+
+        window = asyncio.Semaphore(self.concurrency)
+        # local servers accept any key; a missing key must not stop them being scored
+        client = openai.AsyncOpenAI(base_url=self.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "none",
+                                    max_retries=self.max_retries, timeout=self.timeout)
+        with tqdm(total=len(records), desc=self.label, unit="ex") as progress:
+
+            async def one(index: int, record: dict) -> str:
+                async with window:
+                    text = await self._complete(client, index, record)
+                progress.update(1)
+                return text
+
+            async with client:
+                tasks = [asyncio.create_task(one(index, record)) for index, record in enumerate(records)]
+                try:
+                    return await asyncio.gather(*tasks)  # results in task order, i.e. record order
+                finally:
+                    # after a failure no more requests go out: the rest are cancelled and awaited
+                    # before the client closes
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _complete(self, client, index: int, record: dict) -> str:
+        import openai
+        from openai.types.chat import ChatCompletion
+
+        where = f"record {index} (model {self.model!r}, max retries {self.max_retries})"
+        try:
+            # a raw body through the client's documented `post`: the same retries and timeouts as
+            # `chat.completions.create`, and the record's messages and tools go out exactly as they are
+            completion = await client.post("/chat/completions", body=self.request_body(record), cast_to=ChatCompletion)
+        except openai.APIConnectionError as err:  # includes timeouts
+            raise PredictError(f"cannot reach {self.base_url} for {where}: {type(err).__name__}: {_one_line(err)}") from None
+        except openai.APIStatusError as err:
+            raise PredictError(
+                f"{self.base_url} answered HTTP {err.status_code} for {where}: {_one_line(err.message)}"
+            ) from None
+        except openai.OpenAIError as err:
+            raise PredictError(f"{self.base_url}, {where}: {type(err).__name__}: {_one_line(err)}") from None
+        if not completion.choices:
+            raise PredictError(f"{self.base_url} answered {where} with no choices")
+        return output_text(completion.choices[0].message.model_dump(exclude_none=True))
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+# --- vLLM
+
+
+class VLLMBackend:
+    """vLLM's offline engine (CUDA GPU; `pip install 'skilltune[gpu]'`), greedy.
+
+    Prompts are rendered with the tokenizer's chat template exactly as TransformersBackend renders
+    them (per record, with its tools) and passed as token ids. `llm` reuses an engine already built:
+    a process holds one engine's GPU memory, and one built with `enable_lora=True` (any backend here
+    with an adapter) also answers as the bare base model when given no adapter.
+    """
+
+    def __init__(self, base_model: str | Path, adapter: str | Path | None = None, max_new_tokens: int = 64,
+                 label: str | None = None, llm=None):
+        try:
+            import vllm
+            from vllm.lora.request import LoRARequest
+        except ImportError:
+            raise PredictError("vLLM is not installed: pip install 'skilltune[gpu]' (needs a CUDA GPU)") from None
+        if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
+            raise PredictError(f"{adapter}: no trained adapter (adapter_config.json); run `make train` first")
+        self.label = label or ("tuned" if adapter else "base")
+        # the default max_lora_rank (16) is the rank configs/*.yml train with
+        self.llm = llm or vllm.LLM(model=str(base_model), enable_lora=adapter is not None)
+        self.sampling = vllm.SamplingParams(temperature=0, max_tokens=max_new_tokens)
+        self.lora = LoRARequest("adapter", 1, str(adapter)) if adapter is not None else None
+
+    def generate(self, records: list[dict]) -> list[str]:
+        tokenizer = self.llm.get_tokenizer()
+        texts = [
+            tokenizer.apply_chat_template(prompt_messages(record), tools=record.get("tools"),
+                                          add_generation_prompt=True, tokenize=False)
+            for record in records
+        ]
+        # the template already holds the special tokens; `LLM.chat` encodes its prompts the same way
+        prompts = [{"prompt_token_ids": tokenizer.encode(text, add_special_tokens=False)} for text in texts]
+        results = self.llm.generate(prompts, self.sampling, use_tqdm=True, lora_request=self.lora)
+        return [result.outputs[0].text for result in results]  # vLLM returns them in prompt order
+
+
+# --- saved predictions
 
 
 def prediction_rows(records: list[dict], outputs: list[str], model_label: str, split: str) -> list[dict]:
@@ -77,8 +285,14 @@ def prediction_rows(records: list[dict], outputs: list[str], model_label: str, s
             "split": split,
             "skill": gold_call(record).name,
             "user": user_text(record),
-            "gold": record["messages"][-1]["content"],
+            # as Python call text whatever the answer style (tool_calls answers have no content)
+            "gold": gold_call(record).to_python(),
             "output": output,
         }
-        for index, (record, output) in enumerate(zip(records, outputs))
+        for index, (record, output) in enumerate(zip(records, outputs, strict=True))
     ]
+
+
+def write_predictions(path: Path | str, rows: list[dict]) -> None:
+    """Checked against eval/schemas/prediction.schema.json, then written atomically."""
+    write_jsonl(path, rows, "prediction")

@@ -15,6 +15,8 @@ constructor or `script()`), or `default` once the queue is empty:
     500         status 500
     malformed   200 with content that is not JSON and no tool call
     invalid     JSON pairs that do not fit: unknown argument, wrong function, unparsable call, empty user
+    reply       whatever the constructor's `reply(body)` returns: a str becomes `message.content`,
+                a dict is the whole message (e.g. with `tool_calls`); for scoring eval prompts
 
 "ok" pairs are a pure function of the request body (skill name from the prompt's `Skill:` line,
 argument schema and batch size from the `tools` definition, utterances from a hash of the
@@ -35,8 +37,9 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
-MODES = ("ok", "ok_content", "slow", "duplicate", "429", "500", "malformed", "invalid")
+MODES = ("ok", "ok_content", "slow", "duplicate", "429", "500", "malformed", "invalid", "reply")
 SKILL_LINE = re.compile(r"^Skill: ([A-Za-z_]\w*)\(", re.MULTILINE)
 
 
@@ -44,8 +47,9 @@ class ScriptedOpenAIServer:
     """See the module docstring. Counters are updated under a lock; read them via the properties."""
 
     def __init__(self, modes=(), default: str = "ok", latency_ms: int = 0, slow_ms: int = 200,
-                 retry_after: str = "0", jitter_ms: int = 0):
-        self.default = self._checked(default)
+                 retry_after: str = "0", jitter_ms: int = 0, reply: Callable[[dict], str | dict] | None = None):
+        self.reply = reply  # the answer of "reply" mode, from the request body
+        self.default = self._checked_reply(self._checked(default))
         self.latency_ms = latency_ms  # added to every request, whatever its mode
         self.jitter_ms = jitter_ms  # plus a random 0..jitter_ms, so answers come back out of order
         self.slow_ms = slow_ms
@@ -68,9 +72,14 @@ class ScriptedOpenAIServer:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         return mode
 
+    def _checked_reply(self, mode: str) -> str:
+        if mode == "reply" and self.reply is None:
+            raise ValueError("mode 'reply' needs the constructor's reply= function")
+        return mode
+
     def script(self, modes) -> None:
         """Replace the queue of modes that the next requests take, in arrival order."""
-        checked = [self._checked(mode) for mode in modes]
+        checked = [self._checked_reply(self._checked(mode)) for mode in modes]
         with self._lock:
             self._queue = collections.deque(checked)
 
@@ -223,13 +232,17 @@ def _completion(body: dict, message: dict, number: int) -> dict:
     }
 
 
-def answer(mode: str, body: dict, number: int, retry_after: str = "0") -> tuple[int, dict, dict]:
+def answer(mode: str, body: dict, number: int, retry_after: str = "0",
+           reply: Callable[[dict], str | dict] | None = None) -> tuple[int, dict, dict]:
     """(status, extra headers, JSON body) for one request in `mode` (after any sleeping)."""
     if mode == "429":
         return 429, {"Retry-After": retry_after}, _error("rate limit reached (test server)", "rate_limit_error")
     if mode == "500":
         return 500, {}, _error("internal error (test server)", "server_error")
-    if mode == "malformed":
+    if mode == "reply":
+        result = reply(body)
+        message = {"role": "assistant", **result} if isinstance(result, dict) else {"role": "assistant", "content": result}
+    elif mode == "malformed":
         message = {"role": "assistant", "content": "Sure! Here are some great examples: user asks for"}
     elif mode == "ok_content":
         text = json.dumps({"pairs": good_pairs(body)}, indent=1)
@@ -301,7 +314,7 @@ def _make_handler(server: ScriptedOpenAIServer):
             delay_ms += random.uniform(0, server.jitter_ms)
             if delay_ms:
                 time.sleep(delay_ms / 1000)
-            status, headers, payload = answer(mode, body, server.total, server.retry_after)
+            status, headers, payload = answer(mode, body, server.total, server.retry_after, server.reply)
             # logged before the reply goes out: once the client has it, the log already shows it
             entry["answered"] = time.monotonic()
             server.record(entry)
@@ -319,7 +332,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=int, default=0)
-    parser.add_argument("--default", default="ok", choices=MODES)
+    parser.add_argument("--default", default="ok", choices=[mode for mode in MODES if mode != "reply"])
     args = parser.parse_args()
     with ScriptedOpenAIServer(default=args.default, latency_ms=args.latency_ms) as server:
         print(server.url, flush=True)

@@ -1,0 +1,302 @@
+"""eval/predict.py backends and `python -m eval run --backend ...`.
+
+The OpenAI backend talks HTTP to tests/openai_server.py on 127.0.0.1 (no client is mocked): order,
+tools, retries, Retry-After, the concurrency window and the API key are the real client's. The
+transformers backend runs the embedded SmolLM2-135M on CPU with a few short generations.
+"""
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openai_server import ScriptedOpenAIServer
+
+from datagen.calls import Call
+from datagen.jsonio import read_json, read_jsonl, write_jsonl
+from datagen.render import chat_record
+from eval.__main__ import cli
+from eval.predict import OpenAIBackend, PredictError, TransformersBackend, VLLMBackend, output_text
+
+REPO = Path(__file__).resolve().parent.parent
+SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
+SECRET = "sk-test-predict-never-on-disk-7313"
+SYSTEM = "Answer with one function call: weather, timer, or other()."
+TOOLS = [
+    {"type": "function", "function": {"name": "weather", "description": "Weather at a place",
+                                      "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
+                                                     "required": ["location"]}}},
+]
+
+
+@pytest.fixture(autouse=True)
+def local_env(monkeypatch):
+    """The client goes straight to 127.0.0.1 with a known key, whatever the environment says."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+def records(n: int, style: str = "python") -> list[dict]:
+    places = ["Berlin", "Paris", "Nairobi", "Lima", "Oslo", "Hanoi", "Quito", "Accra"]
+    return [
+        chat_record(SYSTEM, f"weather in {places[i % len(places)]} number {i}", Call("weather", {"location": places[i % 8]}),
+                    style=style, tools=TOOLS if style == "tools" else None)
+        for i in range(n)
+    ]
+
+
+def last_user(body: dict) -> str:
+    return body["messages"][-1]["content"]
+
+
+def backend(server: ScriptedOpenAIServer, **options) -> OpenAIBackend:
+    return OpenAIBackend(server.url, "test-model", **options)
+
+
+# --- OpenAI backend
+
+
+def test_outputs_come_back_in_record_order_despite_jitter():
+    data = records(20)
+    with ScriptedOpenAIServer(default="reply", reply=last_user, jitter_ms=60) as server:
+        outputs = backend(server, concurrency=8).generate(data)
+        answered = [last_user(entry["body"]) for entry in server.log]
+    assert outputs == [record["messages"][1]["content"] for record in data]
+    assert answered != outputs  # the server really answered out of order
+
+
+def test_request_has_the_prompt_without_the_gold_and_the_tools_when_present():
+    data = [records(1, "tools")[0], records(1, "python")[0]]
+    with ScriptedOpenAIServer(default="reply", reply=lambda body: "ok") as server:
+        backend(server, concurrency=1, max_tokens=17).generate(data)
+        bodies = [entry["body"] for entry in server.log]
+    for body, record in zip(bodies, data):
+        assert body["messages"] == record["messages"][:-1]
+        assert body["temperature"] == 0 and body["max_tokens"] == 17 and body["model"] == "test-model"
+    assert bodies[0]["tools"] == TOOLS
+    assert "tools" not in bodies[1]
+
+
+def test_tool_call_answers_are_serialized_as_json_text():
+    message = {"content": None, "tool_calls": [{"id": "call_7", "type": "function",
+                                                "function": {"name": "weather", "arguments": '{"location": "Oslo"}'}}]}
+    with ScriptedOpenAIServer(default="reply", reply=lambda body: message) as server:
+        [output] = backend(server).generate(records(1, "tools"))
+    assert json.loads(output) == {"tool_calls": [{"type": "function",
+                                                  "function": {"name": "weather", "arguments": '{"location": "Oslo"}'}}]}
+    assert output_text({"content": "weather(location=\"Oslo\")"}) == 'weather(location="Oslo")'
+    assert output_text({"content": None}) == ""
+
+
+def test_429_with_retry_after_and_500_are_retried_then_succeed():
+    with ScriptedOpenAIServer(modes=["429", "500"], default="reply", reply=last_user, retry_after="1") as server:
+        outputs = backend(server, max_retries=2).generate(records(1))
+        log = server.log
+    assert outputs == [records(1)[0]["messages"][1]["content"]]
+    assert [entry["mode"] for entry in log] == ["429", "500", "reply"]
+    assert [entry["retry_count"] for entry in log] == ["0", "1", "2"]
+    assert log[1]["arrived"] - log[0]["answered"] >= 0.9  # the client waited the Retry-After second
+
+
+def test_too_many_500s_raise_predict_error_naming_endpoint_and_record():
+    with ScriptedOpenAIServer(modes=["reply", "reply", "500", "500"], default="reply", reply=last_user) as server:
+        with pytest.raises(PredictError) as failure:
+            backend(server, concurrency=1, max_retries=1).generate(records(5))
+        assert server.total == 4  # nothing is sent after the failure
+    message = str(failure.value)
+    assert server.url in message and "record 2" in message and "HTTP 500" in message
+    assert "\n" not in message
+
+
+def test_unreachable_endpoint_is_a_predict_error():
+    with ScriptedOpenAIServer() as server:
+        url = server.url  # closed on leaving: nothing listens there any more
+    with pytest.raises(PredictError, match="cannot reach .* for record 0"):
+        OpenAIBackend(url, "m", max_retries=0, timeout=5).generate(records(1))
+
+
+def test_at_most_concurrency_requests_are_in_flight():
+    with ScriptedOpenAIServer(default="reply", reply=last_user, latency_ms=60, jitter_ms=30) as server:
+        outputs = backend(server, concurrency=3).generate(records(15))
+        log = server.log
+    assert len(outputs) == 15 and len(log) == 15
+    # +1 on arrival, -1 on answer; at equal times the answer counts first
+    events = sorted([(entry["arrived"], 1) for entry in log] + [(entry["answered"], -1) for entry in log])
+    in_flight = peak = 0
+    for _, step in events:
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak == 3
+
+
+# --- `python -m eval run --backend openai`
+
+
+def write_split(tmp_path: Path, data: list[dict]) -> Path:
+    path = tmp_path / "test.jsonl"
+    write_jsonl(path, data, "record")
+    return path
+
+
+def test_run_scores_a_named_endpoint_model_and_writes_no_key(tmp_path):
+    data = records(6)
+    gold = {record["messages"][1]["content"]: record["messages"][2]["content"] for record in data}
+    out = tmp_path / "out"
+
+    def reply(body: dict) -> str:  # the "fine-tune" knows every answer, the "base" model none
+        return gold[last_user(body)] if body["model"] == "ft:tuned" else "I cannot help with that."
+
+    with ScriptedOpenAIServer(default="reply", reply=reply) as server:
+        result = CliRunner().invoke(cli, [
+            "run", "--backend", "openai", "--base-url", server.url, "--model", "ft:tuned",
+            "--base-model-name", "plain", "--concurrency", "4", "--test", str(write_split(tmp_path, data)),
+            "--out", str(out),
+        ])
+        log = server.log
+    assert result.exit_code == 0, result.output
+    assert {entry["authorization"] for entry in log} == {f"Bearer {SECRET}"}
+    assert read_json(out / "report.json", "report")["models"] == ["base", "tuned"]
+    tuned = list(read_jsonl(out / "predictions-tuned.jsonl", "prediction"))
+    assert [row["output"] for row in tuned] == [row["gold"] for row in tuned]
+    assert {row["output"] for row in read_jsonl(out / "predictions-base.jsonl", "prediction")} == {"I cannot help with that."}
+    written = [path for path in out.rglob("*") if path.is_file()]
+    assert written and not [path for path in written if SECRET in path.read_text()]
+    assert SECRET not in result.output
+
+
+def test_run_without_base_model_name_scores_only_the_named_model(tmp_path):
+    with ScriptedOpenAIServer(default="reply", reply=lambda body: "weather(location=\"Berlin\")") as server:
+        result = CliRunner().invoke(cli, ["run", "--backend", "openai", "--base-url", server.url, "--model", "ft:x",
+                                          "--test", str(write_split(tmp_path, records(2))), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert read_json(tmp_path / "o" / "report.json", "report")["models"] == ["tuned"]
+    assert not (tmp_path / "o" / "predictions-base.jsonl").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"], "--backend openai needs --base-url and --model"),
+    (["--backend", "transformers"], "--backend transformers needs --config"),
+    (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--config", "CONFIG"],
+     "--config is not used with --backend openai"),
+])
+def test_run_option_errors_are_one_line(tmp_path, arguments, message):
+    config = tmp_path / "c.yml"
+    config.write_text("base_model: x\noutput_dir: y\n")
+    arguments = [str(config) if argument == "CONFIG" else argument for argument in arguments]
+    result = CliRunner().invoke(cli, ["run", *arguments, "--test", str(write_split(tmp_path, records(1))),
+                                      "--out", str(tmp_path / "o")])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_endpoint_failure_in_run_is_one_line_exit_1(tmp_path):
+    with ScriptedOpenAIServer(default="500") as server:
+        result = CliRunner().invoke(cli, ["run", "--backend", "openai", "--base-url", server.url, "--model", "m",
+                                          "--max-retries", "1", "--test", str(write_split(tmp_path, records(1))),
+                                          "--out", str(tmp_path / "o")])
+        assert server.total == 2
+    assert result.exit_code == 1
+    last_line = result.output.strip().splitlines()[-1]  # after the progress bar
+    assert last_line.startswith(f"error: {server.url} answered HTTP 500 for record 0 (model 'm', max retries 1)")
+
+
+# --- vLLM
+
+
+def test_vllm_backend_without_vllm_names_the_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # an import of vllm fails, installed or not
+    with pytest.raises(PredictError, match=r"vLLM is not installed: pip install 'skilltune\[gpu\]' \(needs a CUDA GPU\)"):
+        VLLMBackend("models/SmolLM2-135M-Instruct")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    config = tmp_path / "c.yml"
+    config.write_text(f"base_model: {SMOLLM2}\noutput_dir: {adapter}\n")
+    result = CliRunner().invoke(cli, ["run", "--backend", "vllm", "--config", str(config),
+                                      "--test", str(write_split(tmp_path, records(1))), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: vLLM is not installed")
+
+
+# --- transformers on the embedded SmolLM2-135M (CPU)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    import torch
+
+    if not (SMOLLM2 / "config.json").exists():
+        pytest.skip(f"{SMOLLM2} missing: `make model` builds it")
+    # one torch thread: on cores shared with other busy processes, torch's threads wait on each
+    # other and a decoding step takes ~6x longer than with one (measured on 2 shared cores)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield TransformersBackend(SMOLLM2, batch_size=4, max_new_tokens=24)
+    torch.set_num_threads(threads)
+
+
+def varied_records() -> list[dict]:
+    """Users of very different lengths, so left padding is long within a batch."""
+    users = ["weather in Oslo", "what's the weather going to be like this afternoon in Rio de Janeiro, Brazil",
+             "timer", "set a timer for ten minutes please, the pasta is on", "hi", "rain in Lima tomorrow?"]
+    return [chat_record(SYSTEM, user, Call("other", {})) for user in users]
+
+
+def test_batched_and_one_at_a_time_give_the_same_outputs(smollm2):
+    data = varied_records()
+    tokenizer = smollm2.tokenizer
+    prompts = [tokenizer.apply_chat_template(r["messages"][:-1], add_generation_prompt=True, tokenize=False) for r in data]
+    lengths = [len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts]
+    assert max(lengths[:4]) - min(lengths[:4]) >= 10  # the first batch really is padded
+    batched = smollm2.generate(data)
+    one_at_a_time = copy.copy(smollm2)
+    one_at_a_time.batch_size = 1
+    assert one_at_a_time.generate(data) == batched
+    assert all(batched)
+
+
+def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
+    from transformers import LogitsProcessor
+
+    data = varied_records()[:3]
+    calls: list[int] = []
+    first_choice: dict[int, list[int]] = {}  # batch number -> greedy first token of each row
+
+    class Record(LogitsProcessor):  # passive: notes the first token each row chose
+        def __init__(self, batch: int, prompt_length: int):
+            self.batch, self.prompt_length = batch, prompt_length
+
+        def __call__(self, input_ids, scores):
+            if input_ids.shape[1] == self.prompt_length:
+                first_choice[self.batch] = scores.argmax(-1).tolist()
+            return scores
+
+    class Ban(Record):  # bans, at the first step, the token each row chose there
+        def __call__(self, input_ids, scores):
+            if input_ids.shape[1] == self.prompt_length:
+                scores[range(len(scores)), first_choice[self.batch]] = float("-inf")
+            return scores
+
+    def factory(kind):
+        def processors(tokenizer, prompt_length: int) -> list:
+            assert tokenizer is smollm2.tokenizer
+            calls.append(prompt_length)
+            return [kind(len(calls) % 2, prompt_length)]  # two batches per run: 2 + 1 records
+        return processors
+
+    short = copy.copy(smollm2)
+    short.batch_size, short.max_new_tokens = 2, 6
+    short.logits_processors = factory(Record)
+    plain = short.generate(data)
+    assert len(calls) == 2 and sorted(first_choice) == [0, 1]  # one call per batch
+    short.logits_processors = factory(Ban)
+    banned = short.generate(data)
+    assert len(calls) == 4
+    assert calls[2:] == calls[:2]  # the padded prompt length of each batch
+    for before, after in zip(plain, banned):
+        assert before != after
