@@ -1,35 +1,41 @@
 """Constrained decoding: the model can only write one call that is valid for the skill pack.
 
-Python answer style only. The accepted language is the canonical form the training targets use
-(datagen.calls.Call.to_python), with the arguments in any order:
+The accepted language is the canonical form of the training targets, with the arguments in any
+order. Python style (datagen.calls.Call.to_python) and JSON style (datagen.render, json.dumps of
+call_to_json) are both supported:
 
-    name(arg=value, arg=value)      name: a skill of the pack, `other` included
-                                    each arg: a parameter of that skill, at most once
-                                    required parameters all present before `)`
-    values:  choice   one of the listed values, double-quoted as to_python writes it
-             string   "..." without `"`, `\\` or unprintable characters (newlines, tabs)
-             integer  -?(0|[1-9][0-9]*)          (Python refuses leading zeros such as 007)
-             number   an integer or decimal, optionally with an exponent (repr(1e-05) is `1e-05`)
-             boolean  True | False
+    python  name(arg=value, arg=value)
+    json    {"function_call": {"name": "name", "arguments": {"arg": value, "arg": value}}}
 
-Nothing may follow the closing `)` except end-of-sequence, and no whitespace is allowed before the
-name: the model must answer with the call and only the call.
+    name: a skill of the pack, `other` included; each arg: a parameter of that skill, at most once;
+    all required parameters present before the call is closed. Values:
+        choice   one of the listed values, quoted as the style writes it
+        string   "..." without `"`, `\\` or unprintable characters (newlines, tabs)
+        integer  -?(0|[1-9][0-9]*)           (Python refuses leading zeros such as 007, JSON too)
+        number   an integer or decimal, optionally with an exponent (both write 1e-05 so)
+        boolean  True | False   (json: true | false)
+
+Nothing may follow the closed call except end-of-sequence, and nothing may come before it: the model
+must answer with the call and only the call. The `tools` style (tool_calls on the message) is not
+text the model writes in a way this module knows, so it is not supported.
 
 Two pieces:
     CallGrammar              a character-level prefix checker over an explicit small state machine,
                              so a candidate token is checked by stepping its few characters from the
                              state of the text so far instead of re-reading the whole text.
     GrammarLogitsProcessor   a transformers LogitsProcessor that masks, per row of a batch, the next
-                             tokens that would leave the grammar, and allows eos only after `)`.
+                             tokens that would leave the grammar, and allows eos only after the call.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import weakref
 from collections import deque
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 from transformers import LogitsProcessor
@@ -37,13 +43,36 @@ from transformers import LogitsProcessor
 from datagen.calls import _literal  # the quoting to_python uses, so choice values match the targets exactly
 from datagen.skills import Skill
 
-# Phases of the state machine; the text read so far moves through them in this order.
-NAME = "name"  # reading the function name
-PARAM = "param"  # after `(` or `, `: reading a parameter name (or `)` right after `(`)
-VALUE = "value"  # after `=`: reading the value
-AFTER = "after"  # a value is finished: `, ` or `)` comes next
-SPACE = "space"  # after `,`: the space of the separator
-DONE = "done"  # after `)`: only end-of-sequence
+
+@dataclass(frozen=True)
+class Style:
+    """The fixed text around names, arguments and values in one answer style."""
+
+    before_name: str
+    after_name: str  # between the name and the first argument (or the end of a call without any)
+    before_key: str
+    after_key: str
+    separator: str
+    end: str
+    true: str
+    false: str
+    quote: Callable[[str], str]  # how a choice value is written
+
+
+STYLES = {
+    "python": Style("", "(", "", "=", ", ", ")", "True", "False", _literal),
+    "json": Style('{"function_call": {"name": "', '", "arguments": {', '"', '": ', ", ", "}}}", "true", "false",
+                  lambda value: json.dumps(value, ensure_ascii=False)),
+}
+
+# Phases of the state machine. In CALL and ARGS the text must be one of a few fixed options (a name
+# with its punctuation; an argument's key with its separator, or the end), so those phases only
+# keep the part of the option read so far. Keys and names are identifiers, so no option is a prefix
+# of another: `vol=` is not a prefix of `volume=`.
+CALL = "call"  # before the name: the name with its punctuation
+ARGS = "args"  # between arguments: the next key, or the end of the call
+VALUE = "value"  # after a key: its value
+DONE = "done"  # the call is closed: only end-of-sequence
 
 INTEGER_PREFIX = re.compile(r"-?(?:0|[1-9][0-9]*)?")
 INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
@@ -60,19 +89,22 @@ class State(NamedTuple):
     """
 
     phase: str
-    text: str = ""  # the name, parameter name or non-string value read so far; `"` while inside a string
+    text: str = ""  # the part of the current option or non-string value read so far; `"` inside a string
     skill: str = ""
     used: frozenset = frozenset()  # parameters already given, the current one included
     param: str = ""  # the parameter whose value is being read
 
 
-START = State(NAME)
+START = State(CALL)
 
 
 class CallGrammar:
     """Which texts are prefixes of (`allows`) or whole (`complete`) valid calls for `skills`."""
 
-    def __init__(self, skills: list[Skill]):
+    def __init__(self, skills: list[Skill], style: str = "python"):
+        if style not in STYLES:
+            raise ValueError(f"constrained decoding supports the styles {', '.join(STYLES)}, not {style!r}")
+        self.style = STYLES[style]
         self.skills = {skill.name: skill for skill in skills}
         self.required = {
             skill.name: frozenset(name for name, param in skill.params.items() if param.required) for skill in skills
@@ -82,12 +114,19 @@ class CallGrammar:
         for skill in skills:
             for name, param in skill.params.items():
                 if param.enum:
-                    self.literals[skill.name, name] = tuple(_literal(value) for value in param.enum)
+                    self.literals[skill.name, name] = tuple(self.style.quote(value) for value in param.enum)
                 elif param.type == "boolean":
-                    self.literals[skill.name, name] = ("True", "False")
-        # Characters enough to finish any call: names, parameter names, choice values, punctuation,
-        # and "0" for every digit (more digits would only make the search wider, never shorter).
-        chars = set('"(),= 0.-eE+') | {char for skill in skills for char in skill.name + "".join(skill.params)}
+                    self.literals[skill.name, name] = (self.style.true, self.style.false)
+        self._calls = {self.style.before_name + name + self.style.after_name: State(ARGS, skill=name)
+                       for name in self.skills}
+        self._args: dict[tuple[str, frozenset], dict[str, State]] = {}
+        # Characters enough to finish any call: those of the fixed options and choice values, and
+        # "0", which ends every unfinished number ("", "-", "1.", "1e+") and stands in for all
+        # digits: more characters would only make the search for the shortest completion wider.
+        chars = set('"0') | set("".join(self._calls))
+        for skill in skills:
+            chars |= set(self.style.separator + self.style.before_key + self.style.after_key + self.style.end)
+            chars |= {char for name in skill.params for char in name}
         chars |= {char for literals in self.literals.values() for literal in literals for char in literal}
         self._alphabet = sorted(chars)
         self._closings: dict[State, str | None] = {}
@@ -137,47 +176,40 @@ class CallGrammar:
         return state
 
     def step(self, state: State, char: str) -> State | None:
-        phase = state.phase
-        if phase == NAME:
-            if char == "(" and state.text in self.skills:
-                return State(PARAM, skill=state.text)
-            name = state.text + char
-            return state._replace(text=name) if any(skill.startswith(name) for skill in self.skills) else None
-        if phase == PARAM:
-            return self._step_param(state, char)
-        if phase == VALUE:
+        if state.phase == CALL:
+            return self._step_option(state, char, self._calls)
+        if state.phase == ARGS:
+            return self._step_option(state, char, self._arg_options(state.skill, state.used))
+        if state.phase == VALUE:
             return self._step_value(state, char)
-        if phase == AFTER:
-            if char == "," and self._unused(state):  # `, ` with no parameter left to give would be a dead end
-                return state._replace(phase=SPACE)
-            if char == ")" and self.required[state.skill] <= state.used:
-                return State(DONE)
-            return None
-        if phase == SPACE:
-            return State(PARAM, skill=state.skill, used=state.used) if char == " " else None
-        return None  # DONE: nothing may follow `)`
+        return None  # DONE: nothing may follow the call
 
-    def _unused(self, state: State) -> list[str]:
-        return [name for name in self.skills[state.skill].params if name not in state.used]
+    @staticmethod
+    def _step_option(state: State, char: str, options: dict[str, State]) -> State | None:
+        text = state.text + char
+        if text in options:
+            return options[text]
+        return state._replace(text=text) if any(option.startswith(text) for option in options) else None
 
-    def _step_param(self, state: State, char: str) -> State | None:
-        # `)` straight after `(` closes a call without arguments; after `, ` a parameter must follow
-        if char == ")" and not state.text and not state.used and not self.required[state.skill]:
-            return State(DONE)
-        if char == "=" and state.text in self._unused(state):
-            return State(VALUE, skill=state.skill, used=state.used | {state.text}, param=state.text)
-        name = state.text + char
-        return state._replace(text=name) if any(param.startswith(name) for param in self._unused(state)) else None
+    def _arg_options(self, skill: str, used: frozenset) -> dict[str, State]:
+        """After the name or a value: each unused parameter's key, and the end once nothing required is missing."""
+        if (skill, used) not in self._args:
+            style = self.style
+            separator = style.separator if used else ""  # a call's first argument follows the name directly
+            options = {separator + style.before_key + name + style.after_key:
+                       State(VALUE, skill=skill, used=used | {name}, param=name)
+                       for name in self.skills[skill].params if name not in used}
+            if self.required[skill] <= used:
+                options[style.end] = State(DONE)
+            self._args[skill, used] = options
+        return self._args[skill, used]
 
     def _step_value(self, state: State, char: str) -> State | None:
-        after = State(AFTER, skill=state.skill, used=state.used)
+        after = State(ARGS, skill=state.skill, used=state.used)
         literals = self.literals.get((state.skill, state.param))
         if literals is not None:
-            # quoted literals and True/False are prefix-free: the value ends with its last character
-            value = state.text + char
-            if value in literals:
-                return after
-            return state._replace(text=value) if any(literal.startswith(value) for literal in literals) else None
+            # quoted choices and booleans are prefix-free: the value ends with its last character
+            return self._step_option(state, char, dict.fromkeys(literals, after))
         param_type = self.skills[state.skill].params[state.param].type
         if param_type == "string":
             if not state.text:
@@ -189,7 +221,7 @@ class CallGrammar:
         value = state.text + char
         if prefix.fullmatch(value):
             return state._replace(text=value)
-        # a number has no closing character: it ends where `,` or `)` follows a whole number
+        # a number has no closing character: it ends where the separator or the end follows a whole number
         return self.step(after, char) if whole.fullmatch(state.text) else None
 
 
@@ -249,10 +281,10 @@ class GrammarLogitsProcessor(LogitsProcessor):
     shortest completion of its call (CallGrammar.closing) has as many characters as tokens are left,
     only tokens that write the start of that completion are allowed. Every token writes at least one
     character, so the call closes within the budget, e.g. a string the model will not end is cut
-    off with `")`. Without it, a model that rambles inside a string runs out of tokens mid-call.
+    off with `")` (python style). Without it, a model that rambles inside a string runs out of tokens mid-call.
 
     End-of-sequence is allowed only when the text is a complete call, and then it is the only choice
-    (nothing may follow `)`). A row that has already produced eos is left untouched: generate pads
+    (nothing may follow the call). A row that has already produced eos is left untouched: generate pads
     it anyway. A row whose text left the grammar (impossible when this processor chose every token,
     but a caller may prefill) is only allowed to stop.
     """
@@ -340,14 +372,15 @@ class GrammarLogitsProcessor(LogitsProcessor):
         return found or sorted(self.eos)
 
 
-def grammar_processors(skills: list[Skill], keep: int | None = 1, max_new_tokens: int | None = None):
+def grammar_processors(skills: list[Skill], style: str = "python", keep: int | None = 1,
+                       max_new_tokens: int | None = None):
     """A factory `(tokenizer, prompt_length) -> [GrammarLogitsProcessor]`, called once per batch.
 
     The grammar is built once here; the token texts are cached per tokenizer, so a new processor per
     batch (with that batch's prompt length and fresh per-row state) costs little. Pass generate's
     `max_new_tokens` so that every call is closed before the budget ends (see GrammarLogitsProcessor).
     """
-    grammar = CallGrammar(skills)
+    grammar = CallGrammar(skills, style)
 
     def make(tokenizer, prompt_length: int) -> list[GrammarLogitsProcessor]:
         return [GrammarLogitsProcessor(tokenizer, grammar, prompt_length, keep=keep, max_new_tokens=max_new_tokens)]

@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from datagen.calls import Call, parse_call
+import json
+
+from datagen.calls import Call, call_from_json, call_to_json, parse_call
 from datagen.render import chat_record, system_prompt
 from datagen.skills import Param, Skill, load_pack
 from eval.constrain import START, CallGrammar, GrammarLogitsProcessor, grammar_processors, token_texts
@@ -32,6 +34,22 @@ TYPED = [
 ]
 PACKS = {"default": PACK, "typed": TYPED}
 GRAMMARS = {name: CallGrammar(skills) for name, skills in PACKS.items()}
+CASES = [(pack, style) for pack in PACKS for style in ("python", "json")]
+STYLED = {(pack, style): CallGrammar(PACKS[pack], style) for pack, style in CASES}
+
+
+def write(call: Call, style: str) -> str:
+    """The training target's text in `style` (datagen.render.answer_message)."""
+    return call.to_python() if style == "python" else json.dumps(call_to_json(call), ensure_ascii=False)
+
+
+def read(text: str, style: str) -> Call:
+    """The oracle: the project's own parsers, which know nothing of the grammar."""
+    return parse_call(text) if style == "python" else call_from_json(json.loads(text))
+
+
+def fits(call: Call, skills) -> bool:
+    return next(each for each in skills if each.name == call.name).check_call(call) is None
 
 
 @pytest.mark.parametrize("text", [
@@ -104,8 +122,7 @@ def test_typed_values(text, complete):
     grammar = GRAMMARS["typed"]
     assert grammar.complete(text) is complete
     if complete:  # the oracle agrees
-        call = parse_call(text)
-        assert next(s for s in TYPED if s.name == call.name).check_call(call) is None
+        assert fits(parse_call(text), TYPED)
 
 
 def test_prefixes():
@@ -116,6 +133,39 @@ def test_prefixes():
         assert not grammar.complete(prefix), prefix
     for prefix in ["b", "alarm(hour=1, hour", "alarm(hour=1 ", "alarm(hour=1,,", "al)", "alarm(hour=01"]:
         assert not grammar.allows(prefix), prefix
+
+
+@pytest.mark.parametrize("text, complete", [
+    ('{"function_call": {"name": "weather", "arguments": {"location": "Berlin"}}}', True),
+    ('{"function_call": {"name": "other", "arguments": {}}}', True),
+    ('{"function_call": {"name": "notes", "arguments": {"note": "x", "action": "add"}}}', True),
+    ('{"function_call": {"name": "notes", "arguments": {"note": "x"}}}', False),  # action is required
+    ('{"function_call": {"name": "notes", "arguments": {"action": "add",}}}', False),
+    ('{"function_call":{"name":"other","arguments":{}}}', False),  # json.dumps spacing only
+    ('{"function_call": {"name": "other", "arguments": {}}} ', False),
+    ('{"function_call": {"name": "other"}}', False),
+    ('{"function_call": {"name": "weather", "arguments": {"location": null}}}', False),
+])
+def test_json_style(text, complete):
+    assert STYLED["default", "json"].complete(text) is complete
+
+
+@pytest.mark.parametrize("text, complete", [
+    ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "repeat": true}}}', True),
+    ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "repeat": True}}}', False),
+    ('{"function_call": {"name": "alarm", "arguments": {"volume": -1.5e+20, "hour": 0}}}', True),
+    ('{"function_call": {"name": "alarm", "arguments": {"hour": "7"}}}', False),
+    ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "mode": "say \\"hi\\" \\\\ twice"}}}', True),
+])
+def test_json_style_typed(text, complete):
+    assert STYLED["typed", "json"].complete(text) is complete
+    if complete:
+        assert fits(read(text, "json"), TYPED)
+
+
+def test_unknown_style():
+    with pytest.raises(ValueError, match="tools"):
+        CallGrammar(PACK, "tools")
 
 
 # --- property tests against the independent oracle: parse_call + Skill.check_call ----------------
@@ -144,14 +194,14 @@ def valid_calls(draw, skills):
     return chosen, Call(chosen.name, {name: draw(values(chosen.params[name])) for name in names})
 
 
-@pytest.mark.parametrize("pack", PACKS)
-@settings(max_examples=150, deadline=None)
+@pytest.mark.parametrize("pack, style", CASES)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data())
-def test_every_valid_call_is_complete_and_every_prefix_allowed(pack, data):
+def test_every_valid_call_is_complete_and_every_prefix_allowed(pack, style, data):
     chosen, call = data.draw(valid_calls(PACKS[pack]))
     assert chosen.check_call(call) is None
-    text = call.to_python()
-    grammar = GRAMMARS[pack]
+    text = write(call, style)
+    grammar = STYLED[pack, style]
     state = START
     for char in text:  # the incremental path: one step per character, as the processor advances
         state = grammar.step(state, char)
@@ -164,9 +214,10 @@ def test_every_valid_call_is_complete_and_every_prefix_allowed(pack, data):
         assert len(closing) <= len(text) - end
 
 
-def walk_alphabet(skills):
+def walk_alphabet(skills, style):
     """Characters to build texts from: the grammar's own, plus some it must refuse."""
-    chars = set('"(),= 0123456789.-+eE') | set("TrueFals") | set("xé\n\t\\'")
+    chars = set('"(),= {}:0123456789.-+eE') | set("TrueFalstrufs") | set("xé\n\t\\'")
+    chars |= set(write(Call("x", {"y": 1}), style))
     for each in skills:
         chars |= set(each.name + "".join(each.params))
         for param in each.params.values():
@@ -174,41 +225,40 @@ def walk_alphabet(skills):
     return sorted(chars)
 
 
-@pytest.mark.parametrize("pack", PACKS)
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("pack, style", CASES)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_every_complete_text_is_a_valid_call(pack, data):
+def test_every_complete_text_is_a_valid_call(pack, style, data):
     """Random walks through the grammar: whatever it calls complete parses and fits its skill."""
-    grammar, skills = GRAMMARS[pack], PACKS[pack]
-    alphabet = walk_alphabet(skills)
+    grammar, skills = STYLED[pack, style], PACKS[pack]
+    alphabet = walk_alphabet(skills, style)
     text, state = "", START
-    while not grammar.is_complete(state) and len(text) < 60:
+    while not grammar.is_complete(state) and len(text) < 150:
         allowed = [char for char in alphabet if grammar.step(state, char) is not None]
         assert allowed, f"dead end after {text!r}"
         closing = grammar.closing(state)
         # lean towards finishing (one step in four follows the shortest completion), so most walks end
         char = closing[0] if data.draw(st.integers(0, 3)) == 0 else data.draw(st.sampled_from(allowed))
         text, state = text + char, grammar.step(state, char)
+    event("complete" if grammar.is_complete(state) else "cut off")  # see --hypothesis-show-statistics
     if grammar.is_complete(state):
-        call = parse_call(text)
-        assert next(s for s in skills if s.name == call.name).check_call(call) is None, text
+        assert fits(read(text, style), skills), text
 
 
-@pytest.mark.parametrize("pack", PACKS)
-@settings(max_examples=200, deadline=None)
+@pytest.mark.parametrize("pack, style", CASES)
+@settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_mutated_calls_are_complete_only_if_valid(pack, data):
+def test_mutated_calls_are_complete_only_if_valid(pack, style, data):
     """Near misses of valid calls (one character changed, added or removed) are refused unless valid."""
     _, call = data.draw(valid_calls(PACKS[pack]))
-    text = call.to_python()
+    text = write(call, style)
     at = data.draw(st.integers(0, len(text)))
-    char = data.draw(st.sampled_from(walk_alphabet(PACKS[pack])))
+    char = data.draw(st.sampled_from(walk_alphabet(PACKS[pack], style)))
     edit = data.draw(st.sampled_from(["insert", "replace", "delete"]))
     mutated = {"insert": text[:at] + char + text[at:], "replace": text[:at] + char + text[at + 1:],
                "delete": text[:at] + text[at + 1:]}[edit]
-    if GRAMMARS[pack].complete(mutated):
-        parsed = parse_call(mutated)
-        assert next(s for s in PACKS[pack] if s.name == parsed.name).check_call(parsed) is None, mutated
+    if STYLED[pack, style].complete(mutated):
+        assert fits(read(mutated, style), PACKS[pack]), mutated
 
 
 # --- the logits processor on the real tokenizer -----------------------------------------------
