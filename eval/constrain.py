@@ -347,7 +347,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
     def _fits(self, state: State | None, token: int) -> bool:
         if token in self.eos:
             return self.grammar.is_complete(state)
-        text = self.texts[token] if token < len(self.texts) else None  # the model may have padded rows in its vocabulary
+        # the model's vocabulary may be padded beyond the tokenizer's; those rows are never text
+        text = self.texts[token] if token < len(self.texts) else None
         return text is not None and self.grammar.advance(state, text) is not None
 
     def _allowed(self, state: State | None, row_scores) -> list[int]:

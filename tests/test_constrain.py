@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import json
 
 from datagen.calls import Call, call_from_json, call_to_json, parse_call
-from datagen.render import chat_record, system_prompt
+from datagen.render import system_prompt
 from datagen.skills import Param, Skill, load_pack
 from eval.constrain import START, CallGrammar, GrammarLogitsProcessor, grammar_processors, token_texts
 
@@ -80,6 +80,7 @@ def test_default_pack_accepts(text):
     "weather(location='Berlin')",  # the targets' double quotes only
     'weather(location="a"b")',
     'weather(location="a\\"b")',  # no escapes inside free strings
+    'weather(location="a\\")',  # ... so a backslash cannot end one either (Python reads `\"` as a quote)
     'weather(location="a\nb")',
     'weather(location="a\tb")',
     'weather(location=Berlin)',
@@ -264,7 +265,7 @@ def test_mutated_calls_are_complete_only_if_valid(pack, style, data):
 # --- the logits processor on the real tokenizer -----------------------------------------------
 
 needs_smollm2 = pytest.mark.skipif(not (SMOLLM2 / "tokenizer.json").exists(),
-                                   reason=f"{SMOLLM2} is missing (the embedded base model; see scripts/prepare_smollm2.py)")
+                                   reason=f"{SMOLLM2} is missing: make it with scripts/prepare_smollm2.py (make model)")
 
 
 @pytest.fixture(scope="module")
@@ -390,33 +391,32 @@ def smollm2(tokenizer):
 
 
 @needs_smollm2
-def test_constrained_generation_gives_valid_calls_then_eos(smollm2, tokenizer):
-    """The untuned base model, which free-running answers in prose, only writes valid calls."""
+@pytest.mark.parametrize("style, records, max_new_tokens", [("python", 6, 20), ("json", 3, 40)])
+def test_constrained_generation_gives_valid_calls_then_eos(smollm2, tokenizer, style, records, max_new_tokens):
+    """The untuned base model, which answers these in prose (runs/smollm2/report.md), writes valid calls."""
     import torch
     from transformers import LogitsProcessorList
 
-    by_name = {each.name: each for each in PACK}
-    records = [chat_record(system_prompt(PACK), each.examples[0].user, each.examples[0].call)
-               for each in PACK[:6]]
-    prompts = [tokenizer.apply_chat_template(record["messages"][:-1], add_generation_prompt=True, tokenize=False)
-               for record in records]
+    examples = [each.examples[0] for each in PACK[:records]]
+    prompts = [tokenizer.apply_chat_template([{"role": "system", "content": system_prompt(PACK)},
+                                              {"role": "user", "content": example.user}],
+                                             add_generation_prompt=True, tokenize=False) for example in examples]
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     prompt_length = batch["input_ids"].shape[1]
-    max_new_tokens = 20
-    processors = grammar_processors(PACK, max_new_tokens=max_new_tokens)(tokenizer, prompt_length)
+    processors = grammar_processors(PACK, style, max_new_tokens=max_new_tokens)(tokenizer, prompt_length)
     with torch.inference_mode():
         generated = smollm2.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                                      logits_processor=LogitsProcessorList(processors))
     eos = tokenizer.eos_token_id
+    grammar = STYLED["default", style]
     ended = 0
     for row in generated[:, prompt_length:].tolist():
         ids = row[:row.index(eos)] if eos in row else row
         text = tokenizer.decode(ids)
-        call = parse_call(text)
-        assert by_name[call.name].check_call(call) is None, text
-        # the token that closes the call is the last one, or eos follows it
-        closed_at = next(end for end in range(1, len(ids) + 1) if GRAMMARS["default"].complete(tokenizer.decode(ids[:end])))
+        assert fits(read(text, style), PACK), text
+        # the token that closes the call is the last one: eos follows it, or the budget ended there
+        closed_at = next(end for end in range(1, len(ids) + 1) if grammar.complete(tokenizer.decode(ids[:end])))
         assert closed_at == len(ids)
         ended += eos in row
-    assert ended >= 1  # at least one row stopped on its own before the budget
+    assert ended >= 1  # some rows stopped on their own before the budget
