@@ -1,4 +1,4 @@
-"""Write report.json and report.md for one or more scored models, and a side-by-side table."""
+"""Reports for one or more scored models: report.json, report.md, confusion PNGs, tables, a gate."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from pathlib import Path
 
 from datagen.jsonio import write_json, write_text
 
-HEADLINE = (("exact_match", "exact match"), ("name_accuracy", "skill name accuracy"), ("parse_failure_rate", "parse failures"))
+# (key in a model's scores, title): the rows every table starts with
+HEADLINE = (
+    ("exact_match", "exact match"),
+    ("exact_match_lenient", "exact match, lenient"),
+    ("name_accuracy", "skill name accuracy"),
+    ("argument_f1", "argument F1"),
+    ("relevance_f1", "relevance F1 (call vs no call)"),
+    ("no_call_accuracy", "no-call accuracy"),
+    ("parse_failure_rate", "parse failures"),
+)
 
 
 def build_report(scores_by_model: dict[str, dict], test_file: str) -> dict:
@@ -17,59 +26,111 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def side_by_side(report: dict) -> str:
-    """A plain-text table, one column per model: headline metrics, then exact match per skill."""
+def table_rows(report: dict) -> list[tuple[str, ...]]:
+    """Header, headline metrics, noisy-speech rows, then exact match per skill: one column per model."""
     models = report["models"]
-    skills = sorted({skill for model in models for skill in report[model]["per_skill"]})
     rows = [("", *models)]
-    rows += [(title, *(_pct(report[model][key]) for model in models)) for key, title in HEADLINE]
+    rows += [(title, *(_pct(report[model].get(key, 0.0)) for model in models)) for key, title in HEADLINE]
     rows.append(("examples", *(str(report[model]["n"]) for model in models)))
     if all("noisy" in report[model] for model in models):
         rows.append(("exact match, noisy speech", *(_pct(report[model]["noisy"]["exact_match"]) for model in models)))
         rows.append(("noisy examples", *(str(report[model]["noisy"]["n"]) for model in models)))
     rows.append(("exact match per skill:", *("" for _ in models)))
+    skills = sorted({skill for model in models for skill in report[model]["per_skill"]})
     for skill in skills:
         cells = []
         for model in models:
             rates = report[model]["per_skill"].get(skill)
             cells.append(f"{_pct(rates['exact_match'])} of {rates['n']}" if rates else "-")
         rows.append((f"  {skill}", *cells))
+    return rows
+
+
+def side_by_side(report: dict) -> str:
+    """The rows of `table_rows` as aligned plain text."""
+    rows = table_rows(report)
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
-def markdown(report: dict) -> str:
+def _markdown_row(cells) -> str:
+    return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+
+def markdown(report: dict, images: dict[str, str] | None = None) -> str:
     models = report["models"]
+    rows = table_rows(report)
     lines = [f"# Function-calling eval on `{report['test_file']}`", ""]
-    lines += ["| metric | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    for key, title in HEADLINE:
-        lines.append(f"| {title} | " + " | ".join(_pct(report[model][key]) for model in models) + " |")
-    lines.append("| examples | " + " | ".join(str(report[model]["n"]) for model in models) + " |")
-    if all("noisy" in report[model] for model in models):
-        lines.append("| exact match, noisy speech | " + " | ".join(_pct(report[model]["noisy"]["exact_match"]) for model in models) + " |")
-        lines.append("| noisy examples | " + " | ".join(str(report[model]["noisy"]["n"]) for model in models) + " |")
-    lines += ["", "## Exact match per skill", "", "| skill | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    skills = sorted({skill for model in models for skill in report[model]["per_skill"]})
-    for skill in skills:
-        cells = []
-        for model in models:
-            rates = report[model]["per_skill"].get(skill)
-            cells.append(f"{_pct(rates['exact_match'])} ({rates['n']})" if rates else "-")
-        lines.append(f"| {skill} | " + " | ".join(cells) + " |")
+    lines += [_markdown_row(("metric", *models)), "|---|" + "---|" * len(models)]
+    lines += [_markdown_row((title.strip(), *cells)) for title, *cells in rows[1:]]
+    for model, image in (images or {}).items():
+        lines += ["", f"## Confusion matrix of {model}", "", f"![confusion matrix of {model}]({image})"]
     for model in models:
         failures = report[model]["failures"]
         if not failures:
             continue
-        lines += ["", f"## Failures of {model} (up to 3 per skill)", "", "| skill | user | gold | output | error |", "|---|---|---|---|---|"]
-        for skill, rows in failures.items():
-            for row in rows:
+        lines += ["", f"## Failures of {model} (up to 3 per skill)", "",
+                  _markdown_row(("skill", "user", "gold", "output", "error")), "|---|---|---|---|---|"]
+        for skill, failed in failures.items():
+            for row in failed:
                 output = row["output"].replace("\n", " ")[:80]
-                cells = [skill, row["user"], f"`{row['gold']}`", f"`{output}`", row["error_type"] or ""]
-                lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+                lines.append(_markdown_row((skill, row["user"], f"`{row['gold']}`", f"`{output}`", row["error_type"] or "")))
     return "\n".join(lines) + "\n"
 
 
+def write_confusion_png(path: Path, confusion: dict, title: str) -> None:
+    """Rows: gold skill; columns: what the model called. Counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    size = max(4.0, 0.55 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted call")
+    axes.set_ylabel("gold call")
+    axes.set_title(title)
+    peak = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            if count:
+                axes.text(j, i, str(count), ha="center", va="center",
+                          color="white" if count > peak / 2 else "black", fontsize=8)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    temporary.replace(path)  # a reader never sees half a PNG
+
+
 def write_report(out_dir: Path | str, report: dict) -> None:
+    """report.json, one confusion-<model>.png per model, and report.md showing them."""
     out_dir = Path(out_dir)
     write_json(out_dir / "report.json", report, "report")
-    write_text(out_dir / "report.md", markdown(report))
+    images = {}
+    for model in report["models"]:
+        name = f"confusion-{model}.png"
+        write_confusion_png(out_dir / name, report[model]["confusion"], f"{model}: gold vs predicted call")
+        images[model] = name
+    write_text(out_dir / "report.md", markdown(report, images))
+
+
+def gate_problems(scores: dict, label: str, min_exact_match: float | None = None,
+                  baseline: dict | None = None, max_drop: float = 0.0) -> list[str]:
+    """Why `scores` should not ship: under the threshold, or worse than the baseline by more than max_drop."""
+    problems = []
+    exact = scores["exact_match"]
+    if min_exact_match is not None and exact < min_exact_match:
+        problems.append(f"{label}: exact match {_pct(exact)} is under the threshold {_pct(min_exact_match)}")
+    if baseline is not None and exact < baseline["exact_match"] - max_drop:
+        problems.append(
+            f"{label}: exact match {_pct(exact)} dropped from the baseline's {_pct(baseline['exact_match'])} "
+            f"(allowed drop {_pct(max_drop)})"
+        )
+    return problems

@@ -2,53 +2,176 @@
 
 A prediction row (eval/schemas/prediction.schema.json) holds the user text, the gold call as
 Python text and the model's raw output, so scoring can be re-run without generating again.
+
+Metrics, over n rows (each rate is in [0, 1]):
+  exact_match           strict: same name, every argument value equal after parsing
+  exact_match_lenient   BFCL-style: strings compared without case, spaces and punctuation, 5 == 5.0,
+                        an omitted optional argument equals "" or its default
+  name_accuracy         the first call's name is the gold name (other() for no-call rows)
+  parse_failure_rate    the output tried to call something and did not parse
+  argument_*            precision / recall / F1 of name=value pairs (strict), micro-averaged
+  relevance_*           detection of "a call is needed": precision / recall / F1, where an
+                        output counts as a call unless it is a recognised no-call (other(),
+                        empty, plain text), so a garbled call attempt counts as a call
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
+from functools import lru_cache
+from typing import Mapping, Sequence
 
 from datagen.calls import parse_call
-from eval.match import match_call
-from eval.parse import parse_output
+from eval.match import argument_counts, match_calls
+from eval.parse import Parsed, parse_output
+
+RATE_KEYS = ("n", "exact_match", "exact_match_lenient", "name_accuracy", "parse_failure_rate")
+NO_CALL = "other"
+UNPARSED = "(unparsed)"
 
 
-def judge(row: dict) -> dict:
-    """One prediction row -> the row plus `parsed`, `valid`, `error`, `error_type`, `name_ok`."""
-    gold = parse_call(row["gold"])
-    parsed = parse_output(row["output"])
-    result = match_call(parsed, gold)
+def predicted_name(parsed: Parsed, is_no_call: bool) -> str:
+    """The confusion-matrix column of an output: the first call's name, other, or (unparsed)."""
+    if not parsed.ok:
+        return UNPARSED
+    if is_no_call:
+        return NO_CALL
+    return parsed.calls[0].name
+
+
+def calls_text(parsed: Parsed) -> str | None:
+    return "; ".join(call.to_python() for call in parsed.calls) or None
+
+
+@lru_cache(maxsize=65536)
+def _gold(text: str):
+    return parse_call(text)
+
+
+def judge(row: dict, schemas: Mapping[str, dict] | None = None,
+          signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
+    """One prediction row -> the row plus what scoring needs (`valid`, `valid_lenient`, ...)."""
+    gold = _gold(row["gold"])
+    expected = [] if gold.is_no_call else [gold]
+    if row["output"].strip() == row["gold"].strip():
+        # the commonest answer of a tuned model, and one that needs no matching: the gold call
+        # itself (it fits its own schema: datagen checked it)
+        parsed = Parsed((gold,))
+        strict = {"valid": True, "error": [], "error_type": None}
+    else:
+        parsed = parse_output(row["output"], signatures)
+        strict = match_calls(parsed, expected, schemas=schemas)
+    # lenient accepts everything strict accepts, so it is only worth asking when strict says no
+    lenient = strict if strict["valid"] else match_calls(parsed, expected, lenient=True, schemas=schemas)
+    if strict["valid"]:
+        correct = predicted = wanted = len(gold.arguments) if expected else 0
+    else:
+        correct, predicted, wanted = argument_counts(parsed, expected)
+    is_no_call = parsed.is_no_call
+    name = predicted_name(parsed, is_no_call)
     return {
         **row,
-        "parsed": parsed.call.to_python() if parsed.call else None,
-        "name_ok": parsed.call is not None and parsed.call.name == gold.name,
-        **result,
+        "parsed": parsed,
+        "predicted": name,
+        "name_ok": name == gold.name,
+        "parse_failed": not parsed.ok,
+        "call_expected": bool(expected),
+        "call_made": not is_no_call,
+        "arguments": (correct, predicted, wanted),
+        "valid": strict["valid"],
+        "valid_lenient": lenient["valid"],
+        "error": strict["error"],
+        "error_type": strict["error_type"],
     }
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def _f1(precision: float, recall: float) -> float:
+    return _ratio(2 * precision * recall, precision + recall)
 
 
 def _rates(judged: list[dict]) -> dict:
     n = len(judged)
     return {
         "n": n,
-        "exact_match": sum(row["valid"] for row in judged) / n if n else 0.0,
-        "name_accuracy": sum(row["name_ok"] for row in judged) / n if n else 0.0,
-        "parse_failure_rate": sum(row["parsed"] is None for row in judged) / n if n else 0.0,
+        "exact_match": _ratio(sum(row["valid"] for row in judged), n),
+        "exact_match_lenient": _ratio(sum(row["valid_lenient"] for row in judged), n),
+        "name_accuracy": _ratio(sum(row["name_ok"] for row in judged), n),
+        "parse_failure_rate": _ratio(sum(row["parse_failed"] for row in judged), n),
     }
 
 
-def score(rows: list[dict], worst_per_skill: int = 3) -> dict:
-    """Overall and per-skill exact match, name accuracy, parse failures, and failing examples.
+def _argument_scores(judged: list[dict]) -> dict:
+    correct = sum(row["arguments"][0] for row in judged)
+    precision = _ratio(correct, sum(row["arguments"][1] for row in judged))
+    recall = _ratio(correct, sum(row["arguments"][2] for row in judged))
+    return {"argument_precision": precision, "argument_recall": recall, "argument_f1": _f1(precision, recall)}
+
+
+def _relevance_scores(judged: list[dict]) -> dict:
+    true_calls = sum(row["call_made"] and row["call_expected"] for row in judged)
+    precision = _ratio(true_calls, sum(row["call_made"] for row in judged))
+    recall = _ratio(true_calls, sum(row["call_expected"] for row in judged))
+    no_call_rows = [row for row in judged if not row["call_expected"]]
+    return {
+        "relevance_precision": precision,
+        "relevance_recall": recall,
+        "relevance_f1": _f1(precision, recall),
+        "no_call_accuracy": _ratio(sum(not row["call_made"] for row in no_call_rows), len(no_call_rows)),
+    }
+
+
+def confusion(judged: list[dict]) -> dict:
+    """{"labels": [...], "matrix": rows = gold name, columns = predicted name, counts}."""
+    gold_names = sorted({row["skill"] for row in judged})
+    extra = sorted({row["predicted"] for row in judged} - set(gold_names) - {UNPARSED})
+    labels = gold_names + extra + ([UNPARSED] if any(row["parse_failed"] for row in judged) else [])
+    counts = Counter((row["skill"], row["predicted"]) for row in judged)
+    return {"labels": labels, "matrix": [[counts[(gold, predicted)] for predicted in labels] for gold in labels]}
+
+
+PARALLEL_FROM = 4000  # rows; below this, starting worker processes costs more than it saves
+
+
+def _judge_chunk(chunk: list[dict], schemas, signatures) -> list[dict]:
+    return [judge(row, schemas, signatures) for row in chunk]
+
+
+def judge_all(rows: list[dict], schemas: Mapping[str, dict] | None = None,
+              signatures: Mapping[str, Sequence[str]] | None = None, workers: int | None = None) -> list[dict]:
+    """judge() every row, on every CPU core for large inputs (parsing is pure Python, so threads
+    would not help). The result does not depend on the number of workers."""
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(rows) < PARALLEL_FROM:
+        return _judge_chunk(rows, schemas, signatures)
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-len(rows) // workers)
+    chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
+    with ProcessPoolExecutor(workers) as pool:
+        parts = pool.map(_judge_chunk, chunks, [schemas] * len(chunks), [signatures] * len(chunks))
+        return [row for part in parts for row in part]
+
+
+def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict] | None = None,
+          signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
+    """Overall and per-skill rates, argument and relevance scores, confusion matrix, failures.
 
     Example: 9 right of 10 weather rows and 0 of 10 timer rows -> exact_match 0.45,
     per_skill weather 0.9, timer 0.0.
     """
-    judged = [judge(row) for row in rows]
+    judged = judge_all(rows, schemas, signatures)
     by_skill: dict[str, list[dict]] = defaultdict(list)
     for row in judged:
         by_skill[row["skill"]].append(row)
     failures = {
         skill: [
-            {key: row[key] for key in ("user", "gold", "output", "parsed", "error_type", "error")}
+            {**{key: row[key] for key in ("user", "gold", "output", "error_type", "error")},
+             "parsed": calls_text(row["parsed"])}
             for row in skill_rows
             if not row["valid"]
         ][:worst_per_skill]
@@ -56,8 +179,15 @@ def score(rows: list[dict], worst_per_skill: int = 3) -> dict:
     }
     return {
         **_rates(judged),
+        **_argument_scores(judged),
+        **_relevance_scores(judged),
         "per_skill": {skill: _rates(skill_rows) for skill, skill_rows in sorted(by_skill.items())},
         "error_types": dict(sorted(Counter(row["error_type"] for row in judged if row["error_type"]).items())),
+        "confusion": confusion(judged),
         "failures": {skill: rows for skill, rows in failures.items() if rows},
     }
 
+
+def noisy_entry(scores: dict) -> dict:
+    """What a report keeps of a model's scores on the speech-noise split."""
+    return {key: scores[key] for key in RATE_KEYS}

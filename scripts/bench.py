@@ -118,6 +118,44 @@ def bench_llm(work: Path) -> dict:
     return results
 
 
+def bench_scorer(work: Path) -> dict:
+    """Parse + match + aggregate, predictions per second (median of 3), on 20,000 rows built from
+    20,000 generated records, with two mixes of outputs:
+      tuned-like  80 % the gold call itself, 20 % wrong value / chatter / no call / broken call
+      hard        only the four kinds of wrong answer: every row is parsed and matched in full
+    """
+    from datagen.calls import parse_call
+    from eval.score import score
+
+    data = work / "scorer-data"
+    subprocess.run([sys.executable, "-m", "datagen", "skills", "--n", "20000", "--seed", "11", "--out", str(data)],
+                   cwd=REPO, check=True, capture_output=True)
+    # 20,000 distinct utterances with their gold calls, so no cache sees the same row twice
+    records = [record for split in SPLITS for record in read_jsonl(data / f"{split}.jsonl", "record")]
+    wrong = [
+        lambda gold: gold.replace('="', '="x'),
+        lambda gold: f"Sure! {gold} should do it.",
+        lambda gold: "I am not sure what you mean.",
+        lambda gold: gold[:-3],
+    ]
+    mixes = {"tuned-like": [lambda gold: gold] * 16 + wrong, "hard": wrong}
+    results = {}
+    for mix, outputs in mixes.items():
+        rows = []
+        for index in range(20_000):
+            record = records[index % len(records)]
+            gold = record["messages"][-1]["content"]
+            rows.append({"index": index, "model": "bench", "split": "test", "skill": parse_call(gold).name,
+                         "user": user_text(record), "gold": gold, "output": outputs[index % len(outputs)](gold)})
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            score(rows)
+            times.append(time.perf_counter() - start)
+        results[mix] = len(rows) / statistics.median(times)
+    return results
+
+
 def render(offline: dict, llm: dict) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     speedup = llm[1]["s"] / llm[32]["s"]

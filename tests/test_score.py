@@ -7,7 +7,7 @@ import pytest
 
 from datagen.jsonio import read_json, write_jsonl
 from eval.report import build_report, side_by_side
-from eval.score import score
+from eval.score import judge, score
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,20 +20,49 @@ def row(index, gold, output, model="tuned"):
 ROWS = [
     row(0, 'weather(location="Berlin")', 'weather(location="Berlin")'),  # right
     row(1, 'weather(location="Oslo")', 'weather(location="Bergen")'),  # right name, wrong value
-    row(2, 'timer(duration="5 minutes")', "sure, a timer"),  # parse failure
+    row(2, 'timer(duration="5 minutes")', 'timer(duration="5 min'),  # a call attempt that does not parse
     row(3, "other()", "other()"),  # right
+    row(4, 'weather(location="New York")', 'weather(location="new york")'),  # right only when lenient
+    row(5, 'timer(duration="1 hour")', "Sorry, I can't set timers."),  # no call where one was needed
+    row(6, "other()", 'news(topic="cats")'),  # a call where none was needed
 ]
 
 
 def test_score_counts():
     scores = score(ROWS)
-    # exact: rows 0 and 3 -> 2/4; name: rows 0, 1, 3 -> 3/4; parse failures: row 2 -> 1/4
-    assert (scores["n"], scores["exact_match"], scores["name_accuracy"], scores["parse_failure_rate"]) == (4, 0.5, 0.75, 0.25)
-    assert scores["per_skill"]["weather"] == {"n": 2, "exact_match": 0.5, "name_accuracy": 1.0, "parse_failure_rate": 0.0}
+    # strict: rows 0, 3; lenient: + row 4; name: rows 0, 1, 3, 4; parse failures: row 2
+    assert (scores["n"], scores["exact_match"], scores["exact_match_lenient"]) == (7, 2 / 7, 3 / 7)
+    assert (scores["name_accuracy"], scores["parse_failure_rate"]) == (4 / 7, 1 / 7)
+    # argument pairs: correct 1 (row 0); predicted 4 (rows 0, 1, 4, 6); expected 5 (rows 0, 1, 2, 4, 5)
+    assert scores["argument_precision"] == pytest.approx(1 / 4)
+    assert scores["argument_recall"] == pytest.approx(1 / 5)
+    assert scores["argument_f1"] == pytest.approx(2 * (1 / 4) * (1 / 5) / (1 / 4 + 1 / 5))
+    # calls made: rows 0, 1, 2 (a garbled attempt is a call), 4, 6; needed: 0, 1, 2, 4, 5
+    for key in ("relevance_precision", "relevance_recall", "relevance_f1"):
+        assert scores[key] == pytest.approx(0.8), key
+    assert scores["no_call_accuracy"] == 0.5  # row 3 right, row 6 wrong
+    assert scores["per_skill"]["weather"] == {
+        "n": 3, "exact_match": 1 / 3, "exact_match_lenient": 2 / 3, "name_accuracy": 1.0, "parse_failure_rate": 0.0,
+    }
     assert scores["per_skill"]["timer"]["exact_match"] == 0.0
-    assert scores["error_types"] == {"args:value": 1, "parse:no_call_found": 1}
-    assert [failure["user"] for failure in scores["failures"]["weather"]] == ["utterance 1"]
-    assert "other" not in scores["failures"]
+    errors = scores["error_types"]
+    assert errors.pop("args:value") == 2
+    assert errors.pop("relevance:missed_call") == errors.pop("relevance:unexpected_call") == 1
+    assert [key for key in errors if key.startswith("parse:")] == list(errors) and sum(errors.values()) == 1
+    assert [failure["user"] for failure in scores["failures"]["weather"]] == ["utterance 1", "utterance 4"]
+    assert [failure["user"] for failure in scores["failures"]["other"]] == ["utterance 6"]
+
+
+def test_confusion_matrix_rows_are_gold_and_columns_predicted():
+    confusion = score(ROWS)["confusion"]
+    assert confusion["labels"] == ["other", "timer", "weather", "news", "(unparsed)"]
+    assert confusion["matrix"] == [
+        [1, 0, 0, 1, 0],  # other: right once, news() once
+        [1, 0, 0, 0, 1],  # timer: no call once, unparsed once
+        [0, 0, 3, 0, 0],  # weather: always weather(), values aside
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+    ]
 
 
 def test_side_by_side_table_shows_both_models():
@@ -41,8 +70,9 @@ def test_side_by_side_table_shows_both_models():
     table = side_by_side(build_report({"base": base, "tuned": score(ROWS)}, "test.jsonl"))
     lines = table.splitlines()
     assert lines[0].split() == ["base", "tuned"]
-    assert lines[1].split() == ["exact", "match", "0.0%", "50.0%"]
-    assert "  weather" in table and "50.0% of 2" in table
+    # "I cannot help" is a right answer (no call) on the two other() rows only
+    assert lines[1].split() == ["exact", "match", "28.6%", "28.6%"]
+    assert "  weather" in table and "33.3% of 3" in table
 
 
 def test_score_command_rescores_saved_predictions(tmp_path):
@@ -55,10 +85,12 @@ def test_score_command_rescores_saved_predictions(tmp_path):
     assert result.returncode == 0, result.stderr
     report = read_json(tmp_path / "report" / "report.json", "report")
     assert report["models"] == ["tuned"]
-    assert report["tuned"]["exact_match"] == 0.5
+    assert report["tuned"]["exact_match"] == 2 / 7
     markdown = (tmp_path / "report" / "report.md").read_text()
-    assert "| exact match | 50.0% |" in markdown
+    assert "| exact match | 28.6% |" in markdown
     assert "`weather(location=\"Bergen\")`" in markdown
+    assert "![confusion matrix of tuned](confusion-tuned.png)" in markdown
+    assert (tmp_path / "report" / "confusion-tuned.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_score_command_names_the_bad_line(tmp_path):
@@ -88,8 +120,8 @@ def test_noisy_predictions_become_the_noisy_entry(tmp_path):
     clean = tmp_path / "predictions-tuned.jsonl"
     noisy = tmp_path / "predictions-tuned-noisy.jsonl"
     write_jsonl(clean, ROWS, "prediction")
-    # on noisy speech the model gets only the other() row right: 1/4
-    noisy_rows = [{**r, "split": "test_noisy", "output": r["output"] if r["skill"] == "other" else "hmm"} for r in ROWS]
+    # on noisy speech the model gets only the other() rows right: 2/7, and makes no call at all
+    noisy_rows = [{**r, "split": "test_noisy", "output": "other()" if r["skill"] == "other" else "hmm"} for r in ROWS]
     write_jsonl(noisy, noisy_rows, "prediction")
     result = subprocess.run(
         [sys.executable, "-m", "eval", "score", str(clean), str(noisy), "--out", str(tmp_path / "report")],
@@ -97,6 +129,18 @@ def test_noisy_predictions_become_the_noisy_entry(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     report = read_json(tmp_path / "report" / "report.json", "report")
-    assert report["tuned"]["exact_match"] == 0.5
-    assert report["tuned"]["noisy"] == {"n": 4, "exact_match": 0.25, "name_accuracy": 0.25, "parse_failure_rate": 0.75}
-    assert "exact match, noisy speech  25.0%" in result.stdout
+    assert report["tuned"]["exact_match"] == 2 / 7
+    assert report["tuned"]["noisy"] == {
+        "n": 7, "exact_match": 2 / 7, "exact_match_lenient": 2 / 7, "name_accuracy": 2 / 7, "parse_failure_rate": 0.0,
+    }
+    assert "exact match, noisy speech  28.6%" in result.stdout
+
+
+def test_the_identical_answer_shortcut_agrees_with_full_parsing():
+    golds = ['weather(location="Berlin")', "other()", 'notes(action="add", note="buy milk")', 'timer(duration="5 minutes")']
+    for gold in golds:
+        shortcut = judge(row(0, gold, gold))
+        full = judge(row(0, gold, f"Here you go: {gold}"))  # chatter: parsed the long way
+        for key in ("parsed", "predicted", "name_ok", "parse_failed", "call_expected", "call_made", "arguments",
+                    "valid", "valid_lenient", "error", "error_type"):
+            assert shortcut[key] == full[key], (gold, key)
