@@ -270,10 +270,10 @@ class GrammarLogitsProcessor(LogitsProcessor):
     state is cached per generated-token sequence, so each step reads only the newest token.
 
     `keep` is how many allowed tokens survive per step. Instead of checking all ~49k tokens, the
-    candidates are checked in descending score order, in growing chunks, until `keep` allowed ones are
-    found (usually within the first few dozen). With greedy decoding, keep=1 is exactly the same as
+    candidates are checked in descending score order, in growing top-k chunks, until `keep` allowed
+    ones are found (usually among the first 16). With greedy decoding, keep=1 is exactly the same as
     masking every disallowed token: argmax over the allowed tokens is the best allowed token, the
-    only one left. Custom processors run before generate's sampling warpers (temperature, top-k,
+    only one left (up to exact ties between scores, which either way may go to either token). Custom processors run before generate's sampling warpers (temperature, top-k,
     top-p), so keep=K is also exact for sampling with top_k=K; keep=None checks the whole vocabulary
     (exact for any decoding, slower: once per distinct grammar state, then cached).
 
@@ -358,11 +358,12 @@ class GrammarLogitsProcessor(LogitsProcessor):
             if state not in self._allowed_by_state:
                 self._allowed_by_state[state] = [t for t in range(row_scores.shape[0]) if self._fits(state, t)]
             return self._allowed_by_state[state] or sorted(self.eos)
-        values, order = torch.sort(row_scores, descending=True)
         found: list[int] = []
         start = 0
-        for end in (*self.CHUNKS, order.shape[0]):
-            for token, value in zip(order[start:end].tolist(), values[start:end].tolist()):
+        for end in (*self.CHUNKS, row_scores.shape[0]):
+            # topk of a few is ~50x cheaper than sorting the whole vocabulary, and usually enough
+            values, order = torch.topk(row_scores, min(end, row_scores.shape[0]))
+            for token, value in zip(order[start:].tolist(), values[start:].tolist()):
                 if value == float("-inf"):  # an earlier processor ruled it out, and so the rest
                     return found or sorted(self.eos)
                 if self._fits(state, token):
