@@ -23,11 +23,13 @@ import importlib.util
 import itertools
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from datagen.jsonio import DataError
-from eval.match import Expected
+from eval.match import Expected, match_calls
+from eval.parse import parse_output
 
 # BFCL's parameter types that are not JSON Schema's
 _TYPES = {"dict": "object", "float": "number", "tuple": "array"}
@@ -199,3 +201,36 @@ def gold_answer_text(case: BfclCase) -> str:
     if not calls:
         return "other()"
     return calls[0] if len(calls) == 1 else "[" + ", ".join(calls) + "]"
+
+
+def case_record(case: BfclCase) -> dict:
+    """A chat record for eval/predict.py backends: the question's messages, a placeholder answer
+    (backends leave the last message out), and the functions as OpenAI `tools`."""
+    tools = [{"type": "function", "function": {**function, "parameters": _json_schema(function.get("parameters") or {})}}
+             for function in case.functions]
+    return {"messages": [*case.messages, {"role": "assistant", "content": ""}], "tools": tools}
+
+
+def score_bfcl(cases: list[BfclCase], outputs: list[str]) -> dict:
+    """Strict and lenient exact match of each output against the case's acceptable calls, with
+    the case's schemas (unknown or missing required arguments fail) and signatures (positional
+    arguments). No-call rate counts outputs that make no call."""
+    if len(cases) != len(outputs):
+        raise ValueError(f"{len(cases)} cases but {len(outputs)} outputs")
+    rows = []
+    for case, output in zip(cases, outputs):
+        parsed = parse_output(output, case.signatures())
+        strict = match_calls(parsed, case.expected, schemas=case.schemas())
+        lenient = strict if strict["valid"] else match_calls(parsed, case.expected, lenient=True, schemas=case.schemas())
+        rows.append({"id": case.id, "output": output, "valid": strict["valid"], "valid_lenient": lenient["valid"],
+                     "no_call": parsed.is_no_call, "parse_failed": not parsed.ok, "error_type": lenient["error_type"]})
+    n = len(rows)
+    return {
+        "n": n,
+        "exact_match": sum(row["valid"] for row in rows) / n if n else 0.0,
+        "exact_match_lenient": sum(row["valid_lenient"] for row in rows) / n if n else 0.0,
+        "no_call_rate": sum(row["no_call"] for row in rows) / n if n else 0.0,
+        "parse_failure_rate": sum(row["parse_failed"] for row in rows) / n if n else 0.0,
+        "error_types": dict(sorted(Counter(row["error_type"] for row in rows if row["error_type"]).items())),
+        "rows": rows,
+    }

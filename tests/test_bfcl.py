@@ -206,3 +206,25 @@ def test_a_question_without_an_answer_is_an_error(tmp_path):
     short.write_text("\n".join(answers.read_text().splitlines()[:10]) + "\n")
     with pytest.raises(DataError, match="no possible answer for simple_python_10"):
         load_bfcl(questions, short)
+
+
+def test_score_bfcl_counts_gold_wrong_and_no_call_answers(simple):
+    from eval.bfcl import score_bfcl
+
+    cases = simple[:30]
+    outputs = [gold_answer_text(case) for case in cases[:20]] + ["I don't know."] * 5 + ["not_a_function(x=1)"] * 5
+    result = score_bfcl(cases, outputs)
+    assert (result["n"], result["exact_match_lenient"], result["no_call_rate"]) == (30, 20 / 30, 5 / 30)
+    assert result["error_types"] == {"relevance:missed_call": 5, "name:mismatch": 5}
+    with pytest.raises(ValueError, match="30 cases but 2 outputs"):
+        score_bfcl(cases, outputs[:2])
+
+
+def test_case_record_offers_the_functions_as_tools(simple):
+    from eval.bfcl import case_record
+
+    record = case_record(simple[0])
+    assert record["messages"][:-1] == simple[0].messages
+    function = record["tools"][0]["function"]
+    assert function["name"] == simple[0].functions[0]["name"]
+    assert function["parameters"]["type"] == "object"  # BFCL's "dict", as JSON Schema
