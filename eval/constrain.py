@@ -273,15 +273,18 @@ class GrammarLogitsProcessor(LogitsProcessor):
     candidates are checked in descending score order, in growing top-k chunks, until `keep` allowed
     ones are found (usually among the first 16). With greedy decoding, keep=1 is exactly the same as
     masking every disallowed token: argmax over the allowed tokens is the best allowed token, the
-    only one left (up to exact ties between scores, which either way may go to either token). Custom processors run before generate's sampling warpers (temperature, top-k,
-    top-p), so keep=K is also exact for sampling with top_k=K; keep=None checks the whole vocabulary
-    (exact for any decoding, slower: once per distinct grammar state, then cached).
+    only one left (up to exact ties between scores, which either way may go to either token).
+    Custom processors run before generate's sampling warpers (temperature, top-k, top-p), so for
+    sampling with top_k=K pass keep=K, which is exact too; keep=None checks the whole vocabulary
+    (exact for any decoding, top_p included; slower: once per distinct grammar state, then cached).
+    keep=1 with sampling would make it greedy.
 
     With `max_new_tokens` (the same number generate gets) a row also finishes in time: once the
     shortest completion of its call (CallGrammar.closing) has as many characters as tokens are left,
     only tokens that write the start of that completion are allowed. Every token writes at least one
     character, so the call closes within the budget, e.g. a string the model will not end is cut
-    off with `")` (python style). Without it, a model that rambles inside a string runs out of tokens mid-call.
+    off with `")` (python style). Without it, a model that rambles inside a string runs out of
+    tokens mid-call.
 
     End-of-sequence is allowed only when the text is a complete call, and then it is the only choice
     (nothing may follow the call). A row that has already produced eos is left untouched: generate pads

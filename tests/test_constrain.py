@@ -1,12 +1,12 @@
 """Constrained decoding: the call grammar (unit and property tests) and the logits processor."""
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
-import json
 
 from datagen.calls import Call, call_from_json, call_to_json, parse_call
 from datagen.render import system_prompt
@@ -33,9 +33,9 @@ TYPED = [
     skill("other"),
 ]
 PACKS = {"default": PACK, "typed": TYPED}
-GRAMMARS = {name: CallGrammar(skills) for name, skills in PACKS.items()}
 CASES = [(pack, style) for pack in PACKS for style in ("python", "json")]
 STYLED = {(pack, style): CallGrammar(PACKS[pack], style) for pack, style in CASES}
+GRAMMARS = {pack: STYLED[pack, "python"] for pack in PACKS}
 
 
 def write(call: Call, style: str) -> str:
@@ -169,7 +169,7 @@ def test_unknown_style():
         CallGrammar(PACK, "tools")
 
 
-# --- property tests against the independent oracle: parse_call + Skill.check_call ----------------
+# --- property tests against the independent oracle: the project's parsers + Skill.check_call ----
 
 PRINTABLE = st.characters().filter(lambda char: char.isprintable() and char not in '"\\')
 
@@ -293,8 +293,6 @@ def test_token_texts(tokenizer):
 
 def scores_for(tokenizer, preferred: list[str], rows: int = 1):
     """Scores where the given texts' tokens rank in that order above everything else."""
-    import torch
-
     scores = torch.randn(rows, len(tokenizer), generator=torch.Generator().manual_seed(0))
     for rank, text in enumerate(preferred):
         (token,) = tokenizer.encode(text, add_special_tokens=False)
@@ -310,21 +308,19 @@ def generated_rows(tokenizer, complete: str, finished: str, unfinished: str, fil
     width = len(complete_ids)
     assert len(finished_ids) < width and len(unfinished_ids) <= width
     eos = tokenizer.eos_token_id
-    return [complete_ids, finished_ids + [eos] * (width - len(finished_ids)),
+    rows = [complete_ids, finished_ids + [eos] * (width - len(finished_ids)),
             unfinished_ids + encode(filler) * (width - len(unfinished_ids))]
+    assert len({len(row) for row in rows}) == 1, "the filler must be one token"
+    return rows
 
 
 def apply(processor, tokenizer, rows: list[list[int]], scores, prompt_length: int = 3):
     """Run `processor` on a batch whose prompts are `prompt_length` pad tokens and generated parts `rows`."""
-    import torch
-
     input_ids = torch.tensor([[tokenizer.pad_token_id] * prompt_length + row for row in rows])
     return processor(input_ids, scores.clone())
 
 
 def kept(out) -> list[list[int]]:
-    import torch
-
     return [torch.nonzero(row > float("-inf")).flatten().tolist() for row in out]
 
 
@@ -381,7 +377,6 @@ def test_processor_closes_the_call_within_the_token_budget(tokenizer):
 
 @pytest.fixture(scope="module")
 def smollm2(tokenizer):
-    import torch
     from transformers import AutoModelForCausalLM
 
     threads = torch.get_num_threads()
@@ -394,7 +389,6 @@ def smollm2(tokenizer):
 @pytest.mark.parametrize("style, records, max_new_tokens", [("python", 6, 20), ("json", 3, 40)])
 def test_constrained_generation_gives_valid_calls_then_eos(smollm2, tokenizer, style, records, max_new_tokens):
     """The untuned base model, which answers these in prose (runs/smollm2/report.md), writes valid calls."""
-    import torch
     from transformers import LogitsProcessorList
 
     examples = [each.examples[0] for each in PACK[:records]]
