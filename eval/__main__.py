@@ -174,6 +174,7 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
         for label, predictor in _backends(backend, settings, base_url, model, base_model_name, skip_base, batch_size,
                                           max_new_tokens, concurrency, max_retries):
             for split, split_records in records.items():
+                predictor.label = f"{label} model, {split}"  # the progress bar's name
                 outputs = predictor.generate(split_records)
                 path = out / (f"predictions-{label}.jsonl" if split == "test" else f"predictions-{label}-noisy.jsonl")
                 write_predictions(path, prediction_rows(split_records, outputs, label, split))
@@ -181,7 +182,7 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
             del predictor  # the next model loads into the memory this one held
     except (PredictError, DataError) as err:
         _fail(str(err))
-    except OSError as err:  # a model folder that transformers cannot load, an unwritable --out
+    except OSError as err:  # an unwritable --out
         _fail(" ".join(str(err).split()))
     _score_and_report(prediction_files, str(test_file), out)
 

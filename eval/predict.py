@@ -129,9 +129,13 @@ class TransformersBackend:
             raise PredictError(f"{adapter}: no trained adapter (adapter_config.json); run `make train` first")
         self.label = label or ("tuned" if adapter else "base")
         self.batch_size, self.max_new_tokens, self.logits_processors = batch_size, max_new_tokens, logits_processors
-        self.model, self.tokenizer = load_model(base_model)
-        if adapter is not None:
-            self.model = attach_adapter(self.model, adapter)
+        try:
+            self.model, self.tokenizer = load_model(base_model)
+            if adapter is not None:
+                self.model = attach_adapter(self.model, adapter)
+        except OSError as err:  # transformers' "not found": a missing folder, offline hub, broken files
+            what = f"{base_model} + {adapter}" if adapter else str(base_model)
+            raise PredictError(f"{what}: cannot load: {_one_line(err)}") from None
 
     def generate(self, records: list[dict]) -> list[str]:
         return generate(self.model, self.tokenizer, records, self.batch_size, self.max_new_tokens,
@@ -144,10 +148,8 @@ class TransformersBackend:
 def output_text(message: dict) -> str:
     """An answer message as the text the parser reads: its tool calls as JSON, else its content."""
     if message.get("tool_calls"):
-        calls = [
-            {"type": "function", "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"]}}
-            for call in message["tool_calls"]
-        ]
+        functions = [call["function"] for call in message["tool_calls"]]
+        calls = [{"type": "function", "function": {"name": f["name"], "arguments": f["arguments"]}} for f in functions]
         return json.dumps({"tool_calls": calls}, ensure_ascii=False)
     return message.get("content") or ""
 
@@ -165,7 +167,8 @@ class OpenAIBackend:
         if concurrency < 1 or max_retries < 0 or timeout <= 0 or max_tokens < 1:
             raise ValueError("concurrency and max_tokens must be at least 1, max_retries at least 0, timeout positive")
         self.base_url, self.model = base_url, model
-        self.concurrency, self.max_retries, self.timeout, self.max_tokens = concurrency, max_retries, timeout, max_tokens
+        self.concurrency, self.max_retries = concurrency, max_retries
+        self.timeout, self.max_tokens = timeout, max_tokens
         self.label = label or model
 
     def request_body(self, record: dict) -> dict:
@@ -218,7 +221,9 @@ class OpenAIBackend:
             # `chat.completions.create`, and the record's messages and tools go out exactly as they are
             completion = await client.post("/chat/completions", body=self.request_body(record), cast_to=ChatCompletion)
         except openai.APIConnectionError as err:  # includes timeouts
-            raise PredictError(f"cannot reach {self.base_url} for {where}: {type(err).__name__}: {_one_line(err)}") from None
+            raise PredictError(
+                f"cannot reach {self.base_url} for {where}: {type(err).__name__}: {_one_line(err)}"
+            ) from None
         except openai.APIStatusError as err:
             raise PredictError(
                 f"{self.base_url} answered HTTP {err.status_code} for {where}: {_one_line(err.message)}"

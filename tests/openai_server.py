@@ -241,7 +241,7 @@ def answer(mode: str, body: dict, number: int, retry_after: str = "0",
         return 500, {}, _error("internal error (test server)", "server_error")
     if mode == "reply":
         result = reply(body)
-        message = {"role": "assistant", **result} if isinstance(result, dict) else {"role": "assistant", "content": result}
+        message = {"role": "assistant", **(result if isinstance(result, dict) else {"content": result})}
     elif mode == "malformed":
         message = {"role": "assistant", "content": "Sure! Here are some great examples: user asks for"}
     elif mode == "ok_content":

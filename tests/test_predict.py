@@ -18,7 +18,14 @@ from datagen.calls import Call
 from datagen.jsonio import read_json, read_jsonl, write_jsonl
 from datagen.render import chat_record
 from eval.__main__ import cli
-from eval.predict import OpenAIBackend, PredictError, TransformersBackend, VLLMBackend, output_text
+from eval.predict import (
+    OpenAIBackend,
+    PredictError,
+    TransformersBackend,
+    VLLMBackend,
+    output_text,
+    prediction_rows,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
@@ -133,6 +140,12 @@ def test_at_most_concurrency_requests_are_in_flight():
     assert peak == 3
 
 
+def test_prediction_rows_hold_the_gold_as_python_call_text_in_every_style():
+    for style in ("python", "json", "tools"):
+        [row] = prediction_rows(records(1, style), ["out"], "tuned", "test")
+        assert row["gold"] == 'weather(location="Berlin")' and row["output"] == "out" and row["index"] == 0
+
+
 # --- `python -m eval run --backend openai`
 
 
@@ -164,7 +177,7 @@ def test_run_scores_a_named_endpoint_model_and_writes_no_key(tmp_path):
     assert [row["output"] for row in tuned] == [row["gold"] for row in tuned]
     assert {row["output"] for row in read_jsonl(out / "predictions-base.jsonl", "prediction")} == {"I cannot help with that."}
     written = [path for path in out.rglob("*") if path.is_file()]
-    assert written and not [path for path in written if SECRET in path.read_text()]
+    assert written and not [path for path in written if SECRET.encode() in path.read_bytes()]  # PNGs too
     assert SECRET not in result.output
 
 
