@@ -13,15 +13,16 @@ a vLLM or llama.cpp server) and `--base-model-name`, if given, as `base`.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 import yaml
 
-from datagen.jsonio import DataError, read_jsonl
-from eval.report import build_report, side_by_side, write_report
-from eval.score import score
+from datagen.jsonio import DataError, read_json, read_jsonl, write_text
+from eval.report import build_report, gate_problems, markdown, side_by_side, write_report
+from eval.score import noisy_entry, score
 
 
 def _fail(message: str) -> None:
@@ -40,8 +41,53 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _score_and_report(prediction_files: list[Path], test_file: str, out: Path) -> dict:
-    """Score each file; a model's `test_noisy` predictions become the `noisy` entry of its scores."""
+def _pack_for(test_file: Path | None, pack: Path | None):
+    """The skill pack behind a test file: --pack, else the `source` its manifest.json names."""
+    from datagen.skills import SkillFileError, load_pack
+
+    if pack is None and test_file is not None:
+        manifest = Path(test_file).parent / "manifest.json"
+        try:
+            source = json.loads(manifest.read_text()).get("source")
+        except (OSError, ValueError):
+            source = None
+        pack = Path(source) if source and Path(source).is_dir() else None
+    if pack is None:
+        return None
+    try:
+        return load_pack(pack)
+    except (SkillFileError, FileNotFoundError) as err:
+        _fail(str(err))
+
+
+def _gate(report: dict, min_exact_match: float | None, baseline: Path | None, max_drop: float,
+          gate_model: str | None) -> None:
+    """Exit 1 when the gated model misses the threshold or drops against the saved baseline report."""
+    if min_exact_match is None and baseline is None:
+        return
+    label = gate_model or ("tuned" if "tuned" in report["models"] else report["models"][-1])
+    if label not in report["models"]:
+        _fail(f"--gate-model {label!r}: the report has {', '.join(report['models'])}")
+    reference = None
+    if baseline is not None:
+        try:
+            saved = read_json(baseline, "report")
+        except DataError as err:
+            _fail(str(err))
+        reference = saved.get(label) or saved[saved["models"][-1]]
+    problems = gate_problems(report[label], label, min_exact_match, reference, max_drop)
+    for problem in problems:
+        click.echo(f"gate failed: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"gate passed: {label}")
+
+
+def _score_and_report(prediction_files: list[Path], test_file: str, out: Path, skills=None) -> dict:
+    """Score each file; a model's `test_noisy` predictions become the `noisy` entry of its scores.
+    With the pack's `skills`, matching is schema-aware and positional arguments are named."""
+    schemas = {skill.name: skill.json_schema() for skill in skills} if skills else None
+    signatures = {skill.name: skill.parameters for skill in skills} if skills else None
     rows_by_model: dict[str, dict[str, list[dict]]] = {}
     for path in prediction_files:
         rows = list(read_jsonl(path, "prediction"))
@@ -53,15 +99,29 @@ def _score_and_report(prediction_files: list[Path], test_file: str, out: Path) -
     for label, by_split in rows_by_model.items():
         if "test" not in by_split:
             _fail(f"model {label!r} has no predictions on the clean test split")
-        scores[label] = score(by_split["test"])
+        scores[label] = score(by_split["test"], schemas=schemas, signatures=signatures)
         if "test_noisy" in by_split:
-            noisy = score(by_split["test_noisy"])
-            scores[label]["noisy"] = {key: noisy[key] for key in ("n", "exact_match", "name_accuracy", "parse_failure_rate")}
+            scores[label]["noisy"] = noisy_entry(score(by_split["test_noisy"], schemas=schemas, signatures=signatures))
     report = build_report(scores, test_file)
     write_report(out, report)
     click.echo(side_by_side(report))
-    click.echo(f"\nreport: {out / 'report.json'}, {out / 'report.md'}")
+    click.echo(f"\nreport: {out / 'report.json'}, {out / 'report.md'}, {out}/confusion-*.png")
     return report
+
+
+def gate_options(command):
+    """--min-exact-match, --baseline, --max-drop, --gate-model: the release gate."""
+    for option in reversed([
+        click.option("--min-exact-match", type=click.FloatRange(0, 1), default=None,
+                     help="Gate: exit 1 when the gated model's exact match is under this (0-1)."),
+        click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Gate: a saved report.json; exit 1 when exact match drops below it by more than --max-drop."),
+        click.option("--max-drop", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                     help="Gate: allowed drop of exact match against --baseline (0-1)."),
+        click.option("--gate-model", default=None, help="Gate: which model of the report (default: tuned, else the last)."),
+    ]):
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,7 +134,7 @@ BACKENDS = ("transformers", "openai", "vllm")
 
 def _backends(backend: str, settings: dict | None, base_url: str | None, model: str | None,
               base_model_name: str | None, skip_base: bool, batch_size: int, max_new_tokens: int, concurrency: int,
-              max_retries: int):
+              max_retries: int, processors=None):
     """Yield (label, backend): base unless skipped, then tuned. Each is built when its turn comes,
     after the caller has dropped the one before, so only one model is in memory at a time."""
     from eval.predict import OpenAIBackend, TransformersBackend, VLLMBackend
@@ -92,6 +152,10 @@ def _backends(backend: str, settings: dict | None, base_url: str | None, model: 
             yield "base", TransformersBackend(base, batch_size=batch_size, max_new_tokens=max_new_tokens, label="base")
         yield "tuned", TransformersBackend(base, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                            label="tuned")
+        if processors is not None:
+            yield "tuned-constrained", TransformersBackend(base, adapter, batch_size=batch_size,
+                                                           max_new_tokens=max_new_tokens, logits_processors=processors,
+                                                           label="tuned-constrained")
         return
     # one vLLM engine per process (it claims the GPU's memory): the tuned one, LoRA enabled, also
     # answers as the base model when it is given no adapter
@@ -140,9 +204,17 @@ def _check_backend_options(backend: str, config: Path | None, base_url: str | No
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N records.")
 @click.option("--skip-base", is_flag=True, help="Score only the tuned model.")
+@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Skill pack for schema-aware matching and --constrained (default: the source in the test "
+                   "file's manifest.json).")
+@click.option("--constrained", is_flag=True,
+              help="transformers backend: also score the tuned model with decoding restricted to the pack's "
+                   "call grammar (as `tuned-constrained`), beside the unconstrained runs.")
+@gate_options
 def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path, backend: str, base_url: str | None,
         model: str | None, base_model_name: str | None, concurrency: int, max_retries: int, batch_size: int,
-        max_new_tokens: int, limit: int | None, skip_base: bool) -> None:
+        max_new_tokens: int, limit: int | None, skip_base: bool, pack: Path | None, constrained: bool,
+        min_exact_match: float | None, baseline: Path | None, max_drop: float, gate_model: str | None) -> None:
     """Generate with the base model and base + adapter (or the named endpoint models), then score both.
 
     \b
@@ -154,6 +226,10 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
     from eval.predict import PredictError, prediction_rows, write_predictions
 
     _check_backend_options(backend, config, base_url, model, base_model_name)
+    skills = _pack_for(test_file, pack)
+    processors = _grammar(skills, test_file, max_new_tokens) if constrained else None
+    if constrained and backend != "transformers":
+        _fail("--constrained works with --backend transformers only (it plugs into transformers' generate)")
     settings = _read_config(config) if config is not None else None
     splits = {"test": test_file, "test_noisy": noisy_test} if noisy_test else {"test": test_file}
     records = {}
@@ -172,7 +248,7 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
     prediction_files = []
     try:
         for label, predictor in _backends(backend, settings, base_url, model, base_model_name, skip_base, batch_size,
-                                          max_new_tokens, concurrency, max_retries):
+                                          max_new_tokens, concurrency, max_retries, processors):
             for split, split_records in records.items():
                 predictor.label = f"{label} model, {split}"  # the progress bar's name
                 outputs = predictor.generate(split_records)
@@ -184,24 +260,162 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
         _fail(str(err))
     except OSError as err:  # an unwritable --out
         _fail(" ".join(str(err).split()))
-    _score_and_report(prediction_files, str(test_file), out)
+    report = _score_and_report(prediction_files, str(test_file), out, skills)
+    _gate(report, min_exact_match, baseline, max_drop, gate_model)
+
+
+def _grammar(skills, test_file: Path, max_new_tokens: int):
+    """The constrained-decoding processors for the pack, in the answer style the data was written in."""
+    from eval.constrain import grammar_processors
+
+    if not skills:
+        _fail("--constrained needs the skill pack: pass --pack (no manifest.json source next to the test file)")
+    try:
+        style = json.loads((Path(test_file).parent / "manifest.json").read_text()).get("style", "python")
+    except (OSError, ValueError):
+        style = "python"
+    if style not in ("python", "json"):
+        _fail(f"--constrained supports the python and json answer styles, not {style!r}")
+    return grammar_processors(skills, style=style, max_new_tokens=max_new_tokens)
 
 
 @cli.command("score")
 @click.argument("predictions", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for report.json and report.md.")
 @click.option("--test-file", default="", help="Name of the test file, for the report header.")
-def score_command(predictions: tuple[Path, ...], out: Path, test_file: str) -> None:
-    """Re-score saved PREDICTIONS files (one per model) without generating.
+@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Skill pack for schema-aware matching and positional arguments.")
+@gate_options
+def score_command(predictions: tuple[Path, ...], out: Path, test_file: str, pack: Path | None,
+                  min_exact_match: float | None, baseline: Path | None, max_drop: float, gate_model: str | None) -> None:
+    """Re-score saved PREDICTIONS files (one per model) without generating; `report` is the same command.
 
     \b
     Example:
       python -m eval score runs/smollm2/predictions-base.jsonl runs/smollm2/predictions-tuned.jsonl --out runs/smollm2
     """
     try:
-        _score_and_report(list(predictions), test_file or "(saved predictions)", out)
+        report = _score_and_report(list(predictions), test_file or "(saved predictions)", out, _pack_for(None, pack))
     except DataError as err:
         _fail(str(err))
+    _gate(report, min_exact_match, baseline, max_drop, gate_model)
+
+
+cli.add_command(score_command, "report")
+
+
+@cli.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--model", "model_label", default=None,
+              help="Which model of each report to compare (default: tuned, else each report's last).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write compare.md there.")
+@click.option("--min-exact-match", type=click.FloatRange(0, 1), default=None,
+              help="Gate: exit 1 when any run's exact match is under this (0-1).")
+@click.option("--max-drop", type=click.FloatRange(0, 1), default=None,
+              help="Gate: exit 1 when a run's exact match is below the FIRST run's by more than this (0-1).")
+def compare(reports: tuple[Path, ...], model_label: str | None, out: Path | None, min_exact_match: float | None,
+            max_drop: float | None) -> None:
+    """Side by side: one model from each of REPORTS (report.json files or run folders), first = baseline.
+
+    \b
+    Example:
+      python -m eval compare runs/smollm2 runs/mistral --max-drop 0.02
+    """
+    scores = {}
+    for path in reports:
+        path = path / "report.json" if path.is_dir() else path
+        try:
+            report = read_json(path, "report")
+        except DataError as err:
+            _fail(str(err))
+        label = model_label or ("tuned" if "tuned" in report["models"] else report["models"][-1])
+        if label not in report["models"]:
+            _fail(f"{path}: no model {label!r} (it has {', '.join(report['models'])})")
+        name = path.parent.name or str(path)
+        while name in scores:  # two runs from folders of the same name
+            name += "'"
+        scores[name] = report[label]
+    table = build_report(scores, "several runs")
+    click.echo(side_by_side(table))
+    if out is not None:
+        write_text(Path(out) / "compare.md", markdown(table))
+    names = list(scores)
+    problems = []
+    for name in names:
+        baseline = scores[names[0]] if max_drop is not None and name != names[0] else None
+        problems += gate_problems(scores[name], name, min_exact_match, baseline, max_drop or 0.0)
+    for problem in problems:
+        click.echo(f"gate failed: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--category", default="simple_python", show_default=True,
+              help="BFCL category, e.g. simple_python, irrelevance, multiple, parallel, live_simple.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for bfcl-<category>-predictions.jsonl and bfcl-<category>.json.")
+@click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Re-score saved predictions (JSONL of {id, output}) instead of generating.")
+@click.option("--backend", type=click.Choice(["transformers", "openai"]), default="transformers", show_default=True)
+@click.option("--base-model", default=None, help="transformers: the model folder.")
+@click.option("--adapter", default=None, help="transformers: a LoRA adapter folder on top of it.")
+@click.option("--base-url", default=None, help="openai: the endpoint.")
+@click.option("--model", default=None, help="openai: the model name.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N cases.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+def bfcl(category: str, out: Path, predictions: Path | None, backend: str, base_model: str | None,
+         adapter: str | None, base_url: str | None, model: str | None, limit: int | None, batch_size: int,
+         max_new_tokens: int) -> None:
+    """Score a model on a Berkeley Function Calling Leaderboard category with this scorer.
+
+    \b
+    Examples:
+      python -m eval bfcl --category simple_python --base-model models/SmolLM2-135M-Instruct --limit 50 --out runs/bfcl
+      python -m eval bfcl --category irrelevance --backend openai --base-url http://127.0.0.1:8000/v1 --model m --out runs/bfcl
+    """
+    from eval.bfcl import bfcl_files, case_record, load_bfcl, score_bfcl
+    from eval.predict import OpenAIBackend, PredictError, TransformersBackend
+
+    try:
+        cases = load_bfcl(*bfcl_files(category))[:limit]
+    except (FileNotFoundError, DataError) as err:
+        _fail(str(err))
+    predictions_path = Path(out) / f"bfcl-{category}-predictions.jsonl"
+    if predictions is not None:
+        saved = {}
+        for number, line in enumerate(predictions.read_text().splitlines(), 1):
+            try:
+                row = json.loads(line)
+                saved[row["id"]] = row["output"]
+            except (ValueError, KeyError, TypeError):
+                _fail(f"{predictions}:{number}: expected a JSON object with id and output")
+        missing = [case.id for case in cases if case.id not in saved]
+        if missing:
+            _fail(f"{predictions}: no output for {len(missing)} case(s), e.g. {missing[0]}")
+        outputs = [saved[case.id] for case in cases]
+    else:
+        if backend == "openai" and not (base_url and model):
+            _fail("--backend openai needs --base-url and --model")
+        if backend == "transformers" and not base_model:
+            _fail("--backend transformers needs --base-model")
+        try:
+            predictor = (OpenAIBackend(base_url, model, max_tokens=max_new_tokens, label=f"bfcl {category}")
+                         if backend == "openai" else
+                         TransformersBackend(base_model, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                             label=f"bfcl {category}"))
+            outputs = predictor.generate([case_record(case) for case in cases])
+        except PredictError as err:
+            _fail(str(err))
+        write_text(predictions_path, "".join(json.dumps({"id": case.id, "output": output}) + "\n"
+                                             for case, output in zip(cases, outputs)))
+    result = score_bfcl(cases, outputs)
+    write_text(Path(out) / f"bfcl-{category}.json", json.dumps(result, indent=1) + "\n")
+    click.echo(f"BFCL {category}: {result['n']} cases, exact match {100 * result['exact_match']:.1f}% strict, "
+               f"{100 * result['exact_match_lenient']:.1f}% lenient, no call {100 * result['no_call_rate']:.1f}%, "
+               f"parse failures {100 * result['parse_failure_rate']:.1f}%")
+    click.echo(f"errors: {result['error_types']}")
 
 
 if __name__ == "__main__":
