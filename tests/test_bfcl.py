@@ -228,3 +228,25 @@ def test_case_record_offers_the_functions_as_tools(simple):
     function = record["tools"][0]["function"]
     assert function["name"] == simple[0].functions[0]["name"]
     assert function["parameters"]["type"] == "object"  # BFCL's "dict", as JSON Schema
+
+
+def test_bfcl_command_rescores_saved_predictions(simple, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    saved = tmp_path / "predictions.jsonl"
+    lines = [{"id": case.id, "output": gold_answer_text(case)} for case in simple[:10]]
+    lines[3]["output"] = "no idea"
+    saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    run = [sys.executable, "-m", "eval", "bfcl", "--category", "simple_python", "--limit", "10",
+           "--predictions", str(saved), "--out", str(tmp_path / "out")]
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(run, cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "10 cases, exact match 90.0% strict, 90.0% lenient, no call 10.0%" in result.stdout
+    scored = json.loads((tmp_path / "out" / "bfcl-simple_python.json").read_text())
+    assert [row["id"] for row in scored["rows"] if not row["valid"]] == [simple[3].id]
+    saved.write_text(saved.read_text() + "{broken\n")
+    broken = subprocess.run(run, cwd=repo, capture_output=True, text=True)
+    assert broken.returncode == 1 and f"{saved}:11: expected a JSON object" in broken.stderr
