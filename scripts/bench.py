@@ -8,6 +8,8 @@ Rows:
   datagen llm      against the local OpenAI-compatible test server with 50 ms latency: sequential
                    (concurrency 1) vs concurrency 32 on the same request plan, and a cached re-run's
                    request count
+  eval             scorer throughput (predictions/s); batched vs one-at-a-time generation on the
+                   embedded model; parse failures and exact match with and without constrained decoding
 Speed targets live here, not in timed tests.
 """
 
@@ -156,7 +158,26 @@ def bench_scorer(work: Path) -> dict:
     return results
 
 
-def render(offline: dict, llm: dict) -> str:
+def bench_models(work: Path) -> dict:
+    """On the embedded model: batched vs one-at-a-time generation, and constrained decoding."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench_generation import bench_generation
+    from constrained_eval import measure
+
+    model = REPO / "models" / "SmolLM2-135M-Instruct"
+    if not (model / "config.json").exists():
+        raise SystemExit(f"{model}: missing; run `make model` first")
+    data = work / "model-data"
+    subprocess.run([sys.executable, "-m", "datagen", "skills", "--n", "1000", "--seed", "5", "--out", str(data)],
+                   cwd=REPO, check=True, capture_output=True)
+    records = list(read_jsonl(data / "test.jsonl", "record"))[:48]
+    return {
+        "generation": bench_generation(str(model), records, batch_size=16, max_new_tokens=48),
+        "constrained": measure(str(model), [data / "test.jsonl"], n=40, pack=str(REPO / "examples" / "skills")),
+    }
+
+
+def render(offline: dict, llm: dict, scorer: dict, models: dict | None) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     speedup = llm[1]["s"] / llm[32]["s"]
     return "\n".join([
@@ -181,17 +202,46 @@ def render(offline: dict, llm: dict) -> str:
         "The LLM rows run against `tests/openai_server.py`, a real HTTP server on 127.0.0.1 speaking the",
         "OpenAI chat-completions API, in a process of its own, with every request delayed 50 ms.",
         "",
+        "## Evaluation",
+        "",
+        "| benchmark | result |",
+        "|---|---|",
+        f"| scorer (parse + strict and lenient match + aggregate), tuned-like outputs (80 % right) | {scorer['tuned-like']:,.0f} predictions/s |",
+        f"| scorer, only wrong answers (wrong value, chatter, no call, broken call) | {scorer['hard']:,.0f} predictions/s |",
+        *(_model_rows(models) if models else ["| model rows | skipped (`--skip-models`) |"]),
+        "",
     ])
+
+
+def _model_rows(models: dict) -> list[str]:
+    generation, constrained = models["generation"], models["constrained"]
+    one, batched = generation["one_at_a_time"], generation["batched"]
+    free, grammar = constrained["free"], constrained["constrained"]
+    return [
+        f"| SmolLM2-135M base, {generation['records']} test records, greedy, max 48 new tokens, batch 1 | "
+        f"{one['seconds']:.1f} s ({one['tokens_per_s']:.0f} tokens/s) |",
+        f"| same, batch {batched['batch_size']} | {batched['seconds']:.1f} s ({batched['tokens_per_s']:.0f} tokens/s) |",
+        f"| speed-up, batched over one at a time ({generation['threads']} torch threads) | {generation['speedup']:.1f}x |",
+        f"| batched and one-at-a-time outputs identical | {'yes' if generation['same_outputs'] else 'NO'} |",
+        f"| base model, {constrained['records']} records, free decoding: parse failures / exact match | "
+        f"{100 * free['parse_failure_rate']:.0f} % / {100 * free['exact_match_rate']:.0f} % |",
+        f"| same, constrained to the pack's call grammar | "
+        f"{100 * grammar['parse_failure_rate']:.0f} % / {100 * grammar['exact_match_rate']:.0f} % |",
+        f"| constrained decoding cost: masking time per record | {1000 * grammar['masking_s_per_record']:.0f} ms |",
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--skip-models", action="store_true", help="Leave out the rows that run the model (minutes).")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         offline = bench_offline(Path(work))
         llm = bench_llm(Path(work))
-    text = render(offline, llm)
+        scorer = bench_scorer(Path(work))
+        models = None if args.skip_models else bench_models(Path(work))
+    text = render(offline, llm, scorer, models)
     args.out.write_text(text)
     print(text)
 
