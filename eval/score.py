@@ -17,7 +17,6 @@ Metrics, over n rows (each rate is in [0, 1]):
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Mapping, Sequence
@@ -134,29 +133,6 @@ def confusion(judged: list[dict]) -> dict:
     return {"labels": labels, "matrix": [[counts[(gold, predicted)] for predicted in labels] for gold in labels]}
 
 
-PARALLEL_FROM = 4000  # rows; below this, starting worker processes costs more than it saves
-
-
-def _judge_chunk(chunk: list[dict], schemas, signatures) -> list[dict]:
-    return [judge(row, schemas, signatures) for row in chunk]
-
-
-def judge_all(rows: list[dict], schemas: Mapping[str, dict] | None = None,
-              signatures: Mapping[str, Sequence[str]] | None = None, workers: int | None = None) -> list[dict]:
-    """judge() every row, on every CPU core for large inputs (parsing is pure Python, so threads
-    would not help). The result does not depend on the number of workers."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(rows) < PARALLEL_FROM:
-        return _judge_chunk(rows, schemas, signatures)
-    from concurrent.futures import ProcessPoolExecutor
-
-    size = -(-len(rows) // workers)
-    chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
-    with ProcessPoolExecutor(workers) as pool:
-        parts = pool.map(_judge_chunk, chunks, [schemas] * len(chunks), [signatures] * len(chunks))
-        return [row for part in parts for row in part]
-
-
 def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict] | None = None,
           signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
     """Overall and per-skill rates, argument and relevance scores, confusion matrix, failures.
@@ -164,7 +140,7 @@ def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict
     Example: 9 right of 10 weather rows and 0 of 10 timer rows -> exact_match 0.45,
     per_skill weather 0.9, timer 0.0.
     """
-    judged = judge_all(rows, schemas, signatures)
+    judged = [judge(row, schemas, signatures) for row in rows]
     by_skill: dict[str, list[dict]] = defaultdict(list)
     for row in judged:
         by_skill[row["skill"]].append(row)
