@@ -76,7 +76,8 @@ def bfcl_data_dir() -> Path:
     if not locations or not (Path(locations[0]) / "data").is_dir():
         raise FileNotFoundError(
             "the Berkeley Function Calling Leaderboard data (pip package bfcl-eval) is not installed; "
-            "run `make install`"
+            "run `make install` (in a .venv made before skilltune used it: "
+            "`.venv/bin/pip install --no-deps bfcl-eval`, the version pinned in the Makefile)"
         )
     return Path(locations[0]) / "data"
 
