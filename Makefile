@@ -5,7 +5,8 @@
 #   make test                  # pytest, including two end-to-end training runs
 #
 # Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
-# AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags).
+# AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags),
+# GPUS (more than 1: `accelerate launch --num_processes GPUS`), DEEPSPEED (zero1|zero2|zero3: configs/deepspeed/).
 
 MODEL ?= smollm2
 CONFIG ?= configs/$(MODEL).yml
@@ -18,6 +19,8 @@ NOISE ?= 0.3
 STYLE ?= python
 AXOLOTL_ARGS ?=
 EVAL_ARGS ?=
+GPUS ?= 1
+DEEPSPEED ?=
 PYTEST_ARGS ?=
 
 PYTHON ?= python3.11
@@ -62,8 +65,13 @@ data: $(STAMP)
 preprocess: model data
 	axolotl preprocess $(CONFIG) $(AXOLOTL_ARGS)
 
+# one GPU (or the CPU): plain `axolotl train`; several: accelerate starts one process per GPU
+TRAIN_LAUNCHER = $(if $(filter-out 1,$(GPUS)),accelerate launch --num_processes $(GPUS) -m axolotl.cli.train,axolotl train)
+DEEPSPEED_FILE = $(if $(DEEPSPEED),configs/deepspeed/$(DEEPSPEED).json)
+
 train: preprocess
-	axolotl train $(CONFIG) $(AXOLOTL_ARGS)
+	@test -z "$(DEEPSPEED_FILE)" || test -f "$(DEEPSPEED_FILE)" || { echo "error: DEEPSPEED=$(DEEPSPEED): no $(DEEPSPEED_FILE) (zero1, zero2 or zero3)" >&2; exit 1; }
+	$(TRAIN_LAUNCHER) $(CONFIG) $(if $(DEEPSPEED_FILE),--deepspeed $(DEEPSPEED_FILE)) $(AXOLOTL_ARGS)
 	$(MAKE) --no-print-directory eval
 
 eval: $(STAMP)

@@ -1,0 +1,44 @@
+"""How `make train` launches: one process, or accelerate with DeepSpeed on several GPUs."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STAMP = ".venv/.skilltune-installed"
+
+
+def make(*arguments: str) -> subprocess.CompletedProcess:
+    # -o: treat the install and the steps before training as done, so only the launch is shown or run
+    return subprocess.run(["make", "-o", STAMP, *arguments], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_several_gpus_go_through_accelerate_with_the_deepspeed_file():
+    result = make("-n", "train", "MODEL=smollm2", "GPUS=4", "DEEPSPEED=zero2")
+    assert result.returncode == 0, result.stderr
+    assert ("accelerate launch --num_processes 4 -m axolotl.cli.train configs/smollm2.yml "
+            "--deepspeed configs/deepspeed/zero2.json") in result.stdout
+
+
+def test_one_gpu_is_plain_axolotl_train():
+    result = make("-n", "train", "MODEL=smollm2")
+    assert result.returncode == 0, result.stderr
+    assert "\naxolotl train configs/smollm2.yml" in result.stdout
+    assert "accelerate launch" not in result.stdout and "--deepspeed" not in result.stdout
+
+
+def test_an_unknown_deepspeed_stage_stops_before_launching():
+    result = make("-o", "preprocess", "train", "MODEL=smollm2", "DEEPSPEED=zero9")
+    assert result.returncode != 0
+    assert "error: DEEPSPEED=zero9: no configs/deepspeed/zero9.json (zero1, zero2 or zero3)" in result.stderr
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_deepspeed_files_hold_their_stage_and_leave_batch_sizes_to_the_trainer(stage):
+    config = json.loads((REPO / "configs" / "deepspeed" / f"zero{stage}.json").read_text())
+    assert config["zero_optimization"]["stage"] == stage
+    # "auto": the Hugging Face trainer fills these from the Axolotl YAML, so the two never disagree
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
+        assert config[key] == "auto", key
