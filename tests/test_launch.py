@@ -16,9 +16,9 @@ def make(*arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_several_gpus_go_through_accelerate_with_the_deepspeed_file():
-    result = make("-n", "train", "MODEL=smollm2", "GPUS=4", "DEEPSPEED=zero2")
+    result = make("-n", "train", "MODEL=mistral", "GPUS=4", "DEEPSPEED=zero2")
     assert result.returncode == 0, result.stderr
-    assert ("accelerate launch --num_processes 4 -m axolotl.cli.train configs/smollm2.yml "
+    assert ("accelerate launch --num_processes 4 -m axolotl.cli.train configs/mistral.yml "
             "--deepspeed configs/deepspeed/zero2.json") in result.stdout
 
 
