@@ -42,3 +42,20 @@ def test_deepspeed_files_hold_their_stage_and_leave_batch_sizes_to_the_trainer(s
     # "auto": the Hugging Face trainer fills these from the Axolotl YAML, so the two never disagree
     for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size"):
         assert config[key] == "auto", key
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_deepspeed_files_pass_deepspeeds_own_parser_after_the_trainer_fills_them(stage):
+    """The path a run takes: transformers fills the "auto" values from the training arguments,
+    then DeepSpeed parses the result."""
+    from deepspeed.runtime.config import DeepSpeedConfig
+    from transformers import TrainingArguments
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+    filled = HfTrainerDeepSpeedConfig(str(REPO / "configs" / "deepspeed" / f"zero{stage}.json"))
+    arguments = TrainingArguments(output_dir="unused", per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                                  use_cpu=True, report_to=[])
+    filled.trainer_config_process(arguments)
+    parsed = DeepSpeedConfig(filled.config)
+    assert parsed.zero_optimization_stage == stage
+    assert (parsed.train_micro_batch_size_per_gpu, parsed.gradient_accumulation_steps, parsed.train_batch_size) == (4, 2, 8)
