@@ -53,6 +53,7 @@ import click
 from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
 from datagen.expand import normalize
 from datagen.jsonio import DataError, schema_problem, write_text
+from datagen.openai_api import EndpointError, async_client, one_line, post_chat
 from datagen.skills import (
     ASSISTANT_PREFIX,
     EXAMPLES_HEADER,
@@ -530,7 +531,7 @@ class Generator:
         missing = sum(max(state.target - len(state.pairs), 0) for state in self.states)
         self.progress = tqdm(total=missing, unit="pair", desc="llm", file=sys.stderr, mininterval=0.5)
         try:
-            async with _client(s) as client:
+            async with async_client(s.base_url, s.max_retries, s.timeout) as client:
                 await self.fetch_all(client)
         finally:
             self.progress.close()
@@ -576,49 +577,12 @@ class Generator:
         ]
 
 
-def _client(s: Settings):
-    import openai
-
-    # the key goes to the client and nowhere else; local servers accept any placeholder
-    return openai.AsyncOpenAI(
-        base_url=s.base_url,
-        api_key=os.environ.get("OPENAI_API_KEY") or "none",
-        max_retries=s.max_retries,
-        timeout=s.timeout,
-        # aiohttp under the client's own retry logic: less CPU per request than the default
-        # transport (0.54 s against 0.71 s of client CPU for 180 requests, measured here), and CPU
-        # is what bounds throughput at high concurrency (BENCHMARKS.md)
-        http_client=openai.DefaultAioHttpClient(timeout=s.timeout),
-    )
-
-
-async def _create(client, body: dict, s: Settings, what: str):
+async def _create(client, body: dict, s: Settings, what: str) -> dict:
     """One chat completion; the client retries 429/5xx/timeouts itself, with backoff and Retry-After."""
-    import openai
-
     try:
-        # `client.post` is the client's documented door for raw bodies: the same retries, backoff,
-        # Retry-After and timeouts as `chat.completions.create`, without its per-request walk of
-        # the typed parameters, and (cast_to=dict) without building pydantic models of the answer
-        # only to dump them again: together about 4 ms of CPU a request, most of what it costs.
-        response = await client.post("/chat/completions", body=body, cast_to=dict)
-    except openai.APIConnectionError as err:  # includes timeouts
-        raise GenerationError(
-            f"cannot reach {s.base_url} ({what}; --max-retries {s.max_retries}): {type(err).__name__}: {_one_line(err)}"
-        ) from None
-    except openai.APIStatusError as err:
-        raise GenerationError(
-            f"{s.base_url} answered HTTP {err.status_code} ({what}; --max-retries {s.max_retries}): {_one_line(err.message)}"
-        ) from None
-    except openai.OpenAIError as err:
-        raise GenerationError(f"{s.base_url} ({what}): {type(err).__name__}: {_one_line(err)}") from None
-    if not isinstance(response, dict):
-        raise GenerationError(f"{s.base_url} ({what}): the answer is not a JSON object: {_one_line(response)}")
-    return response
-
-
-def _one_line(text) -> str:
-    return " ".join(str(text).split())[:300]
+        return await post_chat(client, body, s.base_url, f" ({what}; --max-retries {s.max_retries})")
+    except EndpointError as err:
+        raise GenerationError(str(err)) from None
 
 
 # --- review files

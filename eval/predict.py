@@ -29,6 +29,7 @@ from typing import Callable, Protocol
 from tqdm import tqdm
 
 from datagen.jsonio import write_jsonl
+from datagen.openai_api import EndpointError, async_client, one_line, post_chat
 from datagen.render import gold_call, user_text
 
 
@@ -135,7 +136,7 @@ class TransformersBackend:
                 self.model = attach_adapter(self.model, adapter)
         except OSError as err:  # transformers' "not found": a missing folder, offline hub, broken files
             what = f"{base_model} + {adapter}" if adapter else str(base_model)
-            raise PredictError(f"{what}: cannot load: {_one_line(err)}") from None
+            raise PredictError(f"{what}: cannot load: {one_line(err)}") from None
 
     def generate(self, records: list[dict]) -> list[str]:
         return generate(self.model, self.tokenizer, records, self.batch_size, self.max_new_tokens,
@@ -186,17 +187,21 @@ class OpenAIBackend:
         return asyncio.run(self._generate(records))
 
     async def _generate(self, records: list[dict]) -> list[str]:
-        import openai
-
         window = asyncio.Semaphore(self.concurrency)
-        # local servers accept any key; a missing key must not stop them being scored
-        client = openai.AsyncOpenAI(base_url=self.base_url, api_key=os.environ.get("OPENAI_API_KEY") or "none",
-                                    max_retries=self.max_retries, timeout=self.timeout)
+        client = async_client(self.base_url, self.max_retries, self.timeout)
         with tqdm(total=len(records), desc=self.label, unit="ex") as progress:
+
+            failed = asyncio.Event()
 
             async def one(index: int, record: dict) -> str:
                 async with window:
-                    text = await self._complete(client, index, record)
+                    if failed.is_set():  # woken by the failed request's free slot: send nothing more
+                        raise asyncio.CancelledError
+                    try:
+                        text = await self._complete(client, index, record)
+                    except PredictError:
+                        failed.set()
+                        raise
                 progress.update(1)
                 return text
 
@@ -212,31 +217,14 @@ class OpenAIBackend:
                     await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _complete(self, client, index: int, record: dict) -> str:
-        import openai
-        from openai.types.chat import ChatCompletion
-
         where = f"record {index} (model {self.model!r}, max retries {self.max_retries})"
         try:
-            # a raw body through the client's documented `post`: the same retries and timeouts as
-            # `chat.completions.create`, and the record's messages and tools go out exactly as they are
-            completion = await client.post("/chat/completions", body=self.request_body(record), cast_to=ChatCompletion)
-        except openai.APIConnectionError as err:  # includes timeouts
-            raise PredictError(
-                f"cannot reach {self.base_url} for {where}: {type(err).__name__}: {_one_line(err)}"
-            ) from None
-        except openai.APIStatusError as err:
-            raise PredictError(
-                f"{self.base_url} answered HTTP {err.status_code} for {where}: {_one_line(err.message)}"
-            ) from None
-        except openai.OpenAIError as err:
-            raise PredictError(f"{self.base_url}, {where}: {type(err).__name__}: {_one_line(err)}") from None
-        if not completion.choices:
+            response = await post_chat(client, self.request_body(record), self.base_url, f" for {where}")
+        except EndpointError as err:
+            raise PredictError(str(err)) from None
+        if not response.get("choices"):
             raise PredictError(f"{self.base_url} answered {where} with no choices")
-        return output_text(completion.choices[0].message.model_dump(exclude_none=True))
-
-
-def _one_line(text) -> str:
-    return " ".join(str(text).split())[:300]
+        return output_text(response["choices"][0].get("message") or {})
 
 
 # --- vLLM
