@@ -51,21 +51,26 @@ def schema_problem(obj, schema_name: str) -> str | None:
     return f"{where + ': ' if where else ''}{error.message}"
 
 
-def iter_jsonl(path: Path | str, schema_name: str) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each line of a JSONL file, validated; blank lines are skipped."""
+def iter_json_lines(path: Path | str) -> Iterator[tuple[int, object]]:
+    """Yield (line number, value) for each non-blank line of a JSON-lines file; bad JSON is a DataError."""
     path = Path(path)
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(path, number, f"not JSON: {err.msg} (column {err.colno})") from None
-            problem = schema_problem(obj, schema_name)
-            if problem:
-                raise DataError(path, number, problem)
-            yield number, obj
+
+
+def iter_jsonl(path: Path | str, schema_name: str) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each line of a JSONL file, validated; blank lines are skipped."""
+    for number, obj in iter_json_lines(path):
+        problem = schema_problem(obj, schema_name)
+        if problem:
+            raise DataError(path, number, problem)
+        yield number, obj
 
 
 def read_jsonl(path: Path | str, schema_name: str) -> Iterator[dict]:

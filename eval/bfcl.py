@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.jsonio import DataError
+from datagen.jsonio import DataError, iter_json_lines
 from eval.match import Expected, match_calls
 from eval.parse import parse_output
 
@@ -99,17 +98,10 @@ def bfcl_files(category: str, data_dir: Path | None = None) -> tuple[Path, Path 
 
 def _json_lines(path: Path):
     """(line number, object) of each non-blank line; a line that is not a JSON object is a DataError."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(path, number, f"not JSON: {err.msg} (column {err.colno})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-                raise DataError(path, number, 'expected an object with a string "id"')
-            yield number, obj
+    for number, obj in iter_json_lines(path):
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            raise DataError(path, number, 'expected an object with a string "id"')
+        yield number, obj
 
 
 def _question_problem(obj: dict) -> str | None:
