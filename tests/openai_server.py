@@ -115,6 +115,16 @@ class ScriptedOpenAIServer:
         log = self.log
         return max(e["answered"] for e in log) - min(e["arrived"] for e in log) if log else 0.0
 
+    def peak_in_flight(self) -> int:
+        """The most requests the server held at once (an answer leaving counts before an arrival at the same time)."""
+        log = self.log
+        events = sorted([(entry["arrived"], 1) for entry in log] + [(entry["answered"], -1) for entry in log])
+        in_flight = peak = 0
+        for _, step in events:
+            in_flight += step
+            peak = max(peak, in_flight)
+        return peak
+
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
