@@ -41,17 +41,29 @@ def _read_config(path: Path) -> dict:
     return config
 
 
+def _manifest_of(test_file: Path | None) -> dict:
+    """The manifest.json `datagen skills` wrote beside a test file, or {} when there is none."""
+    if test_file is None:
+        return {}
+    try:
+        manifest = json.loads((Path(test_file).parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _default_model(report: dict, label: str | None) -> str:
+    """The model a gate or a comparison looks at: the one named, else tuned, else the last."""
+    return label or ("tuned" if "tuned" in report["models"] else report["models"][-1])
+
+
 def _pack_for(test_file: Path | None, pack: Path | None):
     """The skill pack behind a test file: --pack, else the `source` its manifest.json names."""
     from datagen.skills import SkillFileError, load_pack
 
-    if pack is None and test_file is not None:
-        manifest = Path(test_file).parent / "manifest.json"
-        try:
-            source = json.loads(manifest.read_text()).get("source")
-        except (OSError, ValueError):
-            source = None
-        pack = Path(source) if source and Path(source).is_dir() else None
+    if pack is None:
+        source = _manifest_of(test_file).get("source")
+        pack = Path(source) if isinstance(source, str) and Path(source).is_dir() else None
     if pack is None:
         return None
     try:
@@ -65,7 +77,7 @@ def _gate(report: dict, min_exact_match: float | None, baseline: Path | None, ma
     """Exit 1 when the gated model misses the threshold or drops against the saved baseline report."""
     if min_exact_match is None and baseline is None:
         return
-    label = gate_model or ("tuned" if "tuned" in report["models"] else report["models"][-1])
+    label = _default_model(report, gate_model)
     if label not in report["models"]:
         _fail(f"--gate-model {label!r}: the report has {', '.join(report['models'])}")
     reference = None
@@ -270,10 +282,7 @@ def _grammar(skills, test_file: Path, max_new_tokens: int):
 
     if not skills:
         _fail("--constrained needs the skill pack: pass --pack (no manifest.json source next to the test file)")
-    try:
-        style = json.loads((Path(test_file).parent / "manifest.json").read_text()).get("style", "python")
-    except (OSError, ValueError):
-        style = "python"
+    style = _manifest_of(test_file).get("style", "python")
     if style not in ("python", "json"):
         _fail(f"--constrained supports the python and json answer styles, not {style!r}")
     return grammar_processors(skills, style=style, max_new_tokens=max_new_tokens)
@@ -328,7 +337,7 @@ def compare(reports: tuple[Path, ...], model_label: str | None, out: Path | None
             report = read_json(path, "report")
         except DataError as err:
             _fail(str(err))
-        label = model_label or ("tuned" if "tuned" in report["models"] else report["models"][-1])
+        label = _default_model(report, model_label)
         if label not in report["models"]:
             _fail(f"{path}: no model {label!r} (it has {', '.join(report['models'])})")
         name = path.parent.name or str(path)

@@ -21,12 +21,11 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Mapping, Sequence
 
-from datagen.calls import parse_call
+from datagen.calls import NO_CALL_NAME, parse_call
 from eval.match import argument_counts, match_calls
 from eval.parse import Parsed, parse_output
 
 RATE_KEYS = ("n", "exact_match", "exact_match_lenient", "name_accuracy", "parse_failure_rate")
-NO_CALL = "other"
 UNPARSED = "(unparsed)"
 
 
@@ -35,7 +34,7 @@ def predicted_name(parsed: Parsed, is_no_call: bool) -> str:
     if not parsed.ok:
         return UNPARSED
     if is_no_call:
-        return NO_CALL
+        return NO_CALL_NAME
     return parsed.calls[0].name
 
 
