@@ -78,7 +78,9 @@ eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
 		$(if $(wildcard $(DATA_DIR)/test_noisy.jsonl),--noisy-test $(DATA_DIR)/test_noisy.jsonl) $(EVAL_ARGS)
 
+# the embedded model first: the backend and constrained-decoding tests run on it (they skip without it)
 test: $(STAMP)
+	$(PY) scripts/prepare_smollm2.py --out models/SmolLM2-135M-Instruct
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
