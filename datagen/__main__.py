@@ -20,7 +20,7 @@ from datagen.jsonio import DataError
 from datagen.llm import llm_command, merge_review_command
 from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
 from datagen.skills import SkillFileError, load_pack
-from datagen.split import add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
+from datagen.split import RECORD_KINDS, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
 
 
 def _fail(message: str) -> None:
@@ -120,9 +120,13 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def validate(files: tuple[Path, ...]) -> None:
+@click.option("--kind", type=click.Choice(["auto", *RECORD_KINDS]), default="auto", show_default=True,
+              help="skills: every answer is a call; chat: free-text answers; auto: from the folder's manifest.json")
+def validate(files: tuple[Path, ...], kind: str) -> None:
     """Check record JSONL FILES against the record schema and style rules; fail on the first bad line.
 
+    Skill records must answer with a call; chat records (documents, conversations, instruction
+    pairs: manifest style "chat") with alternating user/assistant turns ending in an answer.
     Given several files, also fails when one normalized utterance is in two of them (split leakage).
 
     \b
@@ -131,7 +135,7 @@ def validate(files: tuple[Path, ...]) -> None:
     """
     try:
         for path in files:
-            click.echo(f"{path}: {validate_records(path)} records OK")
+            click.echo(f"{path}: {validate_records(path, None if kind == 'auto' else kind)} records OK")
         if len(files) > 1:
             leaked = shared_utterances(list(files))
             if leaked:

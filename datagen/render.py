@@ -89,8 +89,28 @@ def gold_call(record: dict) -> Call:
     return answer_call(record["messages"][-1])
 
 
+def chat_record_problem(record: dict) -> str | None:
+    """Rules for any chat record (Q&A, conversations): beyond the JSON Schema, an optional system
+    message first, then user and assistant turns alternating, starting with a user turn and ending
+    with a non-empty assistant answer (the turn Axolotl trains on)."""
+    messages = record["messages"]
+    if any(message["role"] == "system" for message in messages[1:]):
+        return "a system message may only come first"
+    turns = messages[1:] if messages[0]["role"] == "system" else messages
+    if not turns or turns[-1]["role"] != "assistant":
+        return "the last message must be the assistant's answer"
+    for index, message in enumerate(turns):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if message["role"] != expected:
+            return f"message {index + 1 + len(messages) - len(turns)} is {message['role']!r}; user and assistant turns must alternate, user first"
+    if not (turns[-1]["content"].strip() or turns[-1].get("tool_calls")):
+        return "the assistant's answer is empty"
+    return None
+
+
 def record_problem(record: dict) -> str | None:
-    """Style rules beyond the JSON Schema: ends with a user turn then an assistant call that parses."""
+    """Style rules beyond the JSON Schema for skill records: a chat record whose final assistant
+    answer is a call that parses."""
     messages = record["messages"]
     if messages[-1]["role"] != "assistant":
         return "the last message must be the assistant's answer"

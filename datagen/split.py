@@ -12,8 +12,8 @@ from pathlib import Path
 
 from datagen.expand import Pair, normalize
 from datagen.noise import add_noise
-from datagen.jsonio import DataError, atomic_directory, iter_jsonl, read_jsonl, sha256_of, write_json, write_jsonl
-from datagen.render import record_problem, user_text
+from datagen.jsonio import DataError, atomic_directory, iter_jsonl, read_json, read_jsonl, sha256_of, write_json, write_jsonl
+from datagen.render import chat_record_problem, record_problem, user_text
 
 SPLITS = ("train", "val", "test")
 NOISY_TEST = "test_noisy"
@@ -116,11 +116,27 @@ def write_dataset(out: Path | str, splits: dict[str, list[Pair]], render, manife
     return manifest
 
 
-def validate_records(path: Path | str) -> int:
-    """Check a records JSONL file: schema and style rules, naming file:line. Returns the count."""
+RECORD_KINDS = ("skills", "chat")
+
+
+def record_kind(path: Path | str) -> str:
+    """"chat" when the file's folder has a manifest with style "chat" (documents, conversations,
+    instruction pairs: free-text answers), else "skills" (every answer must be a call)."""
+    manifest = Path(path).with_name("manifest.json")
+    if manifest.is_file() and read_json(manifest, "manifest")["style"] == "chat":
+        return "chat"
+    return "skills"
+
+
+def validate_records(path: Path | str, kind: str | None = None) -> int:
+    """Check a records JSONL file: schema and style rules, naming file:line. Returns the count.
+
+    `kind` ("skills" or "chat") picks the answer rules; None reads it from the folder's manifest.
+    """
+    problem_of = chat_record_problem if (kind or record_kind(path)) == "chat" else record_problem
     count = 0
     for number, record in iter_jsonl(path, "record"):
-        problem = record_problem(record)
+        problem = problem_of(record)
         if problem:
             raise DataError(path, number, problem)
         count += 1

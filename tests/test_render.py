@@ -63,3 +63,20 @@ def test_record_problem_rules():
     assert record_problem(record) is None
     record["messages"].append({"role": "user", "content": "more"})
     assert record_problem(record) == "the last message must be the assistant's answer"
+
+
+def test_chat_record_problem_rules():
+    from datagen.render import chat_record_problem
+
+    def record(*roles, last="an answer"):
+        messages = [{"role": role, "content": f"{role} text"} for role in roles]
+        messages[-1]["content"] = last
+        return {"messages": messages}
+
+    assert chat_record_problem(record("system", "user", "assistant", "user", "assistant")) is None
+    assert chat_record_problem(record("user", "assistant")) is None
+    assert chat_record_problem(record("user", "assistant", "user")) == "the last message must be the assistant's answer"
+    assert "must alternate" in chat_record_problem(record("user", "user", "assistant"))
+    assert "must alternate" in chat_record_problem(record("assistant", "user", "assistant"))
+    assert chat_record_problem(record("user", "system", "assistant")) == "a system message may only come first"
+    assert chat_record_problem(record("user", "assistant", last="  ")) == "the assistant's answer is empty"

@@ -182,3 +182,17 @@ def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
     assert result.returncode == 1
     assert f"{bad}:2: timer(length=\"7 minutes\") does not fit" in result.stderr
     assert not (tmp_path / "out2").exists()
+
+
+def test_validate_reads_the_record_kind_from_the_manifest(tmp_path):
+    from datagen.jsonio import write_json, write_jsonl
+
+    answer = {"messages": [{"role": "user", "content": "What is the refund window?"},
+                           {"role": "assistant", "content": "30 days from delivery."}]}
+    write_jsonl(tmp_path / "train.jsonl", [answer], "record")
+    with pytest.raises(DataError, match=r"train.jsonl:1"):  # no manifest: skill rules, a free-text answer is no call
+        validate_records(tmp_path / "train.jsonl")
+    write_json(tmp_path / "manifest.json", {"generator": "documents", "seed": 0, "style": "chat", "source": "docs",
+                                            "counts": {"train": {"documents": 1}}, "files": {}}, "manifest")
+    assert validate_records(tmp_path / "train.jsonl") == 1
+    assert validate_records(tmp_path / "train.jsonl", "chat") == 1
