@@ -6,6 +6,7 @@
     python -m datagen stats data/skills --tokenizer models/SmolLM2-135M-Instruct
     python -m datagen llm --base-url http://127.0.0.1:8000/v1 --model local --out data/llm/pairs.jsonl
     python -m datagen merge-review review/ --pack examples/skills
+    python -m datagen documents examples/documents --out data/documents
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from datagen.documents import documents_command
 from datagen.expand import generate_pairs, read_pair_files
 from datagen.jsonio import DataError
 from datagen.llm import llm_command, merge_review_command
@@ -194,6 +196,7 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
 
 cli.add_command(llm_command, "llm")
 cli.add_command(merge_review_command, "merge-review")
+cli.add_command(documents_command, "documents")
 
 if __name__ == "__main__":
     cli(prog_name="python -m datagen")
