@@ -7,6 +7,7 @@
     python -m datagen llm --base-url http://127.0.0.1:8000/v1 --model local --out data/llm/pairs.jsonl
     python -m datagen merge-review review/ --pack examples/skills
     python -m datagen documents examples/documents --out data/documents
+    python -m datagen conversations examples/conversations/logs --out data/conversations
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from datagen.conversations import conversations_command
 from datagen.documents import documents_command
 from datagen.expand import generate_pairs, read_pair_files
 from datagen.jsonio import DataError
@@ -197,6 +199,7 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
 cli.add_command(llm_command, "llm")
 cli.add_command(merge_review_command, "merge-review")
 cli.add_command(documents_command, "documents")
+cli.add_command(conversations_command, "conversations")
 
 if __name__ == "__main__":
     cli(prog_name="python -m datagen")
