@@ -8,6 +8,7 @@
     python -m datagen merge-review review/ --pack examples/skills
     python -m datagen documents examples/documents --out data/documents
     python -m datagen conversations examples/conversations/logs --out data/conversations
+    python -m datagen instructions examples/instructions/pairs.jsonl --to chat --out data/instructions
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 from datagen.conversations import conversations_command
 from datagen.documents import documents_command
 from datagen.expand import generate_pairs, read_pair_files
+from datagen.instructions import instructions_command
 from datagen.jsonio import DataError
 from datagen.llm import llm_command, merge_review_command
 from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
@@ -200,6 +202,7 @@ cli.add_command(llm_command, "llm")
 cli.add_command(merge_review_command, "merge-review")
 cli.add_command(documents_command, "documents")
 cli.add_command(conversations_command, "conversations")
+cli.add_command(instructions_command, "instructions")
 
 if __name__ == "__main__":
     cli(prog_name="python -m datagen")

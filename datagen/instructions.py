@@ -1,0 +1,243 @@
+"""Instruction JSON pairs <-> skill records, both ways.
+
+    python -m datagen instructions examples/instructions/pairs.jsonl --to chat --out data/instructions \\
+        --style tools --pack examples/skills
+    python -m datagen instructions data/skills --to instructions --out data/skills-pairs.jsonl
+
+An instruction pair (datagen/schemas/instruction.schema.json, checked on read and on write):
+
+    {"instruction": "what's the weather in Oslo", "input": "",
+     "output": {"function_call": {"name": "weather", "arguments": {"location": "Oslo"}}}}
+
+--to chat makes skill records: the instruction (and the input after a blank line, when there is
+one) is the user message, the call is the assistant's answer in the --style of `datagen skills`.
+These are skill records, not free-text chat: the manifest's style is the answer style, so
+`datagen validate` parses every answer. With --pack every call must name one of its skills and fit
+that skill's JSON Schema; without it the `tools` column is derived from the calls seen (argument
+types from the values, required = present in every call of that function). Records are
+deduplicated and split like `datagen skills` (stratified per function, no utterance in two splits).
+
+--to instructions exports a skill dataset folder (or record files) back to pairs: the last user
+message, split at its first blank line into instruction and input, and the answer's call. So
+pairs -> chat -> pairs gives the same pairs back when no instruction holds a blank line itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import click
+
+from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, call_to_json
+from datagen.expand import Pair, normalize
+from datagen.jsonio import DataError, iter_jsonl, write_jsonl
+from datagen.llm import _fail, _OneLineErrors
+from datagen.render import STYLES, answer_call, answer_message, chat_record, record_problem, system_prompt, tool_definitions
+from datagen.skills import Skill, SkillFileError, load_pack
+from datagen.split import SPLITS, dedup_across_skills, record_kind, split_pairs, write_dataset
+
+INPUT_SEPARATOR = "\n\n"
+
+
+def request_text(row: dict) -> str:
+    """The user message of a pair: the instruction, then its input after a blank line."""
+    return row["instruction"] + (INPUT_SEPARATOR + row["input"] if row.get("input") else "")
+
+
+def _same_call(a: Call, b: Call) -> bool:
+    # JSON text, not ==: True == 1 and 1 == 1.0 in Python, but they are different answers
+    return (a.name, json.dumps(a.arguments, sort_keys=True)) == (b.name, json.dumps(b.arguments, sort_keys=True))
+
+
+def style_problem(call: Call, style: str) -> str | None:
+    """Why `call` would not read back unchanged from an answer in `style`, or None."""
+    try:
+        back = answer_call(answer_message(call, style))
+    except CallSyntaxError as err:
+        return f"cannot be written as a {style} answer: {err}"
+    if not _same_call(back, call):
+        return f"a {style} answer reads back as {back.to_python()}"
+    return None
+
+
+def read_instruction_pairs(paths, skills: list[Skill] | None, style: str) -> list[Pair]:
+    """Pairs from instruction JSONL files, in file order; any bad line is a DataError naming it."""
+    by_name = {skill.name: skill for skill in skills} if skills is not None else None
+    pairs = []
+    for path in paths:
+        for number, row in iter_jsonl(path, "instruction"):
+            function = row["output"]["function_call"]
+            call = Call(function["name"], function["arguments"])
+            if by_name is not None:
+                skill = by_name.get(call.name)
+                if skill is None:
+                    raise DataError(path, number, f"function {call.name!r} is not a skill of the pack "
+                                                  f"({', '.join(sorted(by_name))})")
+                problem = skill.check_call(call)
+            else:
+                problem = None
+            problem = problem or style_problem(call, style)
+            if problem:
+                raise DataError(path, number, problem)
+            user = request_text(row)
+            pairs.append(Pair(user, call, normalize(user)))
+    return pairs
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):  # before int: bool is an int in Python
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return {float: "number", str: "string", list: "array", dict: "object", type(None): "null"}[type(value)]
+
+
+def derived_tools(calls: list[Call]) -> list[dict]:
+    """A `tools` column from the calls themselves, when no skill pack describes the functions.
+
+    Each argument's type is the JSON type of its values (several types: a list of them; integer
+    and number together: number), and it is required when every call of that function gives it.
+    """
+    seen: dict[str, list[Call]] = defaultdict(list)
+    for call in calls:
+        seen[call.name].append(call)
+    tools = []
+    for name in sorted(seen):
+        types: dict[str, set[str]] = {}
+        for call in seen[name]:
+            for argument, value in call.arguments.items():
+                types.setdefault(argument, set()).add(_json_type(value))
+        properties = {}
+        for argument, kinds in types.items():
+            if {"integer", "number"} <= kinds:
+                kinds = kinds - {"integer"}
+            properties[argument] = {"type": kinds.pop() if len(kinds) == 1 else sorted(kinds)}
+        required = [argument for argument in types if all(argument in call.arguments for call in seen[name])]
+        parameters = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+        tools.append({"type": "function", "function": {"name": name, "parameters": parameters}})
+    return tools
+
+
+def derived_prompt(names: list[str]) -> str:
+    """The one-line system prompt of `datagen skills` for functions known only by name."""
+    listed = [name for name in sorted(names) if name != NO_CALL_NAME]
+    text = f"Answer with one function call: {', '.join(listed)}"
+    return text + (f", or {NO_CALL_NAME}()." if NO_CALL_NAME in names else ".")
+
+
+def pairs_to_chat(paths, out: Path, style: str, skills: list[Skill] | None, system: bool, val_fraction: float,
+                  test_fraction: float, seed: int, source: str) -> tuple[dict, int]:
+    """Write the skill dataset folder; returns its manifest and how many repeated pairs were dropped."""
+    pairs = read_instruction_pairs(paths, skills, style)
+    if not pairs:
+        raise DataError(", ".join(map(str, paths)), 0, "no instruction pairs")
+    by_function: dict[str, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        by_function[pair.call.name].append(pair)
+    kept, _ = dedup_across_skills(by_function)
+    dropped = len(pairs) - sum(map(len, kept.values()))
+    if val_fraction or test_fraction:
+        splits = split_pairs(kept, seed, val_fraction, test_fraction)
+    else:  # split_pairs gives each function at least one val and test record; zero means none
+        splits = {"train": [pair for function in sorted(kept) for pair in kept[function]]}
+    if skills is not None:
+        prompt, tools = system_prompt(skills), tool_definitions(skills)
+    else:
+        prompt, tools = derived_prompt(list(kept)), derived_tools([pair.call for group in kept.values() for pair in group])
+    manifest = write_dataset(
+        out,
+        splits,
+        lambda pair: chat_record(prompt if system else None, pair.user, pair.call, style,
+                                 tools if style == "tools" else None),
+        {
+            "generator": "datagen instructions",
+            "seed": seed,
+            "style": style,
+            "source": source,
+            "options": {"system": system, "val_fraction": val_fraction, "test_fraction": test_fraction},
+        },
+    )
+    return manifest, dropped
+
+
+def record_files(sources, splits: list[str]) -> list[Path]:
+    """The record files to export: a folder gives its <split>.jsonl for each split it has."""
+    files = []
+    for source in sources:
+        if source.is_dir():
+            found = [source / f"{split}.jsonl" for split in splits if (source / f"{split}.jsonl").is_file()]
+            if not found:
+                raise DataError(source, 0, f"no {', '.join(f'{split}.jsonl' for split in splits)} in this folder")
+            files += found
+        else:
+            files.append(source)
+    return files
+
+
+def records_to_pairs(path: Path) -> list[dict]:
+    """Instruction pairs from a skill record file; a record that is not one request and its call is an error."""
+    if record_kind(path) == "chat":
+        raise DataError(path.with_name("manifest.json"), 0,
+                        'style "chat": free-text answers, not function calls; nothing to export as instruction pairs')
+    rows = []
+    for number, record in iter_jsonl(path, "record"):
+        problem = record_problem(record)
+        if problem:
+            raise DataError(path, number, problem)
+        turns = [message for message in record["messages"] if message["role"] != "system"]
+        if len(turns) != 2:
+            raise DataError(path, number, f"{len(turns) // 2} exchanges; an instruction pair holds one request and its call")
+        instruction, _, extra = turns[0]["content"].partition(INPUT_SEPARATOR)
+        rows.append({"instruction": instruction, "input": extra, "output": call_to_json(answer_call(turns[1]))})
+    return rows
+
+
+@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "target", type=click.Choice(["chat", "instructions"]), required=True,
+              help="chat: instruction pair JSONL files -> skill dataset folder; instructions: the reverse.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="--to chat: dataset folder to (re)write; --to instructions: the pairs JSONL file.")
+@click.option("--style", type=click.Choice(STYLES), default="python", show_default=True,
+              help="Answer style of the skill records (--to chat).")
+@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Skill pack every call must fit; its schemas are the tools column. Default: derive tools from the calls.")
+@click.option("--system/--no-system", default=True, show_default=True,
+              help="Start each record with the one-line system prompt naming the functions (--to chat).")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same pairs and seed: byte-identical files.")
+@click.option("--splits", default=",".join(SPLITS), show_default=True,
+              help="--to instructions: which <split>.jsonl of a dataset folder to export, comma-separated.")
+def instructions_command(sources, target, out, style, pack, system, val_fraction, test_fraction, seed, splits) -> None:
+    """Convert instruction pairs (SOURCES: JSONL files) to skill records, or skill datasets back to pairs.
+
+    \b
+    Example:
+      python -m datagen instructions examples/instructions/pairs.jsonl --to chat --out data/instructions \\
+          --style tools --pack examples/skills
+      python -m datagen instructions data/instructions --to instructions --out pairs.jsonl
+    """
+    try:
+        if target == "instructions":
+            rows = [row for path in record_files(sources, [s.strip() for s in splits.split(",") if s.strip()])
+                    for row in records_to_pairs(path)]
+            write_jsonl(out, rows, "instruction")
+            click.echo(f"wrote {out}: {len(rows)} instruction pairs")
+            return
+        directories = [str(source) for source in sources if source.is_dir()]
+        if directories:
+            _fail(f"{directories[0]}: --to chat reads instruction pair .jsonl files, not folders")
+        skills = load_pack(pack) if pack else None
+        manifest, dropped = pairs_to_chat(sources, out, style, skills, system, val_fraction, test_fraction, seed,
+                                          ", ".join(map(str, sources)))
+    except (DataError, SkillFileError, OSError) as err:
+        _fail(str(err))
+    except UnicodeDecodeError as err:
+        _fail(f"not UTF-8 text: {err}")
+    if dropped:
+        click.echo(f"warning: dropped {dropped} pairs whose request was already there (or claimed by two calls)", err=True)
+    totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}
+    click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
