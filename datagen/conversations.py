@@ -126,8 +126,9 @@ def iter_json_array(path: Path) -> Iterator[tuple[int, object]]:
             closed = True
         else:
             raise DataError(path, line_at(position), "not JSON: expected ',' or ']' after an entry")
-    if space.match(text, position + 1).end() != len(text):
-        raise DataError(path, line_at(position + 1), "not JSON: extra data after the list")
+    rest = space.match(text, position + 1).end()
+    if rest != len(text):
+        raise DataError(path, line_at(rest), "not JSON: extra data after the list")
 
 
 def _message(path: Path, line: int, obj, where: str = "") -> dict:
