@@ -354,7 +354,7 @@ def test_an_existing_output_survives_a_failed_run(tmp_path):
     before = (out / "train.jsonl").read_bytes()
     write_log(tmp_path / "logs", "broken", QA).write_text("[]\n")
     result = run(tmp_path / "logs", "--out", out)
-    assert result.exit_code == 1 and f"broken.jsonl:1: cannot tell the format" in result.stderr
+    assert result.exit_code == 1 and "broken.jsonl:1: cannot tell the format" in result.stderr
     assert (out / "train.jsonl").read_bytes() == before
 
 
