@@ -18,6 +18,20 @@ constructor or `script()`), or `default` once the queue is empty:
     reply       whatever the constructor's `reply(body)` returns: a str becomes `message.content`,
                 a dict is the whole message (e.g. with `tool_calls`); for scoring eval prompts
 
+Files and fine-tuning jobs, as the `openai` client's `files.create` and `fine_tuning.jobs.*` call them:
+
+    POST /v1/files                          multipart upload; the bytes are kept (`uploaded_files`)
+    POST /v1/fine_tuning/jobs               a job on an uploaded file (400 for an unknown file id)
+    GET  /v1/fine_tuning/jobs/{id}          the job; each GET moves it one step along
+                                            validating_files -> queued -> running -> succeeded
+    GET  /v1/fine_tuning/jobs/{id}/events   its events, newest first, one or more per step
+    POST /v1/fine_tuning/jobs/{id}/cancel   cancelled, unless it has finished
+
+The training file is checked minimally at validation (each line a JSON object whose messages include
+an assistant message); a bad one fails the job with error code `invalid_training_file` naming the
+line. `fine_tune="failed"` (constructor or attribute) scripts a job that fails while running, with
+an error object, instead of succeeding. Jobs, with the create request's body, are in `fine_tuning_jobs`.
+
 "ok" pairs are a pure function of the request body (skill name from the prompt's `Skill:` line,
 argument schema and batch size from the `tools` definition, utterances from a hash of the
 messages), so the same request always gets the same answer, from any server instance.
@@ -36,19 +50,27 @@ import random
 import re
 import threading
 import time
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 from typing import Callable
 
 MODES = ("ok", "ok_content", "slow", "duplicate", "429", "500", "malformed", "invalid", "reply")
 SKILL_LINE = re.compile(r"^Skill: ([A-Za-z_]\w*)\(", re.MULTILINE)
+JOB_ROUTE = re.compile(r"^/v1/fine_tuning/jobs/([^/]+)(/events|/cancel)?$")
 
 
 class ScriptedOpenAIServer:
     """See the module docstring. Counters are updated under a lock; read them via the properties."""
 
     def __init__(self, modes=(), default: str = "ok", latency_ms: int = 0, slow_ms: int = 200,
-                 retry_after: str = "0", jitter_ms: int = 0, reply: Callable[[dict], str | dict] | None = None):
+                 retry_after: str = "0", jitter_ms: int = 0, reply: Callable[[dict], str | dict] | None = None,
+                 fine_tune: str = "succeeded"):
         self.reply = reply  # the answer of "reply" mode, from the request body
+        self.fine_tune = fine_tune  # how the next fine-tuning jobs end: "succeeded" or "failed"
+        self._files: dict[str, dict] = {}  # file id -> {"id", "filename", "purpose", "bytes", "data"}
+        self._jobs: dict[str, dict] = {}  # job id -> {"job", "events", "request", "problem"}
         self.default = self._checked_reply(self._checked(default))
         self.latency_ms = latency_ms  # added to every request, whatever its mode
         self.jitter_ms = jitter_ms  # plus a random 0..jitter_ms, so answers come back out of order
@@ -129,6 +151,118 @@ class ScriptedOpenAIServer:
         with self._lock:
             self._counts.clear()
             self._log.clear()
+
+    # --- files and fine-tuning jobs
+
+    @property
+    def uploaded_files(self) -> list[dict]:
+        """Every upload: id, filename, purpose and the bytes received (`data`)."""
+        with self._lock:
+            return [dict(entry) for entry in self._files.values()]
+
+    @property
+    def fine_tuning_jobs(self) -> list[dict]:
+        """Every job: the job object as last served (`job`), its `events` (oldest first) and the
+        create request's body (`request`)."""
+        with self._lock:
+            return [{"job": dict(entry["job"]), "events": list(entry["events"]), "request": entry["request"]}
+                    for entry in self._jobs.values()]
+
+    def upload(self, filename: str, purpose: str, data: bytes) -> dict:
+        with self._lock:
+            file_id = f"file-test{len(self._files) + 1}"
+            self._files[file_id] = {"id": file_id, "filename": filename, "purpose": purpose, "data": data}
+        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                "filename": filename, "purpose": purpose, "status": "processed"}
+
+    def create_job(self, body: dict) -> tuple[int, dict]:
+        with self._lock:
+            training = self._files.get(body.get("training_file"))
+            if training is None:
+                return 400, _error(f"invalid training_file: {body.get('training_file')!r} was not uploaded here",
+                                   "invalid_request_error", param="training_file")
+            if not body.get("model"):
+                return 400, _error("model is required", "invalid_request_error", param="model")
+            job_id = f"ftjob-test{len(self._jobs) + 1}"
+            method = body.get("method") or {"type": "supervised", "supervised": {}}
+            given = (method.get(method.get("type"), {}) or {}).get("hyperparameters") or body.get("hyperparameters") or {}
+            hyperparameters = {name: given.get(name, "auto") for name in ("n_epochs", "batch_size", "learning_rate_multiplier")}
+            job = {
+                "id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()), "model": body["model"],
+                "training_file": training["id"], "validation_file": body.get("validation_file"),
+                "status": "validating_files", "hyperparameters": hyperparameters, "method": method,
+                "fine_tuned_model": None, "finished_at": None, "error": None, "trained_tokens": None,
+                "result_files": [], "seed": body.get("seed") or 0, "organization_id": "org-test",
+                "suffix": body.get("suffix"), "outcome": self.fine_tune,
+            }
+            self._jobs[job_id] = {"job": job, "events": [], "request": body,
+                                  "problem": training_file_problem(training["data"])}
+            self._event(job_id, f"Created fine-tuning job: {job_id}")
+            self._event(job_id, f"Validating training file: {training['id']}")
+            return 200, _public(job)
+
+    def _event(self, job_id: str, message: str, level: str = "info") -> None:
+        events = self._jobs[job_id]["events"]
+        events.append({"id": f"ftevent-{job_id}-{len(events) + 1}", "object": "fine_tuning.job.event",
+                       "created_at": int(time.time()), "level": level, "message": message, "type": "message",
+                       "data": {}})
+
+    def advance_job(self, job_id: str) -> tuple[int, dict]:
+        """The job after one more step of its walk (a finished job stays as it is)."""
+        with self._lock:
+            entry = self._jobs.get(job_id)
+            if entry is None:
+                return 404, _error(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+            job = entry["job"]
+            if job["status"] == "validating_files" and entry["problem"]:
+                self._finish(job_id, "failed", {"code": "invalid_training_file", "param": "training_file",
+                                                "message": f"The training file is invalid: {entry['problem']}"})
+            elif job["status"] == "validating_files":
+                job["status"] = "queued"
+                self._event(job_id, "Files validated, moving job to queued state")
+            elif job["status"] == "queued":
+                job["status"] = "running"
+                self._event(job_id, "Fine-tuning job started")
+            elif job["status"] == "running" and job["outcome"] == "failed":
+                self._event(job_id, "Step 1: training loss=2.31")
+                self._finish(job_id, "failed", {"code": "server_error", "param": None,
+                                                "message": "Fine-tuning failed with an internal error (scripted by the test server)."})
+            elif job["status"] == "running":
+                self._event(job_id, "Step 1: training loss=0.42")
+                number = job_id.removeprefix("ftjob-")
+                job["fine_tuned_model"] = f"ft:{job['model']}:skilltune-test:{job['suffix'] or ''}:{number}"
+                job["trained_tokens"] = len(self._files[job["training_file"]]["data"].split())
+                self._event(job_id, f"New fine-tuned model created: {job['fine_tuned_model']}")
+                self._finish(job_id, "succeeded", None)
+            return 200, _public(job)
+
+    def _finish(self, job_id: str, status: str, error: dict | None) -> None:
+        job = self._jobs[job_id]["job"]
+        job.update(status=status, error=error, finished_at=int(time.time()))
+        if status == "succeeded":
+            self._event(job_id, "The job has successfully completed")
+        elif status == "failed":
+            self._event(job_id, f"The job failed: {error['message']}", level="error")
+        else:
+            self._event(job_id, "Fine-tuning job cancelled")
+
+    def job_events(self, job_id: str, limit: int) -> tuple[int, dict]:
+        with self._lock:
+            entry = self._jobs.get(job_id)
+            if entry is None:
+                return 404, _error(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+            newest_first = list(reversed(entry["events"]))
+            return 200, {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}
+
+    def cancel_job(self, job_id: str) -> tuple[int, dict]:
+        with self._lock:
+            entry = self._jobs.get(job_id)
+            if entry is None:
+                return 404, _error(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+            if entry["job"]["status"] in ("succeeded", "failed", "cancelled"):
+                return 400, _error(f"job {job_id} has already {entry['job']['status']}", "invalid_request_error")
+            self._finish(job_id, "cancelled", None)
+            return 200, _public(entry["job"])
 
     # --- lifecycle
 
@@ -266,8 +400,38 @@ def answer(mode: str, body: dict, number: int, retry_after: str = "0",
     return 200, {}, _completion(body, message, number)
 
 
-def _error(message: str, kind: str) -> dict:
-    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+def _error(message: str, kind: str, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+
+
+def _public(job: dict) -> dict:
+    """The job as the API shows it (without the test server's own bookkeeping)."""
+    return {key: value for key, value in job.items() if key not in ("suffix", "outcome")}
+
+
+def training_file_problem(data: bytes) -> str | None:
+    """A minimal check of an uploaded training file: "line N: reason" or None."""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        try:
+            example = json.loads(line)
+        except json.JSONDecodeError:
+            return f"line {number}: not JSON"
+        messages = example.get("messages") if isinstance(example, dict) else None
+        if not isinstance(messages, list) or not messages:
+            return f"line {number}: no messages"
+        if not any(isinstance(message, dict) and message.get("role") == "assistant" for message in messages):
+            return f"line {number}: no assistant message"
+    return None if lines else "the file is empty"
+
+
+def multipart_fields(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """{field name: (file name or None, bytes)} of a multipart/form-data body, read by the stdlib's MIME parser."""
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    if not message.is_multipart():
+        raise ValueError("not a multipart/form-data body")
+    return {part.get_param("name", header="content-disposition"): (part.get_filename(), part.get_payload(decode=True))
+            for part in message.iter_parts()}
 
 
 class _Server(ThreadingHTTPServer):
@@ -295,21 +459,62 @@ def _make_handler(server: ScriptedOpenAIServer):
             self.wfile.write(data)
 
         def do_GET(self) -> None:
-            if self.path.rstrip("/") == "/v1/_counts":  # not OpenAI's: lets another process read the counters
+            url = urlsplit(self.path)
+            path, job = url.path.rstrip("/"), JOB_ROUTE.match(url.path.rstrip("/"))
+            if path == "/v1/_counts":  # not OpenAI's: lets another process read the counters
                 self._send(200, dict(server.counts))
+            elif job and job.group(2) is None:
+                self._send(*server.advance_job(job.group(1)))
+            elif job and job.group(2) == "/events":
+                limit = int((parse_qs(url.query).get("limit") or ["20"])[0])
+                self._send(*server.job_events(job.group(1), limit))
+            else:
+                self._send(404, _error(f"no route GET {self.path}", "invalid_request_error"))
+
+        def _json_body(self, raw: bytes) -> dict | None:
+            try:
+                body = json.loads(raw)
+            except json.JSONDecodeError:
+                body = None
+            if not isinstance(body, dict):
+                self._send(400, _error("request body is not a JSON object", "invalid_request_error"))
+                return None
+            return body
+
+        def _upload(self, raw: bytes) -> None:
+            try:
+                fields = multipart_fields(self.headers.get("Content-Type", ""), raw)
+            except ValueError as err:
+                self._send(400, _error(str(err), "invalid_request_error"))
                 return
-            self._send(404, _error(f"no route GET {self.path}", "invalid_request_error"))
+            filename, data = fields.get("file", (None, None))
+            purpose = (fields.get("purpose", (None, b""))[1] or b"").decode()
+            if data is None or purpose != "fine-tune":
+                self._send(400, _error("expected a `file` part and purpose=fine-tune", "invalid_request_error"))
+                return
+            self._send(200, server.upload(filename or "upload.jsonl", purpose, data))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            path = urlsplit(self.path).path.rstrip("/")
+            job = JOB_ROUTE.match(path)
+            if path == "/v1/files":
+                self._upload(raw)
+                return
+            if path == "/v1/fine_tuning/jobs":
+                body = self._json_body(raw)
+                if body is not None:
+                    self._send(*server.create_job(body))
+                return
+            if job and job.group(2) == "/cancel":
+                self._send(*server.cancel_job(job.group(1)))
+                return
+            if path != "/v1/chat/completions":
                 self._send(404, _error(f"no route POST {self.path}", "invalid_request_error"))
                 return
-            try:
-                body = json.loads(raw)
-            except json.JSONDecodeError:
-                self._send(400, _error("request body is not JSON", "invalid_request_error"))
+            body = self._json_body(raw)
+            if body is None:
                 return
             arrived = time.monotonic()
             mode = server.next_mode()
