@@ -393,6 +393,9 @@ class LocalBackend:
     """
 
     def __init__(self, folder: Path):
+        if not (folder / "config.json").exists():  # checked now, before any progress bar, not at the first request
+            raise DocumentsError(f"--model {folder}: no local model there (run scripts/prepare_smollm2.py, "
+                                 "which make train does, or give --base-url for an endpoint)")
         self.folder = folder
         self.model = self.tokenizer = None
 
@@ -400,9 +403,6 @@ class LocalBackend:
         import os
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        if not (self.folder / "config.json").exists():
-            raise DocumentsError(f"--model {self.folder}: no local model there (run scripts/prepare_smollm2.py, "
-                                 "which make train does, or give --base-url for an endpoint)")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -547,8 +547,8 @@ class QAGenerator:
                     pending.extendleft(reversed(follow_ups))
                     if self.progress is not None:
                         self.progress.total += len(follow_ups)
-                        self.progress.update(1)
                         self.progress.set_postfix(requests=self.stats.requests, cached=self.stats.cache_hits, refresh=False)
+                        self.progress.update(1)
         if failure is not None:
             raise failure
         return self.results
@@ -727,7 +727,10 @@ def documents_command(directory, out, globs, excludes, chunk_unit, chunk_size, s
         backend = HTTPBackend(base_url, max_retries, timeout)
     else:
         model = model or str(DEFAULT_MODEL)
-        backend, concurrency = LocalBackend(Path(model)), 1  # one local generation at a time
+        try:
+            backend, concurrency = LocalBackend(Path(model)), 1  # one local generation at a time
+        except DocumentsError as err:
+            _fail(str(err))
     settings = Settings(model, questions_per_chunk, seed, max_tokens, concurrency, drop_unknown)
     progress = tqdm(total=len(chunks), unit="request", desc="documents", file=sys.stderr, mininterval=0.5)
     generator = QAGenerator(chunks, settings, backend, ResponseCache(cache), progress)
