@@ -6,6 +6,8 @@
     python -m datagen stats data/skills --tokenizer models/SmolLM2-135M-Instruct
     python -m datagen llm --base-url http://127.0.0.1:8000/v1 --model local --out data/llm/pairs.jsonl
     python -m datagen merge-review review/ --pack examples/skills
+    python -m datagen openai-export data/skills --out data/openai/train.jsonl
+    python -m datagen openai-ft data/openai/train.jsonl --model gpt-4o-mini-2024-07-18 --n-epochs 3
     python -m datagen documents examples/documents --out data/documents
     python -m datagen conversations examples/conversations/logs --out data/conversations
     python -m datagen instructions examples/instructions/pairs.jsonl --to chat --out data/instructions
@@ -24,6 +26,8 @@ from datagen.expand import generate_pairs, read_pair_files
 from datagen.instructions import instructions_command
 from datagen.jsonio import DataError
 from datagen.llm import llm_command, merge_review_command
+from datagen.openai_export import openai_export_command
+from datagen.openai_ft import openai_ft_command
 from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
 from datagen.skills import SkillFileError, load_pack
 from datagen.split import RECORD_KINDS, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
@@ -200,6 +204,8 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
 
 cli.add_command(llm_command, "llm")
 cli.add_command(merge_review_command, "merge-review")
+cli.add_command(openai_export_command, "openai-export")
+cli.add_command(openai_ft_command, "openai-ft")
 cli.add_command(documents_command, "documents")
 cli.add_command(conversations_command, "conversations")
 cli.add_command(instructions_command, "instructions")
