@@ -149,7 +149,7 @@ def _backends(backend: str, settings: dict | None, base_url: str | None, model: 
               max_retries: int, processors=None):
     """Yield (label, backend): base unless skipped, then tuned. Each is built when its turn comes,
     after the caller has dropped the one before, so only one model is in memory at a time."""
-    from eval.predict import OpenAIBackend, TransformersBackend, VLLMBackend
+    from eval.predict import OpenAIBackend, TransformersBackend, VLLMBackend, training_chat_template
 
     if backend == "openai":
         # a hosted fine-tune is scored by naming it (--model); its base only when named too
@@ -160,14 +160,15 @@ def _backends(backend: str, settings: dict | None, base_url: str | None, model: 
         return
     base, adapter = settings["base_model"], settings["output_dir"]
     if backend == "transformers":
+        # base and tuned both see the prompt laid out as in training
+        options = {"batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                   "chat_template": training_chat_template(settings)}
         if not skip_base:
-            yield "base", TransformersBackend(base, batch_size=batch_size, max_new_tokens=max_new_tokens, label="base")
-        yield "tuned", TransformersBackend(base, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                           label="tuned")
+            yield "base", TransformersBackend(base, label="base", **options)
+        yield "tuned", TransformersBackend(base, adapter, label="tuned", **options)
         if processors is not None:
-            yield "tuned-constrained", TransformersBackend(base, adapter, batch_size=batch_size,
-                                                           max_new_tokens=max_new_tokens, logits_processors=processors,
-                                                           label="tuned-constrained")
+            yield "tuned-constrained", TransformersBackend(base, adapter, logits_processors=processors,
+                                                           label="tuned-constrained", **options)
         return
     # one vLLM engine per process (it claims the GPU's memory): the tuned one, LoRA enabled, also
     # answers as the base model when it is given no adapter

@@ -123,7 +123,7 @@ class TransformersBackend:
 
     def __init__(self, base_model: str | Path, adapter: str | Path | None = None, batch_size: int = 16,
                  max_new_tokens: int = 64, logits_processors: LogitsProcessorsFactory | None = None,
-                 label: str | None = None):
+                 label: str | None = None, chat_template: str | None = None):
         if batch_size < 1 or max_new_tokens < 1:
             raise ValueError(f"batch_size ({batch_size}) and max_new_tokens ({max_new_tokens}) must be at least 1")
         if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
@@ -132,6 +132,8 @@ class TransformersBackend:
         self.batch_size, self.max_new_tokens, self.logits_processors = batch_size, max_new_tokens, logits_processors
         try:
             self.model, self.tokenizer = load_model(base_model)
+            if chat_template is not None:  # the template the model was trained with (training_chat_template)
+                self.tokenizer.chat_template = chat_template
             if adapter is not None:
                 self.model = attach_adapter(self.model, adapter)
         except OSError as err:  # transformers' "not found": a missing folder, offline hub, broken files
@@ -141,6 +143,23 @@ class TransformersBackend:
     def generate(self, records: list[dict]) -> list[str]:
         return generate(self.model, self.tokenizer, records, self.batch_size, self.max_new_tokens,
                         label=self.label, logits_processors=self.logits_processors)
+
+
+def training_chat_template(config: dict, root: Path = Path(".")) -> str | None:
+    """The Jinja chat template an Axolotl config trains with, so prompts at eval time are laid out
+    as in training: `chat_template: jinja` reads `chat_template_jinja` (a file, relative to `root`,
+    or the template itself); a named Axolotl template (`qwen_25`) comes from Axolotl; None means the
+    tokenizer's own (`tokenizer_default`, or no key)."""
+    name = config.get("chat_template")
+    jinja = config.get("chat_template_jinja")
+    if jinja:
+        path = root / jinja
+        return path.read_text(encoding="utf-8") if "{" not in jinja and path.is_file() else jinja
+    if name in (None, "tokenizer_default") or str(name).startswith("tokenizer_default_fallback_"):
+        return None
+    from axolotl.utils.chat_templates import get_chat_template
+
+    return get_chat_template(name)
 
 
 # --- OpenAI-compatible endpoints

@@ -307,3 +307,18 @@ def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
     assert calls[2:] == calls[:2]  # the padded prompt length of each batch
     for before, after in zip(plain, banned):
         assert before != after
+
+
+def test_training_chat_template_is_the_one_the_config_trains_with():
+    import yaml
+
+    from eval.predict import training_chat_template
+
+    repo = Path(__file__).resolve().parent.parent
+    smollm2 = yaml.safe_load((repo / "configs" / "smollm2.yml").read_text())
+    assert training_chat_template(smollm2, repo) == (repo / "configs" / "templates" / "chatml_tools.jinja").read_text()
+    assert training_chat_template({"chat_template": "tokenizer_default"}) is None
+    assert training_chat_template({}) is None
+    assert "<tool_call>" in training_chat_template({"chat_template": "qwen_25"})  # Axolotl's own, by name
+    inline = "{% for m in messages %}{{ m.content }}{% endfor %}"
+    assert training_chat_template({"chat_template": "jinja", "chat_template_jinja": inline}) == inline
