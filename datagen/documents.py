@@ -68,10 +68,12 @@ ANSWER_SYSTEM = (
     "You answer questions about a document. Answer only from the text you are given. If the text "
     f"does not contain the answer, say exactly: {UNKNOWN_ANSWER}"
 )
-# what the typed answer must look like; the request adds minItems/maxItems for its own count
+# The typed answer, sent as response_format and checked on receipt. It stays inside the subset
+# every strict structured-output server takes (all properties required, no extra ones, no length
+# or count limits): the number of questions is asked for in the prompt, and extra ones are cut.
 QUESTIONS_SCHEMA = {
     "type": "object",
-    "properties": {"questions": {"type": "array", "items": {"type": "string", "minLength": 1}}},
+    "properties": {"questions": {"type": "array", "items": {"type": "string"}}},
     "required": ["questions"],
     "additionalProperties": False,
 }
@@ -96,14 +98,23 @@ def _excluded(path: Path, root: Path, excluded: set[Path]) -> bool:
     return path in excluded or any(parent in excluded for parent in path.parents if parent != root and root in parent.parents)
 
 
+def _glob(root: Path, pattern: str, option: str) -> list[Path]:
+    if ".." in Path(pattern).parts:  # outside DIR: the paths could not be named relative to it
+        raise DocumentsError(f"{option} {pattern!r}: patterns must stay inside DIR (no ..)")
+    try:
+        return list(root.glob(pattern))
+    except (ValueError, NotImplementedError) as err:  # "", "/abs/*.md": pathlib refuses them
+        raise DocumentsError(f"{option} {pattern!r}: {err} (patterns are relative to DIR)") from None
+
+
 def find_files(root: Path, globs: tuple[str, ...] | list[str], excludes: tuple[str, ...] | list[str] = ()) -> list[Path]:
     """Files under `root` matching any glob and no exclude, sorted by their path below `root`.
 
     Excludes are globs too, relative to `root`; matching a folder excludes all below it
     (`--exclude drafts`, `--exclude '**/old'`), matching a file excludes the file.
     """
-    excluded = {path for pattern in excludes for path in root.glob(pattern)}
-    found = {path for pattern in globs for path in root.glob(pattern) if path.is_file()}
+    excluded = {path for pattern in excludes for path in _glob(root, pattern, "--exclude")}
+    found = {path for pattern in globs for path in _glob(root, pattern, "--glob") if path.is_file()}
     kept = [path for path in found if not _excluded(path, root, excluded)]
     return sorted(kept, key=lambda path: path.relative_to(root).as_posix())
 
@@ -220,13 +231,6 @@ def load_tokenizer(folder: Path):
 # --- requests
 
 
-def questions_schema(count: int) -> dict:
-    """The JSON Schema sent with a question request: exactly the shape QUESTIONS_SCHEMA checks, sized."""
-    schema = json.loads(json.dumps(QUESTIONS_SCHEMA))
-    schema["properties"]["questions"].update(minItems=1, maxItems=count)
-    return schema
-
-
 def question_body(chunk: Chunk, count: int, *, model: str, seed: int, max_tokens: int) -> dict:
     """Ask for `count` questions about the chunk, typed through response_format's JSON Schema.
 
@@ -245,7 +249,7 @@ def question_body(chunk: Chunk, count: int, *, model: str, seed: int, max_tokens
         "messages": [{"role": "system", "content": QUESTION_SYSTEM}, {"role": "user", "content": prompt}],
         "response_format": {
             "type": "json_schema",
-            "json_schema": {"name": "questions", "strict": True, "schema": questions_schema(count)},
+            "json_schema": {"name": "questions", "strict": True, "schema": QUESTIONS_SCHEMA},
         },
         "temperature": 0,
         "seed": seed,
@@ -711,7 +715,10 @@ def documents_command(directory, out, globs, excludes, chunk_unit, chunk_size, s
         _fail(f"{directory}: no such folder")
 
     globs = globs or DEFAULT_GLOBS
-    documents, skipped = load_documents(directory, globs, excludes)
+    try:
+        documents, skipped = load_documents(directory, globs, excludes)
+    except DocumentsError as err:
+        _fail(str(err))
     for name, reason in skipped:
         click.echo(f"warning: skipped {directory / name}: {reason}", err=True)
     if not documents:

@@ -15,6 +15,7 @@ from openai_server import ScriptedOpenAIServer
 from datagen.__main__ import cli
 from datagen.documents import (
     DEFAULT_GLOBS,
+    QUESTIONS_SCHEMA,
     UNKNOWN_ANSWER,
     Chunk,
     Document,
@@ -69,7 +70,7 @@ def scripted_reply(body: dict) -> str:
     if "response_format" in body:
         if "GARBAGE" in text:
             return "Sure! Here are some great questions for you. Enjoy"
-        count = body["response_format"]["json_schema"]["schema"]["properties"]["questions"]["maxItems"]
+        count = int(re.search(r"Write (\d+) different questions", body["messages"][-1]["content"]).group(1))
         tag = hashlib.sha256(text.encode()).hexdigest()[:10]
         questions = [f"What does passage {tag} say about topic {n}?" for n in range(count)]
         if "UNANSWERABLE" in text:
@@ -242,10 +243,10 @@ def test_question_request_is_typed_json_and_answer_request_states_the_rule():
     body = question_body(chunk, 3, model="m", seed=1, max_tokens=100)
     response_format = body["response_format"]
     assert response_format["type"] == "json_schema"
-    schema = response_format["json_schema"]["schema"]
-    assert schema["required"] == ["questions"] and schema["properties"]["questions"]["maxItems"] == 3
-    assert schema["properties"]["questions"]["items"]["type"] == "string"
-    assert "The ferry leaves at 6." in body["messages"][-1]["content"]
+    assert response_format["json_schema"]["strict"] is True
+    assert response_format["json_schema"]["schema"] == QUESTIONS_SCHEMA
+    assert QUESTIONS_SCHEMA["required"] == ["questions"] and QUESTIONS_SCHEMA["properties"]["questions"]["items"] == {"type": "string"}
+    assert "The ferry leaves at 6." in body["messages"][-1]["content"] and "Write 3 different questions" in body["messages"][-1]["content"]
     answer = answer_body(chunk, "When does the ferry leave?", model="m", seed=1, max_tokens=100)
     assert "response_format" not in answer
     assert f"If the text does not contain the answer, reply exactly: {UNKNOWN_ANSWER}" in answer["messages"][-1]["content"]
@@ -446,6 +447,8 @@ def test_an_unreachable_endpoint_is_one_error_line(tmp_path):
     (lambda tmp: [str(tmp / "missing")], "no such folder"),
     (lambda tmp: [str(tmp / "docs"), "--glob", "*.rst"], "no readable files match *.rst"),
     (lambda tmp: [str(tmp / "docs"), "--exclude", "*.md"], "(excluding *.md)"),
+    (lambda tmp: [str(tmp / "docs"), "--glob", "/etc/*.conf"], "--glob '/etc/*.conf': "),
+    (lambda tmp: [str(tmp / "docs"), "--exclude", "../*"], "--exclude '../*': patterns must stay inside DIR"),
     (lambda tmp: [str(tmp / "docs"), "--chunk-size", "100", "--step-size", "200"],
      "--step-size 200 is larger than --chunk-size 100"),
     (lambda tmp: [str(tmp / "docs"), "--chunk-size", "0"], "--chunk-size must be at least 1"),
