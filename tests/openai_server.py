@@ -22,8 +22,8 @@ Files and fine-tuning jobs, as the `openai` client's `files.create` and `fine_tu
 
     POST /v1/files                          multipart upload; the bytes are kept (`uploaded_files`)
     POST /v1/fine_tuning/jobs               a job on an uploaded file (400 for an unknown file id)
-    GET  /v1/fine_tuning/jobs/{id}          the job; each GET moves it one step along
-                                            validating_files -> queued -> running -> succeeded
+    GET  /v1/fine_tuning/jobs/{id}          the job; the first GET finds it validating_files, and each
+                                            GET after moves it one step: queued, running, succeeded
     GET  /v1/fine_tuning/jobs/{id}/events   its events, newest first, one or more per step
     POST /v1/fine_tuning/jobs/{id}/cancel   cancelled, unless it has finished
 
@@ -195,7 +195,7 @@ class ScriptedOpenAIServer:
                 "result_files": [], "seed": body.get("seed") or 0, "organization_id": "org-test",
                 "suffix": body.get("suffix"), "outcome": self.fine_tune,
             }
-            self._jobs[job_id] = {"job": job, "events": [], "request": body,
+            self._jobs[job_id] = {"job": job, "events": [], "request": body, "polls": 0,
                                   "problem": training_file_problem(training["data"])}
             self._event(job_id, f"Created fine-tuning job: {job_id}")
             self._event(job_id, f"Validating training file: {training['id']}")
@@ -214,7 +214,10 @@ class ScriptedOpenAIServer:
             if entry is None:
                 return 404, _error(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
             job = entry["job"]
-            if job["status"] == "validating_files" and entry["problem"]:
+            entry["polls"] += 1
+            if entry["polls"] == 1:
+                pass  # the first look finds the job as it was created, still validating its files
+            elif job["status"] == "validating_files" and entry["problem"]:
                 self._finish(job_id, "failed", {"code": "invalid_training_file", "param": "training_file",
                                                 "message": f"The training file is invalid: {entry['problem']}"})
             elif job["status"] == "validating_files":
