@@ -225,6 +225,9 @@ def load_tokenizer(folder: Path):
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if not tokenizer.is_fast:
         raise DocumentsError(f"--tokenizer {folder}: a fast tokenizer (tokenizer.json) is needed for character offsets")
+    # whole documents are tokenized once to find the windows, never fed to a model: the
+    # "longer than the maximum sequence length" warning would only be noise
+    tokenizer.model_max_length = sys.maxsize
     return tokenizer
 
 

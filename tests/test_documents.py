@@ -31,7 +31,7 @@ from datagen.documents import (
     question_body,
     windows,
 )
-from datagen.jsonio import read_json, read_jsonl, schema_problem, sha256_of
+from datagen.jsonio import read_json, read_jsonl, sha256_of
 
 REPO = Path(__file__).resolve().parent.parent
 SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
@@ -235,6 +235,22 @@ def test_token_chunks_are_cut_at_token_boundaries_with_overlap():
         assert len(tokenizer(chunk.text, add_special_tokens=False)["input_ids"]) <= 64
 
 
+@pytest.mark.skipif(not (SMOLLM2 / "tokenizer.json").exists(), reason="embedded model not prepared")
+def test_the_command_chunks_by_tokens(server, tmp_path):
+    examples = REPO / "examples" / "documents"
+    tokenizer = load_tokenizer(SMOLLM2)
+    documents, _ = load_documents(examples, DEFAULT_GLOBS)
+    expected = [chunk.id for document in documents for chunk in chunk_document(document, 120, 100, tokenizer)]
+    out = tmp_path / "out"
+    result = run(server, examples, out, "--chunk-unit", "tokens", "--chunk-size", "120", "--step-size", "100",
+                 "--tokenizer", str(SMOLLM2), "--questions-per-chunk", "1")
+    assert result.exit_code == 0, result.output
+    assert "longer than the specified maximum" not in result.stderr
+    assert len(expected) > len(documents)  # every sample file is over 120 tokens
+    assert [pair["chunk"] for pair in read_json(out / "qa.json", "qa")["pairs"]] == expected
+    assert read_json(out / "manifest.json", "manifest")["options"]["chunk_unit"] == "tokens"
+
+
 # --- requests and answers
 
 
@@ -429,6 +445,21 @@ def test_an_existing_output_survives_a_failed_run(server, tmp_path):
     with ScriptedOpenAIServer(default="500") as failing:
         assert run(failing, root, out, "--questions-per-chunk", "1").exit_code == 1
     assert (out / "qa.json").read_bytes() == before
+
+
+def test_a_failed_run_resumes_from_the_cache(tmp_path):
+    root = write_tree(tmp_path / "docs", {f"{name}.md": f"Document {name} says {name} twice." for name in "abcd"})
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    # one at a time, answers before the next chunk's questions: a#q, a#answer, b#q succeed, b#answer gets 500
+    with ScriptedOpenAIServer(modes=["reply"] * 3, default="500", reply=scripted_reply) as failing:
+        failed = run(failing, root, out, "--questions-per-chunk", "1", "--concurrency", "1", cache=cache)
+        assert failed.exit_code == 1 and failing.counts == {"reply": 3, "500": 1}
+    assert len(list(cache.iterdir())) == 3 and not out.exists()
+    with ScriptedOpenAIServer(default="reply", reply=scripted_reply) as healthy:
+        resumed = run(healthy, root, out, "--questions-per-chunk", "1", "--concurrency", "1", cache=cache)
+        assert resumed.exit_code == 0, resumed.output
+        assert healthy.total == 5  # 8 planned requests, 3 already answered
+    assert "4 chunks, 5 requests, 3 cache hits; 4 questions" in resumed.stdout
 
 
 def test_an_unreachable_endpoint_is_one_error_line(tmp_path):
