@@ -2,6 +2,7 @@
 #
 #   make train                 # embedded SmolLM2-135M on CPU: model -> data -> axolotl preprocess/train -> eval
 #   make train MODEL=mistral   # any configs/<MODEL>.yml
+#   make merge MODEL=mistral   # adapter folded into the base model: runs/<model>/adapter/merged
 #   make test                  # pytest, including two end-to-end training runs
 #
 # Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
@@ -29,11 +30,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skilltune-installed
 BFCL_PACKAGE := bfcl-eval==2026.3.23
 
-# No hub downloads, no telemetry; W&B only when a config names a project and the user opts in.
+# No hub downloads, no telemetry. W&B (configs name a wandb_project) logs offline into
+# $(RUN_DIR)/wandb unless the user sets WANDB_MODE=online and WANDB_API_KEY; the key stays in the environment.
 # accelerate (Axolotl's launcher) must be on PATH; torch gets both cores.
 export HF_HUB_OFFLINE ?= 1
 export AXOLOTL_DO_NOT_TRACK ?= 1
-export WANDB_MODE ?= disabled
+export WANDB_MODE ?= offline
+WANDB_DIR ?= $(RUN_DIR)
 export OMP_NUM_THREADS ?= $(shell nproc)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -42,7 +45,7 @@ BASE_MODEL = $(shell sed -n 's/^base_model: *//p' $(CONFIG))
 PREPARE_models/SmolLM2-135M-Instruct := scripts/prepare_smollm2.py
 PREPARE_models/tiny-llama := scripts/make_tiny_model.py
 
-.PHONY: install model data preprocess train eval test bench clean
+.PHONY: install model data preprocess train merge eval test bench clean
 
 install: $(STAMP)
 
@@ -71,8 +74,14 @@ DEEPSPEED_FILE = $(if $(DEEPSPEED),configs/deepspeed/$(DEEPSPEED).json)
 
 train: preprocess
 	@test -z "$(DEEPSPEED_FILE)" || test -f "$(DEEPSPEED_FILE)" || { echo "error: DEEPSPEED=$(DEEPSPEED): no $(DEEPSPEED_FILE) (zero1, zero2 or zero3)" >&2; exit 1; }
-	$(TRAIN_LAUNCHER) $(CONFIG) $(if $(DEEPSPEED_FILE),--deepspeed $(DEEPSPEED_FILE)) $(AXOLOTL_ARGS)
+	mkdir -p $(WANDB_DIR)
+	WANDB_DIR=$(WANDB_DIR) $(TRAIN_LAUNCHER) $(CONFIG) $(if $(DEEPSPEED_FILE),--deepspeed $(DEEPSPEED_FILE)) $(AXOLOTL_ARGS)
 	$(MAKE) --no-print-directory eval
+
+# the base model with the trained adapter folded in, a plain transformers folder: <output_dir>/merged
+merge: $(STAMP)
+	@test -f $(CONFIG) || { echo "error: $(CONFIG): no such config (MODEL=$(MODEL))" >&2; exit 1; }
+	axolotl merge-lora $(CONFIG) $(AXOLOTL_ARGS)
 
 eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \

@@ -10,6 +10,7 @@ Each test copies the project's files (not data/, runs/ or models/) into a tempor
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,13 +44,24 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
-def make(project: Path, *arguments: str, timeout: int) -> subprocess.CompletedProcess:
+def make(project: Path, *arguments: str, timeout: int, env: dict | None = None) -> subprocess.CompletedProcess:
     if not STAMP.exists():
         pytest.fail(f"{STAMP} missing: run the tests through `make test`, which installs .venv")
     return subprocess.run(
         ["make", "-o", str(STAMP), f"VENV={VENV}", *arguments],
-        cwd=project, capture_output=True, text=True, timeout=timeout,
+        cwd=project, capture_output=True, text=True, timeout=timeout, env=env,
     )
+
+
+def adapter_tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def files_containing(root: Path, secret: str) -> list[Path]:
+    needle = secret.encode()
+    return [path for path in root.rglob("*") if path.is_file() and not path.is_symlink() and needle in path.read_bytes()]
 
 
 def check_report(project: Path, model: str) -> dict:
@@ -67,15 +79,62 @@ def check_report(project: Path, model: str) -> dict:
     return report
 
 
+TINY = ("MODEL=tiny-llama", "CONFIG=tests/fixtures/tiny-llama.yml")
+
+
 def test_make_train_tiny_llama(tmp_path):
+    """The whole pipeline on the tiny model, then what a run must also guarantee: W&B logs offline
+    into the run folder without writing the key, the same seed gives the same adapter bit for bit,
+    and `make merge` gives a model that answers exactly as base + adapter."""
     project = copy_project(tmp_path / "skilltune")
-    result = make(project, "train", "MODEL=tiny-llama", "CONFIG=tests/fixtures/tiny-llama.yml", "N=300", timeout=900)
+    secret = "wandb-test-key-never-written-0123456789"
+    env = {**os.environ, "WANDB_API_KEY": secret}
+    env.pop("WANDB_MODE", None)  # the Makefile's default (offline) is what is tested
+    result = make(project, "train", *TINY, "N=300", timeout=900, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     adapter = project / "runs" / "tiny-llama" / "adapter"
     assert (adapter / "adapter_model.safetensors").exists()
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
     check_report(project, "tiny-llama")
     assert "exact match per skill:" in result.stdout
+
+    # W&B: an offline run folder beside the adapter, holding the run's config, and no key anywhere
+    (run_folder,) = (project / "runs" / "tiny-llama" / "wandb").glob("offline-run-*")
+    assert list(run_folder.glob("run-*.wandb"))
+    assert files_containing(project, secret) == []
+
+    # the same config and seed again, into another folder: bit-identical LoRA tensors
+    again = project / "runs" / "tiny-llama" / "adapter-again"
+    rerun = subprocess.run([str(VENV / "bin" / "axolotl"), "train", TINY[1].split("=")[1], f"--output-dir={again}"],
+                           cwd=project, capture_output=True, text=True, timeout=600,
+                           env={**env, "PATH": f"{VENV / 'bin'}:{env['PATH']}", "WANDB_MODE": "disabled"})
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    first, second = adapter_tensors(adapter), adapter_tensors(again)
+    assert sorted(first) == sorted(second) and len(first) == 28  # A and B of 7 projections in 2 layers
+    assert [name for name in first if not torch_equal(first[name], second[name])] == []
+
+    # make merge: the merged model's greedy answers are base + adapter's, token for token
+    merged = make(project, "merge", *TINY, timeout=600, env=env)
+    assert merged.returncode == 0, merged.stdout[-3000:] + merged.stderr[-3000:]
+    assert_merged_matches_adapter(project / "models" / "tiny-llama", adapter, adapter / "merged",
+                                  list(read_jsonl(project / "data" / "skills" / "test.jsonl", "record"))[:16])
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return a.dtype == b.dtype and torch.equal(a, b)
+
+
+def assert_merged_matches_adapter(base: Path, adapter: Path, merged: Path, records: list[dict]) -> None:
+    from eval.predict import attach_adapter, generate, load_model
+
+    model, tokenizer = load_model(base)
+    with_adapter = generate(attach_adapter(model, adapter), tokenizer, records, max_new_tokens=24)
+    merged_model, _ = load_model(merged)
+    from_merged = generate(merged_model, tokenizer, records, max_new_tokens=24)
+    assert from_merged == with_adapter
+    assert len(set(with_adapter)) > 1  # the answers differ between records: a real comparison
 
 
 def test_make_train_smollm2_beats_base_by_30_points(tmp_path):
