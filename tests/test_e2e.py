@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_make_train_tiny_llama(tmp_path):
     into the run folder without writing the key, the same seed gives the same adapter bit for bit,
     and `make merge` gives a model that answers exactly as base + adapter."""
     project = copy_project(tmp_path / "skilltune")
-    secret = "wandb-test-key-never-written-0123456789"
+    secret = f"wandb-test-key-{uuid.uuid4().hex}"  # made now, so no file holds it unless the run wrote it
     env = {**os.environ, "WANDB_API_KEY": secret}
     env.pop("WANDB_MODE", None)  # the Makefile's default (offline) is what is tested
     result = make(project, "train", *TINY, "N=300", timeout=900, env=env)
@@ -127,20 +128,26 @@ def torch_equal(a, b) -> bool:
 
 
 def assert_merged_matches_adapter(base: Path, adapter: Path, merged: Path, records: list[dict]) -> None:
-    from eval.predict import attach_adapter, generate, load_model
+    """Same greedy answers, and the same next-token logits on every prompt (to float32 rounding),
+    while the adapter does move the logits away from the base model's (so the check has teeth)."""
+    import torch
+
+    from eval.predict import attach_adapter, generate, load_model, prompt_messages
 
     model, tokenizer = load_model(base)
-    with_adapter = generate(attach_adapter(model, adapter), tokenizer, records, max_new_tokens=24)
+    prompts = [tokenizer.apply_chat_template(prompt_messages(record), add_generation_prompt=True, tokenize=False)
+               for record in records]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+    def last_logits(any_model):
+        with torch.no_grad():
+            return any_model(**batch).logits[:, -1, :]
+
+    base_logits = last_logits(model)
+    tuned = attach_adapter(model, adapter)
+    tuned_logits, with_adapter = last_logits(tuned), generate(tuned, tokenizer, records, max_new_tokens=24)
     merged_model, _ = load_model(merged)
-    from_merged = generate(merged_model, tokenizer, records, max_new_tokens=24)
+    merged_logits, from_merged = last_logits(merged_model), generate(merged_model, tokenizer, records, max_new_tokens=24)
+    assert (tuned_logits - base_logits).abs().max() > 1e-3
+    assert torch.allclose(merged_logits, tuned_logits, atol=1e-4), (merged_logits - tuned_logits).abs().max()
     assert from_merged == with_adapter
-    assert len(set(with_adapter)) > 1  # the answers differ between records: a real comparison
-
-
-def test_make_train_smollm2_beats_base_by_30_points(tmp_path):
-    project = copy_project(tmp_path / "skilltune")
-    result = make(project, "train", "MODEL=smollm2", "AXOLOTL_ARGS=--max-steps=40", timeout=1500)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = check_report(project, "smollm2")
-    gain = report["tuned"]["exact_match"] - report["base"]["exact_match"]
-    assert gain >= 0.30, f"tuned {report['tuned']['exact_match']:.3f} vs base {report['base']['exact_match']:.3f}"
