@@ -33,10 +33,10 @@ class Call:
 
 
 def _literal(value) -> str:
-    # json-style double quotes for strings (what the training targets use); repr for the rest
+    # strings as JSON strings: the double quotes the training targets use, and escapes (\n, \", \\,
+    # \u0007) that are also valid Python, so a note with a line break still parses back
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
+        return json.dumps(value, ensure_ascii=False)
     return repr(value)
 
 

@@ -45,3 +45,9 @@ def test_to_python_round_trips_quotes_and_backslashes():
 def test_other_is_the_no_call():
     assert parse_call("other()").is_no_call
     assert not parse_call("weather()").is_no_call
+
+
+@pytest.mark.parametrize("note", ["milk\nand eggs", 'say "hi"', "back\\slash", "tab\there", "bell\u0007", "café ☕"])
+def test_strings_with_escapes_round_trip(note):
+    call = Call("notes", {"action": "add", "note": note})
+    assert parse_call(call.to_python()) == call
