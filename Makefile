@@ -76,7 +76,7 @@ train: preprocess
 	@test -z "$(DEEPSPEED_FILE)" || test -f "$(DEEPSPEED_FILE)" || { echo "error: DEEPSPEED=$(DEEPSPEED): no $(DEEPSPEED_FILE) (zero1, zero2 or zero3)" >&2; exit 1; }
 	mkdir -p $(WANDB_DIR)
 	WANDB_DIR=$(WANDB_DIR) $(TRAIN_LAUNCHER) $(CONFIG) $(if $(DEEPSPEED_FILE),--deepspeed $(DEEPSPEED_FILE)) $(AXOLOTL_ARGS)
-	$(MAKE) --no-print-directory eval
+	$(MAKE) --no-print-directory -o $(STAMP) eval  # installed above; -o is not passed down to sub-makes
 
 # the base model with the trained adapter folded in, a plain transformers folder: <output_dir>/merged
 merge: $(STAMP)
