@@ -25,8 +25,15 @@ def test_several_gpus_go_through_accelerate_with_the_deepspeed_file():
 def test_one_gpu_is_plain_axolotl_train():
     result = make("-n", "train", "MODEL=smollm2")
     assert result.returncode == 0, result.stderr
-    assert "\naxolotl train configs/smollm2.yml" in result.stdout
+    # W&B's offline run folder goes beside the adapter
+    assert "\nWANDB_DIR=runs/smollm2 axolotl train configs/smollm2.yml" in result.stdout
     assert "accelerate launch" not in result.stdout and "--deepspeed" not in result.stdout
+
+
+def test_merge_is_axolotl_merge_lora_of_the_config():
+    result = make("-n", "merge", "MODEL=mistral")
+    assert result.returncode == 0, result.stderr
+    assert "\naxolotl merge-lora configs/mistral.yml" in result.stdout
 
 
 def test_an_unknown_deepspeed_stage_stops_before_launching():
