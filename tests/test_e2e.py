@@ -151,3 +151,12 @@ def assert_merged_matches_adapter(base: Path, adapter: Path, merged: Path, recor
     assert (tuned_logits - base_logits).abs().max() > 1e-3
     assert torch.allclose(merged_logits, tuned_logits, atol=1e-4), (merged_logits - tuned_logits).abs().max()
     assert from_merged == with_adapter
+
+
+def test_make_train_smollm2_beats_base_by_30_points(tmp_path):
+    project = copy_project(tmp_path / "skilltune")
+    result = make(project, "train", "MODEL=smollm2", "AXOLOTL_ARGS=--max-steps=40", timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = check_report(project, "smollm2")
+    gain = report["tuned"]["exact_match"] - report["base"]["exact_match"]
+    assert gain >= 0.30, f"tuned {report['tuned']['exact_match']:.3f} vs base {report['base']['exact_match']:.3f}"
