@@ -15,13 +15,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from datagen.conversations import conversations_command
 from datagen.documents import documents_command
+from datagen.cli import fail
 from datagen.expand import generate_pairs, read_pair_files
 from datagen.instructions import instructions_command
 from datagen.jsonio import DataError
@@ -33,16 +33,11 @@ from datagen.skills import SkillFileError, load_pack
 from datagen.split import RECORD_KINDS, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
 def _load_pack_or_fail(pack: Path):
     try:
         return load_pack(pack)
     except (SkillFileError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +95,7 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
     try:
         extra = read_pair_files(pair_files, skill_list)
     except DataError as err:
-        _fail(str(err))
+        fail(str(err))
     pairs = generate_pairs(skill_list, total, negatives, seed, extra)
     deduped, n_ambiguous = dedup_across_skills(pairs)
     if n_ambiguous:
@@ -149,9 +144,9 @@ def validate(files: tuple[Path, ...], kind: str) -> None:
         if len(files) > 1:
             leaked = shared_utterances(list(files))
             if leaked:
-                _fail(f"{len(leaked)} utterances appear in more than one file, e.g. {sorted(leaked)[0]!r}")
+                fail(f"{len(leaked)} utterances appear in more than one file, e.g. {sorted(leaked)[0]!r}")
     except DataError as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 @cli.command()
@@ -172,7 +167,7 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
     from datagen.stats import dataset_stats, save_histogram
 
     if histogram and not tokenizer:
-        _fail("--histogram needs --tokenizer")
+        fail("--histogram needs --tokenizer")
     loaded = None
     if tokenizer:
         from transformers import AutoTokenizer
@@ -181,9 +176,9 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
     try:
         result = dataset_stats(folder, loaded, sequence_len)
     except DataError as err:
-        _fail(str(err))
+        fail(str(err))
     if not result:
-        _fail(f"{folder}: no *.jsonl files")
+        fail(f"{folder}: no *.jsonl files")
     skills = sorted({skill for entry in result.values() for skill in entry["per_skill"]})
     header = f"{'skill':<12}" + "".join(f"{split:>12}" for split in result)
     click.echo(header)

@@ -47,7 +47,7 @@ import click
 
 from datagen.expand import normalize
 from datagen.jsonio import DataError, atomic_directory, iter_json_lines, sha256_of, write_json, write_jsonl
-from datagen.llm import _fail, _OneLineErrors
+from datagen.cli import OneLineErrors, fail
 from datagen.render import chat_record_problem
 
 FORMATS = ("log", "openai", "sharegpt")
@@ -418,7 +418,7 @@ def report_lines(read: int, kept: int, dropped: Counter) -> list[str]:
 # --- command line
 
 
-@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Dataset folder to (re)write: train.jsonl, val.jsonl, manifest.json.")
@@ -449,20 +449,20 @@ def conversations_command(inputs, out, fmt, system, min_turns, max_turns, drop_n
           --mix examples/conversations/public_instructions.jsonl --mix-ratio 1 --seed 0
     """
     if max_turns is not None and max_turns < min_turns:
-        _fail(f"--max-turns {max_turns} is below --min-turns {min_turns}")
+        fail(f"--max-turns {max_turns} is below --min-turns {min_turns}")
     patterns = drop_name_patterns or DEFAULT_DROP_NAME_PATTERNS
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as err:
-            _fail(f"--drop-name-pattern {pattern!r}: {err}")
+            fail(f"--drop-name-pattern {pattern!r}: {err}")
     filters = Filters(tuple(patterns), system == "keep", min_turns, max_turns)
     try:
         conversations = read_conversations(inputs, fmt)
         kept, dropped = filter_conversations(conversations, filters)
         public = read_public(mix, filters.keep_system) if mix else []
         if not kept:
-            _fail(f"no conversation survived the filters ({len(conversations)} read)")
+            fail(f"no conversation survived the filters ({len(conversations)} read)")
         splits, counts, wanted = split_and_mix(kept, public, val_fraction, mix_ratio, seed)
         write_chat_dataset(out, splits, counts, {
             "generator": "datagen conversations",
@@ -476,7 +476,7 @@ def conversations_command(inputs, out, fmt, system, min_turns, max_turns, drop_n
             },
         })
     except (DataError, OSError) as err:
-        _fail(str(err))
+        fail(str(err))
     if wanted > counts["train"]["public"]:
         click.echo(f"warning: --mix-ratio {mix_ratio} wants {wanted} public records; {mix} has {len(public)}", err=True)
     for line in report_lines(len(conversations), len(kept), dropped):

@@ -53,7 +53,8 @@ import jsonschema
 from datagen.expand import normalize
 from datagen.jsonio import DataError, atomic_directory, sha256_of, write_json, write_jsonl
 # the cache and the one-line error handling of `datagen llm`, shared so both commands behave alike
-from datagen.llm import ResponseCache, _fail, _OneLineErrors, cache_key
+from datagen.cli import OneLineErrors, fail
+from datagen.llm import ResponseCache, cache_key
 from datagen.openai_api import EndpointError, async_client, post_chat
 from datagen.render import chat_record_problem
 
@@ -647,10 +648,10 @@ def write_outputs(out: Path, pairs: list[dict], system: str | None, manifest_inf
 
 def _check_base_url(base_url: str) -> None:
     if not re.match(r"^https?://[^/\s]+", base_url):
-        _fail(f"--base-url {base_url!r}: expected http://HOST[:PORT]/PATH or https://...")
+        fail(f"--base-url {base_url!r}: expected http://HOST[:PORT]/PATH or https://...")
 
 
-@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder, replaced whole: qa.csv, qa.json, train.jsonl, val.jsonl, manifest.json.")
@@ -703,35 +704,35 @@ def documents_command(directory, out, globs, excludes, chunk_unit, chunk_size, s
     try:
         check_chunk_sizes(chunk_size, step_size)
     except ValueError as err:
-        _fail(str(err))
+        fail(str(err))
     for name, value, least in (("--questions-per-chunk", questions_per_chunk, 1), ("--max-tokens", max_tokens, 1),
                                ("--concurrency", concurrency, 1), ("--max-retries", max_retries, 0)):
         if value < least:
-            _fail(f"{name} must be at least {least}, got {value}")
+            fail(f"{name} must be at least {least}, got {value}")
     if not timeout > 0:
-        _fail(f"--timeout must be more than 0 seconds, got {timeout}")
+        fail(f"--timeout must be more than 0 seconds, got {timeout}")
     if base_url:
         _check_base_url(base_url)
         if not model:
-            _fail("--model is required with --base-url")
+            fail("--model is required with --base-url")
     if not directory.is_dir():
-        _fail(f"{directory}: no such folder")
+        fail(f"{directory}: no such folder")
 
     globs = globs or DEFAULT_GLOBS
     try:
         documents, skipped = load_documents(directory, globs, excludes)
     except DocumentsError as err:
-        _fail(str(err))
+        fail(str(err))
     for name, reason in skipped:
         click.echo(f"warning: skipped {directory / name}: {reason}", err=True)
     if not documents:
-        _fail(f"{directory}: no readable files match {', '.join(globs)}"
+        fail(f"{directory}: no readable files match {', '.join(globs)}"
               + (f" (excluding {', '.join(excludes)})" if excludes else ""))
     try:
         chunker = load_tokenizer(tokenizer) if chunk_unit == "tokens" else None
         chunks = [chunk for document in documents for chunk in chunk_document(document, chunk_size, step_size, chunker)]
     except DocumentsError as err:
-        _fail(str(err))
+        fail(str(err))
 
     if base_url:
         backend = HTTPBackend(base_url, max_retries, timeout)
@@ -740,7 +741,7 @@ def documents_command(directory, out, globs, excludes, chunk_unit, chunk_size, s
         try:
             backend, concurrency = LocalBackend(Path(model)), 1  # one local generation at a time
         except DocumentsError as err:
-            _fail(str(err))
+            fail(str(err))
     settings = Settings(model, questions_per_chunk, seed, max_tokens, concurrency, drop_unknown)
     progress = tqdm(total=len(chunks), unit="request", desc="documents", file=sys.stderr, mininterval=0.5)
     generator = QAGenerator(chunks, settings, backend, ResponseCache(cache), progress)
@@ -748,13 +749,13 @@ def documents_command(directory, out, globs, excludes, chunk_unit, chunk_size, s
         results = asyncio.run(generator.run())
     except (DocumentsError, OSError) as err:
         progress.close()
-        _fail(str(err))
+        fail(str(err))
     progress.close()
 
     stats = generator.stats
     pairs = qa_pairs(results, drop_unknown, stats)
     if not pairs:
-        _fail(f"no question/answer pairs from {len(chunks)} chunks ({stats.unparsed} question answers held no question)")
+        fail(f"no question/answer pairs from {len(chunks)} chunks ({stats.unparsed} question answers held no question)")
     assign_splits(pairs, val_fraction, seed)
     manifest = write_outputs(out, pairs, system, {
         "generator": "documents",

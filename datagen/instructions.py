@@ -33,7 +33,7 @@ import click
 from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, call_to_json
 from datagen.expand import Pair, normalize
 from datagen.jsonio import DataError, iter_jsonl, write_jsonl
-from datagen.llm import _fail, _OneLineErrors
+from datagen.cli import OneLineErrors, fail
 from datagen.render import STYLES, answer_call, answer_message, chat_record, record_problem, system_prompt, tool_definitions
 from datagen.skills import Skill, SkillFileError, load_pack
 from datagen.split import SPLITS, dedup_across_skills, record_kind, split_pairs, write_dataset
@@ -194,7 +194,7 @@ def records_to_pairs(path: Path) -> list[dict]:
     return rows
 
 
-@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--to", "target", type=click.Choice(["chat", "instructions"]), required=True,
               help="chat: instruction pair JSONL files -> skill dataset folder; instructions: the reverse.")
@@ -229,14 +229,14 @@ def instructions_command(sources, target, out, style, pack, system, val_fraction
             return
         directories = [str(source) for source in sources if source.is_dir()]
         if directories:
-            _fail(f"{directories[0]}: --to chat reads instruction pair .jsonl files, not folders")
+            fail(f"{directories[0]}: --to chat reads instruction pair .jsonl files, not folders")
         skills = load_pack(pack) if pack else None
         manifest, dropped = pairs_to_chat(sources, out, style, skills, system, val_fraction, test_fraction, seed,
                                           ", ".join(map(str, sources)))
     except (DataError, SkillFileError, OSError) as err:
-        _fail(str(err))
+        fail(str(err))
     except UnicodeDecodeError as err:
-        _fail(f"not UTF-8 text: {err}")
+        fail(f"not UTF-8 text: {err}")
     if dropped:
         click.echo(f"warning: dropped {dropped} pairs whose request was already there (or claimed by two calls)", err=True)
     totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}

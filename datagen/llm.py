@@ -51,6 +51,7 @@ from pathlib import Path
 import click
 
 from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
+from datagen.cli import OneLineErrors, fail
 from datagen.expand import normalize
 from datagen.jsonio import DataError, schema_problem, write_text
 from datagen.openai_api import EndpointError, async_client, one_line, post_chat
@@ -656,38 +657,23 @@ def _append_examples(path: Path, examples) -> None:
 # --- command line
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-class _OneLineErrors(click.Command):
-    """Bad options end like every other failure here: one `error: ...` line and exit status 1."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as err:
-            _fail(err.format_message())
-
-
 def _check_options(s: Settings) -> None:
     if not s.base_url:
-        _fail("--base-url is required (or set OPENAI_BASE_URL)")
+        fail("--base-url is required (or set OPENAI_BASE_URL)")
     if not re.match(r"^https?://[^/\s]+", s.base_url):
-        _fail(f"--base-url {s.base_url!r}: expected http://HOST[:PORT]/PATH or https://...")
+        fail(f"--base-url {s.base_url!r}: expected http://HOST[:PORT]/PATH or https://...")
     if not s.model:
-        _fail("--model is required")
+        fail("--model is required")
     for name, value, least in (("--per-skill", s.per_skill, 1), ("--batch", s.batch, 1),
                                ("--concurrency", s.concurrency, 1), ("--max-retries", s.max_retries, 0)):
         if value < least:
-            _fail(f"{name} must be at least {least}, got {value}")
+            fail(f"{name} must be at least {least}, got {value}")
     if not s.timeout > 0:
-        _fail(f"--timeout must be more than 0 seconds, got {s.timeout}")
+        fail(f"--timeout must be more than 0 seconds, got {s.timeout}")
     if not s.out and not s.review:
-        _fail("give --out FILE.jsonl and/or --review DIR")
+        fail("give --out FILE.jsonl and/or --review DIR")
     if s.out and s.rejects.resolve() == s.out.resolve():
-        _fail("--rejects and --out must be different files")
+        fail("--rejects and --out must be different files")
 
 
 def _select(pack: list[Skill], names: list[str] | None) -> list[Skill]:
@@ -696,11 +682,11 @@ def _select(pack: list[Skill], names: list[str] | None) -> list[Skill]:
     known = {skill.name for skill in pack}
     unknown = [name for name in names if name not in known]
     if unknown or not names:
-        _fail(f"--skills: no skill named {', '.join(unknown) or '(empty)'} in the pack (it has {', '.join(sorted(known))})")
+        fail(f"--skills: no skill named {', '.join(unknown) or '(empty)'} in the pack (it has {', '.join(sorted(known))})")
     return [skill for skill in pack if skill.name in names]
 
 
-@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--pack", type=click.Path(path_type=Path), default=Path("examples/skills"), show_default=True,
               help="Folder of skill files.")
 @click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 "
@@ -738,12 +724,12 @@ def llm_command(pack, base_url, model, per_skill, batch, out, rejects, cache, co
     try:
         skills = load_pack(pack)
     except (SkillFileError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
     generator = Generator(settings, skills, _select(skills, names))
     try:
         stats = asyncio.run(generator.run())
     except (GenerationError, DataError, OSError) as err:
-        _fail(str(err))
+        fail(str(err))
     for line in generator.shortfalls():
         click.echo(f"warning: {line}", err=True)
     written = ", ".join(str(path) for path in (out, review) if path)
@@ -753,7 +739,7 @@ def llm_command(pack, base_url, model, per_skill, batch, out, rejects, cache, co
     )
 
 
-@click.command(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("review_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--pack", type=click.Path(path_type=Path), default=Path("examples/skills"), show_default=True,
               help="Skill pack to add the reviewed examples to.")
@@ -770,7 +756,7 @@ def merge_review_command(review_dir: Path, pack: Path) -> None:
     try:
         merged = merge_review(review_dir, pack)
     except (SkillFileError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
     for path, added, skipped in merged:
         click.echo(f"{path}: +{added} examples ({skipped} already in the pack)")
     click.echo(f"merge-review: {sum(added for _, added, _ in merged)} examples added to {pack}")

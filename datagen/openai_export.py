@@ -46,13 +46,13 @@ import gzip
 import hashlib
 import json
 import statistics
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import click
 
+from datagen.cli import OneLineErrors, fail
 from datagen.jsonio import DataError, iter_json_lines, write_jsonl
 
 SCHEMA = "openai_example"
@@ -352,21 +352,6 @@ def print_problems(problems: list[str]) -> None:
         click.echo(problem, err=True)
     if len(problems) > MAX_PROBLEMS_SHOWN:
         click.echo(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more", err=True)
-
-
-def fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-class OneLineErrors(click.Command):
-    """Bad options end like every other failure here: one `error: ...` line and exit status 1."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as err:
-            fail(err.format_message())
 
 
 def limit_options(command):

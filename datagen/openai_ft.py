@@ -30,12 +30,11 @@ import click
 
 from datagen.jsonio import DataError
 from datagen.openai_api import one_line
+from datagen.cli import OneLineErrors, fail
 from datagen.openai_export import (
     DEFAULT_BASE_MODEL,
-    OneLineErrors,
     TokenizerUnavailable,
     check_file,
-    fail,
     limit_options,
     print_problems,
 )
