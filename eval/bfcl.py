@@ -29,6 +29,7 @@ from pathlib import Path
 from datagen.jsonio import DataError, iter_json_lines
 from eval.match import Expected, match_calls
 from eval.parse import parse_output
+from eval.score import ratio
 
 # BFCL's parameter types that are not JSON Schema's
 _TYPES = {"dict": "object", "float": "number", "tuple": "array"}
@@ -220,10 +221,10 @@ def score_bfcl(cases: list[BfclCase], outputs: list[str]) -> dict:
     n = len(rows)
     return {
         "n": n,
-        "exact_match": sum(row["valid"] for row in rows) / n if n else 0.0,
-        "exact_match_lenient": sum(row["valid_lenient"] for row in rows) / n if n else 0.0,
-        "no_call_rate": sum(row["no_call"] for row in rows) / n if n else 0.0,
-        "parse_failure_rate": sum(row["parse_failed"] for row in rows) / n if n else 0.0,
+        "exact_match": ratio(sum(row["valid"] for row in rows), n),
+        "exact_match_lenient": ratio(sum(row["valid_lenient"] for row in rows), n),
+        "no_call_rate": ratio(sum(row["no_call"] for row in rows), n),
+        "parse_failure_rate": ratio(sum(row["parse_failed"] for row in rows), n),
         "error_types": dict(sorted(Counter(row["error_type"] for row in rows if row["error_type"]).items())),
         "rows": rows,
     }

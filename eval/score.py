@@ -84,42 +84,42 @@ def judge(row: dict, schemas: Mapping[str, dict] | None = None,
     }
 
 
-def _ratio(part: float, whole: float) -> float:
+def ratio(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 
 def _f1(precision: float, recall: float) -> float:
-    return _ratio(2 * precision * recall, precision + recall)
+    return ratio(2 * precision * recall, precision + recall)
 
 
 def _rates(judged: list[dict]) -> dict:
     n = len(judged)
     return {
         "n": n,
-        "exact_match": _ratio(sum(row["valid"] for row in judged), n),
-        "exact_match_lenient": _ratio(sum(row["valid_lenient"] for row in judged), n),
-        "name_accuracy": _ratio(sum(row["name_ok"] for row in judged), n),
-        "parse_failure_rate": _ratio(sum(row["parse_failed"] for row in judged), n),
+        "exact_match": ratio(sum(row["valid"] for row in judged), n),
+        "exact_match_lenient": ratio(sum(row["valid_lenient"] for row in judged), n),
+        "name_accuracy": ratio(sum(row["name_ok"] for row in judged), n),
+        "parse_failure_rate": ratio(sum(row["parse_failed"] for row in judged), n),
     }
 
 
 def _argument_scores(judged: list[dict]) -> dict:
     correct = sum(row["arguments"][0] for row in judged)
-    precision = _ratio(correct, sum(row["arguments"][1] for row in judged))
-    recall = _ratio(correct, sum(row["arguments"][2] for row in judged))
+    precision = ratio(correct, sum(row["arguments"][1] for row in judged))
+    recall = ratio(correct, sum(row["arguments"][2] for row in judged))
     return {"argument_precision": precision, "argument_recall": recall, "argument_f1": _f1(precision, recall)}
 
 
 def _relevance_scores(judged: list[dict]) -> dict:
     true_calls = sum(row["call_made"] and row["call_expected"] for row in judged)
-    precision = _ratio(true_calls, sum(row["call_made"] for row in judged))
-    recall = _ratio(true_calls, sum(row["call_expected"] for row in judged))
+    precision = ratio(true_calls, sum(row["call_made"] for row in judged))
+    recall = ratio(true_calls, sum(row["call_expected"] for row in judged))
     no_call_rows = [row for row in judged if not row["call_expected"]]
     return {
         "relevance_precision": precision,
         "relevance_recall": recall,
         "relevance_f1": _f1(precision, recall),
-        "no_call_accuracy": _ratio(sum(not row["call_made"] for row in no_call_rows), len(no_call_rows)),
+        "no_call_accuracy": ratio(sum(not row["call_made"] for row in no_call_rows), len(no_call_rows)),
     }
 
 
