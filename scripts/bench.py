@@ -10,7 +10,13 @@ Rows:
                    request count
   eval             scorer throughput (predictions/s); batched vs one-at-a-time generation on the
                    embedded model; parse failures and exact match with and without constrained decoding
+  training         scripts/bench_training.py: packing efficiency of Axolotl's batches with and without
+                   sample_packing, `axolotl train` vs a plain transformers + peft loop in tokens/s
+                   (about 15 minutes; --skip-training leaves it out)
 Speed targets live here, not in timed tests.
+
+    python scripts/bench.py --only training    # just the training section, put into the existing BENCHMARKS.md
+    python scripts/bench.py --only training --training-json runs/bench/training.json   # from an earlier run
 """
 
 from __future__ import annotations
@@ -177,6 +183,31 @@ def bench_models(work: Path) -> dict:
     }
 
 
+def bench_training(work: Path, result: Path | None = None) -> list[str]:
+    """scripts/bench_training.py in a process of its own (or its RESULT JSON of an earlier run);
+    its section of BENCHMARKS.md."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench_training import render as render_training
+
+    if result is None:
+        result = work / "training.json"
+        subprocess.run([sys.executable, str(REPO / "scripts" / "bench_training.py"), "--out", str(result)],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return render_training(json.loads(result.read_text()))
+
+
+def splice_section(text: str, section: list[str]) -> str:
+    """TEXT with its "## Training" section replaced by SECTION (appended when it has none)."""
+    lines = text.rstrip("\n").split("\n")
+    if "## Training" in lines:
+        start = lines.index("## Training")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section
+    else:
+        lines += ["", *section]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def render(offline: dict, llm: dict, scorer: dict, models: dict | None) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     speedup = llm[1]["s"] / llm[32]["s"]
@@ -246,13 +277,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--skip-models", action="store_true", help="Leave out the rows that run the model (minutes).")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="Leave out the training section (scripts/bench_training.py, about 15 minutes).")
+    parser.add_argument("--only", choices=["training"],
+                        help="Run this section alone and put it into the existing --out file; the rest stays.")
+    parser.add_argument("--training-json", type=Path,
+                        help="Render the training section from this scripts/bench_training.py result instead of running it.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
+        if args.only == "training":
+            text = splice_section(args.out.read_text() if args.out.exists() else "# Benchmarks\n", bench_training(Path(work), args.training_json))
+            args.out.write_text(text)
+            print(text)
+            return
         offline = bench_offline(Path(work))
         llm = bench_llm(Path(work))
         scorer = bench_scorer(Path(work))
         models = None if args.skip_models else bench_models(Path(work))
-    text = render(offline, llm, scorer, models)
+        training = ["## Training", "", "Skipped (`--skip-training`).", ""] if args.skip_training \
+            else bench_training(Path(work), args.training_json)
+    text = splice_section(render(offline, llm, scorer, models), training)
     args.out.write_text(text)
     print(text)
 
