@@ -46,6 +46,16 @@ _CALL_START = re.compile(rf"(?<![\w.]){_NAME}(?=\()")
 _FENCE = re.compile(r"```[\w+-]*")
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
+_JSON_DECODER = json.JSONDecoder()
+# what _closing steps through: string literals (whole, so the brackets in them do not count), an
+# opening quote never closed (a one-line string ends at the line; a backslash escapes any
+# character), and brackets; the text between them is skipped by the regex engine, not by Python
+_BRACKET_SCAN = re.compile(
+    r"""(?P<string>"{3}(?:[^\\]|\\.)*?"{3}|'{3}(?:[^\\]|\\.)*?'{3}"""
+    r"""|(?!"{3})"(?:[^"\\\n]|\\.)*"|(?!'{3})'(?:[^'\\\n]|\\.)*')"""
+    r"""|(?P<unclosed>"{3}|'{3}|["'])|(?P<opening>[(\[{])|(?P<closing>[)\]}])""",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -160,12 +170,11 @@ def _is_call_shaped(value) -> bool:
 
 def _embedded_json_calls(text: str) -> tuple[Call, ...] | None:
     """Call-shaped JSON objects inside chatter ("Here you go: {"name": ...}"); None when none."""
-    decoder = json.JSONDecoder()
     calls: list[Call] = []
     position = text.find("{")
     while position != -1:
         try:
-            value, end = decoder.raw_decode(text, position)
+            value, end = _JSON_DECODER.raw_decode(text, position)
         except (ValueError, RecursionError):
             position = text.find("{", position + 1)
             continue
@@ -240,40 +249,19 @@ def _is_inside_expression(before: str) -> bool:
 
 def _closing(text: str, opening: int) -> int | None:
     """The index just past the bracket that closes text[opening], skipping string literals;
-    None when the text ends first or a bracket closes the wrong one."""
+    None when the text ends first, a string is left open, or a bracket closes the wrong one."""
     stack = [_CLOSERS[text[opening]]]
-    index = opening + 1
-    while index < len(text):
-        char = text[index]
-        if char in "\"'":
-            index = _string_end(text, index)
-            if index is None:
-                return None
-            continue
-        if char in _CLOSERS:
-            stack.append(_CLOSERS[char])
-        elif char in ")]}":
-            if char != stack.pop():
+    for token in _BRACKET_SCAN.finditer(text, opening + 1):
+        kind, piece = token.lastgroup, token.group()
+        if kind == "unclosed":
+            return None
+        if kind == "opening":
+            stack.append(_CLOSERS[piece])
+        elif kind == "closing":
+            if piece != stack.pop():
                 return None
             if not stack:
-                return index + 1
-        index += 1
-    return None
-
-
-def _string_end(text: str, start: int) -> int | None:
-    """The index past the string literal starting at text[start] (a quote), or None if unclosed."""
-    quote = text[start] * 3 if text.startswith(text[start] * 3, start) else text[start]
-    index = start + len(quote)
-    while index < len(text):
-        if text[index] == "\\":
-            index += 2
-            continue
-        if text.startswith(quote, index):
-            return index + len(quote)
-        if text[index] == "\n" and len(quote) == 1:
-            return None
-        index += 1
+                return token.end()
     return None
 
 

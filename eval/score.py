@@ -21,8 +21,8 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Mapping, Sequence
 
-from datagen.calls import NO_CALL_NAME, parse_call
-from eval.match import argument_counts, match_calls
+from datagen.calls import NO_CALL_NAME, Call, parse_call
+from eval.match import Expected, argument_counts, match_calls
 from eval.parse import Parsed, parse_output
 
 RATE_KEYS = ("n", "exact_match", "exact_match_lenient", "name_accuracy", "parse_failure_rate")
@@ -43,15 +43,16 @@ def calls_text(parsed: Parsed) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def _gold(text: str):
-    return parse_call(text)
+def _gold(text: str) -> tuple[Call, list[Expected]]:
+    """The gold call and what matching compares with ([] for other()), parsed once per text."""
+    call = parse_call(text)
+    return call, [] if call.is_no_call else [Expected.from_call(call)]
 
 
 def judge(row: dict, schemas: Mapping[str, dict] | None = None,
           signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
     """One prediction row -> the row plus what scoring needs (`valid`, `valid_lenient`, ...)."""
-    gold = _gold(row["gold"])
-    expected = [] if gold.is_no_call else [gold]
+    gold, expected = _gold(row["gold"])
     if row["output"].strip() == row["gold"].strip():
         # the commonest answer of a tuned model, and one that needs no matching: the gold call
         # itself (it fits its own schema: datagen checked it)
@@ -60,8 +61,11 @@ def judge(row: dict, schemas: Mapping[str, dict] | None = None,
     else:
         parsed = parse_output(row["output"], signatures)
         strict = match_calls(parsed, expected, schemas=schemas)
-    # lenient accepts everything strict accepts, so it is only worth asking when strict says no
-    lenient = strict if strict["valid"] else match_calls(parsed, expected, lenient=True, schemas=schemas)
+    # lenient accepts everything strict accepts and differs only in how argument values and
+    # defaults compare: a failure before the arguments (parse, relevance, count, name) stands
+    lenient = strict
+    if not strict["valid"] and strict["error_type"].startswith("args:"):
+        lenient = match_calls(parsed, expected, lenient=True, schemas=schemas)
     if strict["valid"]:
         correct = predicted = wanted = len(gold.arguments) if expected else 0
     else:

@@ -34,6 +34,10 @@ WEATHER = Call("weather", {"location": "Berlin"})
         # the call inside an argument, or after "=", is not an answer of its own
         ("outer(a=\"inner(b=1)\")", [Call("outer", {"a": "inner(b=1)"})]),
         ('x = f(a=g(b=1))\nweather(location="Berlin")', [WEATHER]),
+        # brackets and quotes inside string literals do not end the call
+        ('f(a="say \\"hi\\" (x]", b=\'}\')', [Call("f", {"a": 'say "hi" (x]', "b": "}"})]),
+        ("f(a='''two\nlines)''') then", [Call("f", {"a": "two\nlines)"})]),
+        ('f(a="""q"")""")', [Call("f", {"a": 'q"")'})]),
     ],
 )
 def test_python_calls(text, expected):
@@ -96,6 +100,8 @@ def test_no_call(text):
         ('Sure: weather(location="Berlin"', "parse:syntax"),
         ("f(a=1 b=2)", "parse:syntax"),
         ("[f(a=1), 3]", "parse:syntax"),
+        ('f(a="one line\n")', "parse:syntax"),  # a one-line string ends at the line
+        ("f(a='''never closed)", "parse:syntax"),
         ("weather(location=input())", "parse:non_literal"),
         ('f(x=open("a"))', "parse:non_literal"),
         ("f(x=y)", "parse:non_literal"),
