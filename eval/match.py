@@ -134,44 +134,49 @@ def _schema_type_ok(value, schema: dict) -> bool:
 # --- one call --------------------------------------------------------------------------------
 
 
+def _at_default(argument: str, values: list, properties: dict, lenient: bool) -> bool:
+    # lenient and schema-aware: leaving an argument out equals giving its default
+    return lenient and "default" in properties.get(argument, {}) and _acceptable(
+        properties[argument]["default"], values, lenient
+    )
+
+
 def _compare(call: Call, expected: Expected, lenient: bool, schema: dict | None) -> list[tuple[str, str]]:
     """Every way `call` differs from `expected`, as (error type, message); [] when it matches."""
     if call.name != expected.name:
         return [("name:mismatch", f"called {call.name}() instead of {expected.name}()")]
-    properties = (schema or {}).get("properties", {})
-    required = set((schema or {}).get("required", ()))
-
-    def at_default(argument: str, values: list) -> bool:
-        # lenient and schema-aware: leaving an argument out equals giving its default
-        return lenient and "default" in properties.get(argument, {}) and _acceptable(
-            properties[argument]["default"], values, lenient
-        )
-
+    given, gold = call.arguments, expected.arguments
+    properties = schema.get("properties", {}) if schema else {}
+    required = set(schema.get("required", ())) if schema else set()
+    closed = schema is not None and "properties" in schema  # no argument outside "properties"
     missing = sorted(
         argument
-        for argument, values in expected.arguments.items()
-        if argument not in call.arguments
-        and (argument in required or not ("" in values or at_default(argument, values)))
+        for argument, values in gold.items()
+        if argument not in given
+        and (argument in required or not ("" in values or _at_default(argument, values, properties, lenient)))
     )
-    missing += sorted(argument for argument in required - set(call.arguments) - set(missing))
+    if required:
+        missing += sorted(required.difference(given, missing))
     unexpected = sorted(
         argument
-        for argument, value in call.arguments.items()
-        if (schema is not None and "properties" in schema and argument not in properties)
-        or (argument not in expected.arguments and not at_default(argument, [value]))
+        for argument, value in given.items()
+        if (closed and argument not in properties)
+        or (argument not in gold and not _at_default(argument, [value], properties, lenient))
     )
     errors = []
     if missing:
         errors.append(("args:missing", f"missing argument(s): {', '.join(missing)}"))
     if unexpected:
         errors.append(("args:unexpected", f"unexpected argument(s): {', '.join(unexpected)}"))
-    for argument in sorted(set(call.arguments) - set(unexpected)):
-        value = call.arguments[argument]
+    for argument in sorted(given):
+        if argument in unexpected:
+            continue
+        value = given[argument]
         if argument in properties and not _schema_type_ok(value, properties[argument]):
             # checked even when the value would pass: 5.0 for an integer is a type error
             errors.append(("args:type", f"{argument}={value!r} is not of type {properties[argument]['type']}"))
             continue
-        acceptable = expected.arguments.get(argument)
+        acceptable = gold.get(argument)
         if acceptable is None or _acceptable(value, acceptable, lenient):  # None: given at its default
             continue
         wanted = repr(acceptable[0]) if len(acceptable) == 1 else f"one of {acceptable!r}"

@@ -30,6 +30,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping, Sequence
 
 from datagen.calls import Call
@@ -67,7 +68,7 @@ class Parsed:
     def ok(self) -> bool:
         return self.error_type is None
 
-    @property
+    @cached_property  # asked for several times per row when scoring
     def is_no_call(self) -> bool:
         """Parsed, and no real call: empty output, plain chatter or `other()`."""
         return self.ok and all(call.is_no_call for call in self.calls)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from functools import lru_cache
+from itertools import islice
 from typing import Mapping, Sequence
 
 from datagen.calls import NO_CALL_NAME, Call, parse_call
@@ -147,15 +148,16 @@ def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict
     by_skill: dict[str, list[dict]] = defaultdict(list)
     for row in judged:
         by_skill[row["skill"]].append(row)
-    failures = {
-        skill: [
-            {**{key: row[key] for key in ("user", "gold", "output", "error_type", "error")},
-             "parsed": calls_text(row["parsed"])}
-            for row in skill_rows
-            if not row["valid"]
-        ][:worst_per_skill]
-        for skill, skill_rows in sorted(by_skill.items())
-    }
+    failures = {}
+    for skill, skill_rows in sorted(by_skill.items()):
+        # the first failures only: writing out the calls of every failing row costs more than scoring it
+        worst = list(islice((row for row in skill_rows if not row["valid"]), worst_per_skill))
+        if worst:
+            failures[skill] = [
+                {**{key: row[key] for key in ("user", "gold", "output", "error_type", "error")},
+                 "parsed": calls_text(row["parsed"])}
+                for row in worst
+            ]
     return {
         **_rates(judged),
         **_argument_scores(judged),
@@ -163,7 +165,7 @@ def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict
         "per_skill": {skill: _rates(skill_rows) for skill, skill_rows in sorted(by_skill.items())},
         "error_types": dict(sorted(Counter(row["error_type"] for row in judged if row["error_type"]).items())),
         "confusion": confusion(judged),
-        "failures": {skill: rows for skill, rows in failures.items() if rows},
+        "failures": failures,
     }
 
 
