@@ -57,6 +57,7 @@ from datagen.cli import OneLineErrors, fail
 from datagen.llm import ResponseCache, cache_key
 from datagen.openai_api import EndpointError, async_client, post_chat
 from datagen.render import chat_record_problem
+from datagen.window import sliding_window
 
 DEFAULT_GLOBS = ("**/*.md", "**/*.txt")
 DEFAULT_MODEL = Path("models/SmolLM2-135M-Instruct")
@@ -536,29 +537,20 @@ class QAGenerator:
                  f"questions for {result.chunk.id}", number)
             for number, result in enumerate(self.results)
         )
-        in_flight: dict[asyncio.Task, _Job] = {}
-        failure: BaseException | None = None
+
+        def next_jobs(room: int, _in_flight) -> list[_Job]:
+            return [pending.popleft() for _ in range(min(room, len(pending)))]
+
+        def on_result(job: _Job, response: dict) -> None:
+            follow_ups = self.on_answer(job, response)
+            pending.extendleft(reversed(follow_ups))
+            if self.progress is not None:
+                self.progress.total += len(follow_ups)
+                self.progress.set_postfix(requests=self.stats.requests, cached=self.stats.cache_hits, refresh=False)
+                self.progress.update(1)
+
         async with self.backend:
-            while True:
-                while failure is None and pending and len(in_flight) < self.settings.concurrency:
-                    job = pending.popleft()
-                    in_flight[asyncio.create_task(self.fetch(job))] = job
-                if not in_flight:
-                    break
-                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    job = in_flight.pop(task)
-                    if task.exception() is not None:
-                        failure = failure or task.exception()
-                        continue
-                    follow_ups = self.on_answer(job, task.result())
-                    pending.extendleft(reversed(follow_ups))
-                    if self.progress is not None:
-                        self.progress.total += len(follow_ups)
-                        self.progress.set_postfix(requests=self.stats.requests, cached=self.stats.cache_hits, refresh=False)
-                        self.progress.update(1)
-        if failure is not None:
-            raise failure
+            await sliding_window(next_jobs, self.fetch, on_result, self.settings.concurrency)
         return self.results
 
 

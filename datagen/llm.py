@@ -65,6 +65,7 @@ from datagen.skills import (
     load_pack,
     parse_skill_file,
 )
+from datagen.window import sliding_window
 
 PAIR_SCHEMA = "pair"
 REJECT_SCHEMA = "reject"
@@ -549,26 +550,17 @@ class Generator:
         Answers wait in `fetched` until their turn in plan order. After a failure no new request
         is sent; the ones in flight are awaited and judged, then the first failure is raised.
         """
-        in_flight: dict[asyncio.Task, tuple[str, int]] = {}
-        failure: BaseException | None = None
-        while True:
-            if failure is None:
-                room = self.settings.concurrency - len(in_flight)
-                for state, index in self.wanted(set(in_flight.values()))[:room]:
-                    task = asyncio.create_task(self.fetch(client, state, index))
-                    in_flight[task] = (state.skill.name, index)
-            if not in_flight:
-                break
-            finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                key = in_flight.pop(task)
-                if task.exception() is not None:
-                    failure = failure or task.exception()
-                else:
-                    self.fetched[key] = task.result()
+
+        def next_requests(room: int, in_flight) -> list[tuple[SkillState, int]]:
+            return self.wanted({(state.skill.name, index) for state, index in in_flight})[:room]
+
+        def on_result(request: tuple[SkillState, int], response: dict) -> None:
+            state, index = request
+            self.fetched[(state.skill.name, index)] = response
             self.process()
-        if failure is not None:
-            raise failure
+
+        await sliding_window(next_requests, lambda request: self.fetch(client, *request), on_result,
+                             self.settings.concurrency)
 
     def shortfalls(self) -> list[str]:
         return [
