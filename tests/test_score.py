@@ -5,9 +5,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from datagen.jsonio import read_json, write_jsonl
 from eval.report import build_report, side_by_side
+from eval.match import match_calls
+from eval.parse import parse_output
 from eval.score import judge, score
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,6 +149,29 @@ def test_the_identical_answer_shortcut_agrees_with_full_parsing():
         for key in ("parsed", "predicted", "name_ok", "parse_failed", "call_expected", "call_made", "arguments",
                     "valid", "valid_lenient", "error", "error_type"):
             assert shortcut[key] == full[key], (gold, key)
+
+
+CALL_PIECES = ['weather(location="Berlin")', 'weather(location="berlin")', 'weather(location="Oslo")',
+               'weather(location="Berlin", unit="c")', "weather()", 'timer(duration="5 min")', "other()",
+               'notes(action="add", note="Buy milk!")', 'notes(note="buy milk", action="add")', "weather(location=5)",
+               "timer(minutes=5)", "timer(minutes=5.0)"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(gold=st.sampled_from(CALL_PIECES), calls=st.lists(st.sampled_from(CALL_PIECES), max_size=3),
+       chatter=st.booleans(), broken=st.booleans())
+@example(gold='weather(location="Berlin")', calls=['weather(location="berlin")'], chatter=True, broken=False)
+@example(gold="timer(minutes=5)", calls=["timer(minutes=5.0)"], chatter=False, broken=False)  # strict: args:type
+def test_judge_lenient_shortcut_agrees_with_asking_lenient_match(gold, calls, chatter, broken):
+    # judge asks the lenient matcher only after an argument-level strict failure; for any output
+    # its answer must equal the matcher's own
+    output = calls[0] if len(calls) == 1 else f"[{', '.join(calls)}]" if calls else "no idea"
+    output = f"Sure: {output} done" if chatter else output
+    output = output[:-2] if broken else output
+    judged = judge(row(0, gold, output))
+    expected = [call for call in parse_output(gold).calls if not call.is_no_call]
+    lenient = match_calls(parse_output(output), expected, lenient=True)
+    assert judged["valid_lenient"] == lenient["valid"], (gold, output, judged["error_type"])
 
 
 def _report(tmp_path, name: str, outputs: list[str]) -> Path:
