@@ -30,7 +30,6 @@ import ast
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Mapping, Sequence
 
 from datagen.calls import Call
@@ -68,10 +67,10 @@ class Parsed:
     def ok(self) -> bool:
         return self.error_type is None
 
-    @cached_property  # asked for several times per row when scoring
+    @property
     def is_no_call(self) -> bool:
         """Parsed, and no real call: empty output, plain chatter or `other()`."""
-        return self.ok and all(call.is_no_call for call in self.calls)
+        return self.error_type is None and all(call.is_no_call for call in self.calls)
 
     @property
     def call(self) -> Call | None:

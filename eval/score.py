@@ -18,8 +18,8 @@ Metrics, over n rows (each rate is in [0, 1]):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import islice
 from typing import Mapping, Sequence
 
 from datagen.calls import NO_CALL_NAME, Call, parse_call
@@ -97,44 +97,79 @@ def _f1(precision: float, recall: float) -> float:
     return ratio(2 * precision * recall, precision + recall)
 
 
-def _rates(judged: list[dict]) -> dict:
-    n = len(judged)
-    return {
-        "n": n,
-        "exact_match": ratio(sum(row["valid"] for row in judged), n),
-        "exact_match_lenient": ratio(sum(row["valid_lenient"] for row in judged), n),
-        "name_accuracy": ratio(sum(row["name_ok"] for row in judged), n),
-        "parse_failure_rate": ratio(sum(row["parse_failed"] for row in judged), n),
-    }
+# what a rate counts, per row: a judged row's flags in this order (RATE_KEYS after "n")
+_RATE_FLAGS = ("valid", "valid_lenient", "name_ok", "parse_failed")
 
 
-def _argument_scores(judged: list[dict]) -> dict:
-    correct = sum(row["arguments"][0] for row in judged)
-    precision = ratio(correct, sum(row["arguments"][1] for row in judged))
-    recall = ratio(correct, sum(row["arguments"][2] for row in judged))
+@dataclass
+class _Tally:
+    """Everything score() counts, added up in one pass over the judged rows (a pass per metric
+    cost as much as judging the rows)."""
+
+    # skill -> [rows, then one count per _RATE_FLAGS]
+    by_skill: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * (1 + len(_RATE_FLAGS))))
+    arguments: list[int] = field(default_factory=lambda: [0, 0, 0])  # correct, predicted, expected
+    # calls made, calls expected, made where expected, no-call rows, no call made on them
+    relevance: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
+    error_types: Counter = field(default_factory=Counter)
+    cells: Counter = field(default_factory=Counter)  # (gold name, predicted name) -> rows
+    failures: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))  # skill -> first failing rows
+
+    def add(self, row: dict, worst_per_skill: int) -> None:
+        counts = self.by_skill[row["skill"]]
+        counts[0] += 1
+        for index, flag in enumerate(_RATE_FLAGS, 1):
+            counts[index] += row[flag]
+        for index, value in enumerate(row["arguments"]):
+            self.arguments[index] += value
+        made, expected = row["call_made"], row["call_expected"]
+        relevance = self.relevance
+        relevance[0] += made
+        relevance[1] += expected
+        relevance[2] += made and expected
+        relevance[3] += not expected
+        relevance[4] += not expected and not made
+        if row["error_type"]:
+            self.error_types[row["error_type"]] += 1
+        self.cells[(row["skill"], row["predicted"])] += 1
+        if not row["valid"] and len(self.failures[row["skill"]]) < worst_per_skill:
+            self.failures[row["skill"]].append(row)
+
+
+def _rates(counts: Sequence[int]) -> dict:
+    n, *flags = counts
+    return {"n": n, **{key: ratio(count, n) for key, count in zip(RATE_KEYS[1:], flags)}}
+
+
+def _argument_scores(tally: _Tally) -> dict:
+    correct, predicted, expected = tally.arguments
+    precision, recall = ratio(correct, predicted), ratio(correct, expected)
     return {"argument_precision": precision, "argument_recall": recall, "argument_f1": _f1(precision, recall)}
 
 
-def _relevance_scores(judged: list[dict]) -> dict:
-    true_calls = sum(row["call_made"] and row["call_expected"] for row in judged)
-    precision = ratio(true_calls, sum(row["call_made"] for row in judged))
-    recall = ratio(true_calls, sum(row["call_expected"] for row in judged))
-    no_call_rows = [row for row in judged if not row["call_expected"]]
+def _relevance_scores(tally: _Tally) -> dict:
+    made, expected, true_calls, no_call_rows, no_call_right = tally.relevance
+    precision, recall = ratio(true_calls, made), ratio(true_calls, expected)
     return {
         "relevance_precision": precision,
         "relevance_recall": recall,
         "relevance_f1": _f1(precision, recall),
-        "no_call_accuracy": ratio(sum(not row["call_made"] for row in no_call_rows), len(no_call_rows)),
+        "no_call_accuracy": ratio(no_call_right, no_call_rows),
     }
 
 
-def confusion(judged: list[dict]) -> dict:
+def _confusion(tally: _Tally) -> dict:
     """{"labels": [...], "matrix": rows = gold name, columns = predicted name, counts}."""
-    gold_names = sorted({row["skill"] for row in judged})
-    extra = sorted({row["predicted"] for row in judged} - set(gold_names) - {UNPARSED})
-    labels = gold_names + extra + ([UNPARSED] if any(row["parse_failed"] for row in judged) else [])
-    counts = Counter((row["skill"], row["predicted"]) for row in judged)
-    return {"labels": labels, "matrix": [[counts[(gold, predicted)] for predicted in labels] for gold in labels]}
+    gold_names = sorted(tally.by_skill)
+    predicted = {name for _, name in tally.cells}
+    extra = sorted(predicted - set(gold_names) - {UNPARSED})
+    labels = gold_names + extra + ([UNPARSED] if UNPARSED in predicted else [])
+    return {"labels": labels, "matrix": [[tally.cells[(gold, name)] for name in labels] for gold in labels]}
+
+
+def _failure_entry(row: dict) -> dict:
+    return {**{key: row[key] for key in ("user", "gold", "output", "error_type", "error")},
+            "parsed": calls_text(row["parsed"])}
 
 
 def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict] | None = None,
@@ -144,28 +179,20 @@ def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict
     Example: 9 right of 10 weather rows and 0 of 10 timer rows -> exact_match 0.45,
     per_skill weather 0.9, timer 0.0.
     """
-    judged = [judge(row, schemas, signatures) for row in rows]
-    by_skill: dict[str, list[dict]] = defaultdict(list)
-    for row in judged:
-        by_skill[row["skill"]].append(row)
-    failures = {}
-    for skill, skill_rows in sorted(by_skill.items()):
-        # the first failures only: writing out the calls of every failing row costs more than scoring it
-        worst = list(islice((row for row in skill_rows if not row["valid"]), worst_per_skill))
-        if worst:
-            failures[skill] = [
-                {**{key: row[key] for key in ("user", "gold", "output", "error_type", "error")},
-                 "parsed": calls_text(row["parsed"])}
-                for row in worst
-            ]
+    tally = _Tally()
+    for row in rows:
+        tally.add(judge(row, schemas, signatures), worst_per_skill)
+    per_skill = {skill: _rates(counts) for skill, counts in sorted(tally.by_skill.items())}
+    overall = [sum(column) for column in zip(*tally.by_skill.values())] or [0] * (1 + len(_RATE_FLAGS))
     return {
-        **_rates(judged),
-        **_argument_scores(judged),
-        **_relevance_scores(judged),
-        "per_skill": {skill: _rates(skill_rows) for skill, skill_rows in sorted(by_skill.items())},
-        "error_types": dict(sorted(Counter(row["error_type"] for row in judged if row["error_type"]).items())),
-        "confusion": confusion(judged),
-        "failures": failures,
+        **_rates(overall),
+        **_argument_scores(tally),
+        **_relevance_scores(tally),
+        "per_skill": per_skill,
+        "error_types": dict(sorted(tally.error_types.items())),
+        "confusion": _confusion(tally),
+        "failures": {skill: [_failure_entry(row) for row in failing]
+                     for skill, failing in sorted(tally.failures.items()) if failing},
     }
 
 
