@@ -212,8 +212,9 @@ def _check_backend_options(backend: str, config: Path | None, base_url: str | No
               help="openai backend: requests in flight at most.")
 @click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True,
               help="openai backend: the client's retries on 429/5xx/timeouts, with backoff and Retry-After.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="transformers backend: prompts generated together.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="transformers backend: prompts generated together at most (in batches of near-equal size, "
+                   "prompts of similar length together).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N records.")
 @click.option("--skip-base", is_flag=True, help="Score only the tuned model.")

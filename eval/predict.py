@@ -24,7 +24,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from tqdm import tqdm
 
@@ -79,9 +79,26 @@ def attach_adapter(model, adapter_dir: str | Path):
 LogitsProcessorsFactory = Callable[[object, int], list]
 
 
-def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_new_tokens: int = 64,
+def batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Record indices grouped into batches: longest prompts first, so the rows of a batch need
+    little padding (and a GPU meets its memory peak in the first batch), in the fewest batches
+    `batch_size` allows, of near-equal sizes (100 records at 32: 25 + 25 + 25 + 25, not
+    32 + 32 + 32 + 4, as a batch costs nearly as much whether it holds 4 rows or 32 on a CPU)."""
+    order = sorted(range(len(lengths)), key=lambda index: -lengths[index])
+    count = -(-len(order) // batch_size)
+    size, larger = divmod(len(order), count) if count else (0, 0)
+    groups, start = [], 0
+    for number in range(count):
+        end = start + size + (number < larger)
+        groups.append(order[start:end])
+        start = end
+    return groups
+
+
+def generate(model, tokenizer, records: list[dict], batch_size: int = 32, max_new_tokens: int = 64,
              label: str = "generating", logits_processors: LogitsProcessorsFactory | None = None) -> list[str]:
-    """Greedy completions for each record's prompt (all messages before the gold answer)."""
+    """Greedy completions for each record's prompt (all messages before the gold answer), in
+    record order, generated in batches of similar prompt length (`batches`)."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -91,10 +108,11 @@ def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_ne
         )
         for record in records
     ]
-    outputs: list[str] = []
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
+    outputs: list[str] = [""] * len(prompts)
     with tqdm(total=len(prompts), desc=label, unit="ex") as progress:
-        for start in range(0, len(prompts), batch_size):
-            batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+        for indices in batches(lengths, batch_size):
+            batch = tokenizer([prompts[index] for index in indices], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
             prompt_length = batch["input_ids"].shape[1]
             # built per batch: a constrained decoder tracks each row's tokens after the prompt
@@ -108,9 +126,10 @@ def generate(model, tokenizer, records: list[dict], batch_size: int = 16, max_ne
                     pad_token_id=tokenizer.pad_token_id,
                     logits_processor=processors,
                 )
-            new_tokens = generated[:, prompt_length:]
-            outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            progress.update(len(new_tokens))
+            texts = tokenizer.batch_decode(generated[:, prompt_length:], skip_special_tokens=True)
+            for index, text in zip(indices, texts):
+                outputs[index] = text
+            progress.update(len(indices))
     return outputs
 
 
@@ -121,7 +140,7 @@ class TransformersBackend:
     to `model.generate(logits_processor=...)` (constrained decoding plugs in there).
     """
 
-    def __init__(self, base_model: str | Path, adapter: str | Path | None = None, batch_size: int = 16,
+    def __init__(self, base_model: str | Path, adapter: str | Path | None = None, batch_size: int = 32,
                  max_new_tokens: int = 64, logits_processors: LogitsProcessorsFactory | None = None,
                  label: str | None = None, chat_template: str | None = None):
         if batch_size < 1 or max_new_tokens < 1:

@@ -184,7 +184,7 @@ def bench_models(work: Path) -> dict:
                    cwd=REPO, check=True, capture_output=True)
     records = list(read_jsonl(data / "test.jsonl", "record"))[:48]
     return {
-        "generation": bench_generation(str(model), records, batch_size=16, max_new_tokens=48),
+        "generation": bench_generation(str(model), records, batch_size=32, max_new_tokens=48),
         "constrained": measure(str(model), [data / "test.jsonl"], n=40, pack=str(REPO / "examples" / "skills")),
     }
 

@@ -42,7 +42,7 @@ def _timed(backend: TransformersBackend, records: list[dict]) -> tuple[float, li
     return time.perf_counter() - started, outputs
 
 
-def bench_generation(model_dir: str | Path, records: list[dict], batch_size: int = 16, max_new_tokens: int = 48,
+def bench_generation(model_dir: str | Path, records: list[dict], batch_size: int = 32, max_new_tokens: int = 48,
                      adapter: str | Path | None = None) -> dict:
     """Time batch_size 1 and `batch_size` on the same records; seconds, records/s, tokens and speed-up."""
     import torch
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48, help="How many records, from the start of --test.")
     parser.add_argument("--model", type=Path, default=REPO / "models" / "SmolLM2-135M-Instruct")
     parser.add_argument("--adapter", type=Path, default=None, help="A LoRA adapter folder on top of --model.")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own, one per core).")
     args = parser.parse_args()

@@ -23,6 +23,7 @@ from eval.predict import (
     PredictError,
     TransformersBackend,
     VLLMBackend,
+    batches,
     output_text,
     prediction_rows,
 )
@@ -259,12 +260,27 @@ def test_batched_and_one_at_a_time_give_the_same_outputs(smollm2):
     tokenizer = smollm2.tokenizer
     prompts = [tokenizer.apply_chat_template(r["messages"][:-1], add_generation_prompt=True, tokenize=False) for r in data]
     lengths = [len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts]
-    assert max(lengths[:4]) - min(lengths[:4]) >= 10  # the first batch really is padded
+    # 6 records at batch size 4: two batches of 3, longest prompts first; the first really is padded
+    assert batches(lengths, 4) == [sorted(range(6), key=lambda index: -lengths[index])[:3],
+                                   sorted(range(6), key=lambda index: -lengths[index])[3:]]
+    first = [lengths[index] for index in batches(lengths, 4)[0]]
+    assert max(first) - min(first) >= 10
     batched = smollm2.generate(data)
     one_at_a_time = copy.copy(smollm2)
     one_at_a_time.batch_size = 1
     assert one_at_a_time.generate(data) == batched
     assert all(batched)
+
+
+@pytest.mark.parametrize("count, batch_size, sizes", [(0, 4, []), (1, 32, [1]), (5, 2, [2, 2, 1]), (100, 32, [25, 25, 25, 25]),
+                                                      (64, 32, [32, 32]), (33, 32, [17, 16])])
+def test_batches_are_few_even_and_longest_first(count, batch_size, sizes):
+    lengths = [(index * 37) % 11 for index in range(count)]
+    groups = batches(lengths, batch_size)
+    assert [len(group) for group in groups] == sizes
+    assert sorted(index for group in groups for index in group) == list(range(count))  # each record once
+    flat = [lengths[index] for group in groups for index in group]
+    assert flat == sorted(lengths, reverse=True)
 
 
 def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
