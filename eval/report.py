@@ -69,7 +69,7 @@ def markdown(report: dict, images: dict[str, str] | None = None) -> str:
         failures = report[model]["failures"]
         if not failures:
             continue
-        lines += ["", f"## Failures of {model} (up to 3 per skill)", "",
+        lines += ["", f"## Worst failures of {model} (up to 3 per skill, worst first)", "",
                   _markdown_row(("skill", "user", "gold", "output", "error")), "|---|---|---|---|---|"]
         for skill, failed in failures.items():
             for row in failed:

@@ -97,6 +97,26 @@ def _f1(precision: float, recall: float) -> float:
     return ratio(2 * precision * recall, precision + recall)
 
 
+# how bad a failure is, worst first: the error families in the order a reader should see them
+_ERROR_SEVERITY = ("parse:", "relevance:", "calls:", "name:", "args:missing", "args:unexpected", "args:type", "args:value")
+
+
+def badness(row: dict) -> tuple[int, float]:
+    """Sort key of a failing judged row, worst first: its error family (a parse failure, then a
+    call where none was due or none where one was, a wrong count of calls, a wrong function, then
+    argument errors), then the share of the gold arguments it got right (fewer first)."""
+    error_type = row["error_type"] or ""
+    severity = next((rank for rank, prefix in enumerate(_ERROR_SEVERITY) if error_type.startswith(prefix)),
+                    len(_ERROR_SEVERITY))
+    correct, _, wanted = row["arguments"]
+    return severity, ratio(correct, wanted)
+
+
+def _failure_order(entry: tuple) -> tuple:
+    badness_key, number, _ = entry
+    return badness_key, number  # equally bad: the earlier row first
+
+
 # what a rate counts, per row: a judged row's flags in this order (RATE_KEYS after "n")
 _RATE_FLAGS = ("valid", "valid_lenient", "name_ok", "parse_failed")
 
@@ -113,7 +133,8 @@ class _Tally:
     relevance: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
     error_types: Counter = field(default_factory=Counter)
     cells: Counter = field(default_factory=Counter)  # (gold name, predicted name) -> rows
-    failures: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))  # skill -> first failing rows
+    # skill -> its worst failing rows so far, as (badness, row number, row), at most worst_per_skill
+    failures: dict[str, list[tuple]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, row: dict, worst_per_skill: int) -> None:
         counts = self.by_skill[row["skill"]]
@@ -132,8 +153,15 @@ class _Tally:
         if row["error_type"]:
             self.error_types[row["error_type"]] += 1
         self.cells[(row["skill"], row["predicted"])] += 1
-        if not row["valid"] and len(self.failures[row["skill"]]) < worst_per_skill:
-            self.failures[row["skill"]].append(row)
+        if not row["valid"] and worst_per_skill > 0:
+            kept = self.failures[row["skill"]]
+            entry = (badness(row), counts[0], row)
+            if len(kept) < worst_per_skill:
+                kept.append(entry)
+                kept.sort(key=_failure_order)
+            elif _failure_order(entry) < _failure_order(kept[-1]):
+                kept[-1] = entry
+                kept.sort(key=_failure_order)
 
 
 def _rates(counts: Sequence[int]) -> dict:
@@ -174,7 +202,8 @@ def _failure_entry(row: dict) -> dict:
 
 def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict] | None = None,
           signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
-    """Overall and per-skill rates, argument and relevance scores, confusion matrix, failures.
+    """Overall and per-skill rates, argument and relevance scores, confusion matrix, and the
+    `worst_per_skill` worst failures of each skill (`badness`).
 
     Example: 9 right of 10 weather rows and 0 of 10 timer rows -> exact_match 0.45,
     per_skill weather 0.9, timer 0.0.
@@ -191,7 +220,7 @@ def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict
         "per_skill": per_skill,
         "error_types": dict(sorted(tally.error_types.items())),
         "confusion": _confusion(tally),
-        "failures": {skill: [_failure_entry(row) for row in failing]
+        "failures": {skill: [_failure_entry(row) for _, _, row in failing]
                      for skill, failing in sorted(tally.failures.items()) if failing},
     }
 

@@ -58,6 +58,24 @@ def test_score_counts():
     assert [failure["user"] for failure in scores["failures"]["other"]] == ["utterance 6"]
 
 
+def test_failures_listed_are_the_worst_of_each_skill():
+    gold = 'notes(action="add", note="milk")'
+    outputs = [
+        'notes(action="add", note="eggs")',  # args:value, 1 of 2 arguments right
+        'notes(action="remove", note="eggs")',  # args:value, 0 of 2 right
+        gold,  # right: never listed
+        'weather(location="Oslo")',  # name:mismatch
+        "Sorry, I can't do that.",  # relevance:missed_call
+        'notes(action="add", note="mi',  # parse:syntax
+    ]
+    rows = [row(index, gold, output) for index, output in enumerate(outputs)]
+    listed = lambda worst: [failure["user"] for failure in score(rows, worst_per_skill=worst)["failures"]["notes"]]
+    assert listed(3) == ["utterance 5", "utterance 4", "utterance 3"]
+    assert listed(5) == ["utterance 5", "utterance 4", "utterance 3", "utterance 1", "utterance 0"]
+    assert listed(9) == listed(5)
+    assert "notes" not in score(rows, worst_per_skill=0)["failures"]
+
+
 def test_confusion_matrix_rows_are_gold_and_columns_predicted():
     confusion = score(ROWS)["confusion"]
     assert confusion["labels"] == ["other", "timer", "weather", "news", "(unparsed)"]
