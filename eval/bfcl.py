@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datagen.jsonio import DataError, iter_json_lines
-from eval.match import Expected, match_calls
+from eval.match import Expected, judge_calls
 from eval.parse import parse_output
 from eval.score import ratio
 
@@ -214,8 +214,8 @@ def score_bfcl(cases: list[BfclCase], outputs: list[str]) -> dict:
     rows = []
     for case, output in zip(cases, outputs):
         parsed = parse_output(output, case.signatures())
-        strict = match_calls(parsed, case.expected, schemas=case.schemas())
-        lenient = strict if strict["valid"] else match_calls(parsed, case.expected, lenient=True, schemas=case.schemas())
+        verdict = judge_calls(parsed, case.expected, schemas=case.schemas())
+        strict, lenient = verdict.strict, verdict.lenient
         rows.append({"id": case.id, "output": output, "valid": strict["valid"], "valid_lenient": lenient["valid"],
                      "no_call": parsed.is_no_call, "parse_failed": not parsed.ok, "error_type": lenient["error_type"]})
     n = len(rows)

@@ -16,6 +16,9 @@ Schemas (function name -> JSON Schema of the arguments object) add: an argument 
 "properties" is unexpected, a "required" one left out is missing, a value of the wrong JSON type
 is args:type.
 
+A scorer asks `judge_calls` for all three answers of a row at once (strict, lenient, argument
+counts): one call against one gold call, the commonest wrong answer, is then compared once.
+
 Error types, the first found is the row's:
   parse:*                     the output did not parse (eval/parse.py)
   relevance:unexpected_call   a call where none was expected
@@ -134,59 +137,96 @@ def _schema_type_ok(value, schema: dict) -> bool:
 # --- one call --------------------------------------------------------------------------------
 
 
-def _at_default(argument: str, values: list, properties: dict, lenient: bool) -> bool:
+def _at_default(argument: str, values: list, properties: dict) -> bool:
     # lenient and schema-aware: leaving an argument out equals giving its default
-    return lenient and "default" in properties.get(argument, {}) and _acceptable(
-        properties[argument]["default"], values, lenient
-    )
+    return "default" in properties.get(argument, {}) and _acceptable(properties[argument]["default"], values, True)
 
 
-def _compare(call: Call, expected: Expected, lenient: bool, schema: dict | None) -> list[tuple[str, str]]:
-    """Every way `call` differs from `expected`, as (error type, message); [] when it matches."""
-    if call.name != expected.name:
-        return [("name:mismatch", f"called {call.name}() instead of {expected.name}()")]
-    given, gold = call.arguments, expected.arguments
-    properties = schema.get("properties", {}) if schema else {}
-    required = set(schema.get("required", ())) if schema else set()
-    closed = schema is not None and "properties" in schema  # no argument outside "properties"
-    missing = sorted(
-        argument
-        for argument, values in gold.items()
-        if argument not in given
-        and (argument in required or not ("" in values or _at_default(argument, values, properties, lenient)))
-    )
-    if required:
-        missing += sorted(required.difference(given, missing))
-    unexpected = sorted(
-        argument
-        for argument, value in given.items()
-        if (closed and argument not in properties)
-        or (argument not in gold and not _at_default(argument, [value], properties, lenient))
-    )
+def _value_error(argument: str, value, acceptable: list | None, accepted: bool, properties: dict,
+                 lenient: bool) -> tuple[str, str] | None:
+    """What is wrong with one given argument that is not unexpected, or None; `accepted` says
+    whether its value is among the `acceptable` ones (None: not in the gold call, given at its
+    default) in this mode."""
+    if argument in properties and not _schema_type_ok(value, properties[argument]):
+        # checked even when the value would pass: 5.0 for an integer is a type error
+        return "args:type", f"{argument}={value!r} is not of type {properties[argument]['type']}"
+    if accepted:
+        return None
+    wanted = repr(acceptable[0]) if len(acceptable) == 1 else f"one of {acceptable!r}"
+    gold_kinds = {_kind(option, lenient) for option in acceptable if option != ""}
+    if gold_kinds and _kind(value, lenient) not in gold_kinds:
+        kinds = " or ".join(sorted(gold_kinds))
+        return "args:type", f"{argument}={value!r} is a {_kind(value, lenient)}, expected {kinds} {wanted}"
+    return "args:value", f"{argument}={value!r}, expected {wanted}"
+
+
+def _argument_errors(missing: list[str], unexpected: list[str], value_errors: list) -> list[tuple[str, str]]:
     errors = []
     if missing:
         errors.append(("args:missing", f"missing argument(s): {', '.join(missing)}"))
     if unexpected:
         errors.append(("args:unexpected", f"unexpected argument(s): {', '.join(unexpected)}"))
+    return errors + value_errors
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """One call against one gold call in both modes: the errors, as (error type, message), [] when
+    it matches; and how many of its arguments are strictly right (argument precision and recall)."""
+
+    strict: list[tuple[str, str]]
+    lenient: list[tuple[str, str]]
+    correct: int
+
+    def errors(self, lenient: bool) -> list[tuple[str, str]]:
+        return self.lenient if lenient else self.strict
+
+
+def _compare(call: Call, expected: Expected, schema: dict | None) -> _Comparison:
+    """Every way `call` differs from `expected`, strictly and leniently, in one pass over its
+    arguments. Lenient only relaxes strict (a value equal strictly is equal leniently, and a
+    default only excuses), so an argument strict accepts needs no second look."""
+    if call.name != expected.name:
+        error = [("name:mismatch", f"called {call.name}() instead of {expected.name}()")]
+        return _Comparison(error, error, 0)
+    given, gold = call.arguments, expected.arguments
+    properties = schema.get("properties", {}) if schema else {}
+    required = set(schema.get("required", ())) if schema else set()
+    closed = schema is not None and "properties" in schema  # no argument outside "properties"
+    # a required argument the gold call lacks is missing in both modes
+    absent_required = sorted(required.difference(given, gold))
+    missing = sorted(argument for argument, values in gold.items()
+                     if argument not in given and (argument in required or "" not in values))
+    lenient_missing = [argument for argument in missing
+                       if argument in required or not _at_default(argument, gold[argument], properties)]
+    unexpected = sorted(argument for argument in given
+                        if (closed and argument not in properties) or argument not in gold)
+    lenient_unexpected = [argument for argument in unexpected
+                          if (closed and argument not in properties)
+                          or not _at_default(argument, [given[argument]], properties)]
+    correct = 0
+    strict_errors, lenient_errors = [], []
     for argument in sorted(given):
-        if argument in unexpected:
+        value, acceptable = given[argument], gold.get(argument)
+        right = acceptable is not None and _acceptable(value, acceptable, False)
+        correct += right
+        strict_error = None
+        if argument not in unexpected:
+            strict_error = _value_error(argument, value, acceptable, right, properties, lenient=False)
+            if strict_error:
+                strict_errors.append(strict_error)
+        if argument in lenient_unexpected:
             continue
-        value = given[argument]
-        if argument in properties and not _schema_type_ok(value, properties[argument]):
-            # checked even when the value would pass: 5.0 for an integer is a type error
-            errors.append(("args:type", f"{argument}={value!r} is not of type {properties[argument]['type']}"))
-            continue
-        acceptable = gold.get(argument)
-        if acceptable is None or _acceptable(value, acceptable, lenient):  # None: given at its default
-            continue
-        wanted = repr(acceptable[0]) if len(acceptable) == 1 else f"one of {acceptable!r}"
-        gold_kinds = {_kind(option, lenient) for option in acceptable if option != ""}
-        if gold_kinds and _kind(value, lenient) not in gold_kinds:
-            kinds = " or ".join(sorted(gold_kinds))
-            errors.append(("args:type", f"{argument}={value!r} is a {_kind(value, lenient)}, expected {kinds} {wanted}"))
-        else:
-            errors.append(("args:value", f"{argument}={value!r}, expected {wanted}"))
-    return errors
+        if strict_error or argument in unexpected:  # what strict accepts, lenient accepts
+            accepted = right or acceptable is None or _acceptable(value, acceptable, True)
+            lenient_error = _value_error(argument, value, acceptable, accepted, properties, lenient=True)
+            if lenient_error:
+                lenient_errors.append(lenient_error)
+    return _Comparison(
+        _argument_errors(missing + absent_required, unexpected, strict_errors),
+        _argument_errors(lenient_missing + absent_required, lenient_unexpected, lenient_errors),
+        correct,
+    )
 
 
 def _pairs(calls: Sequence[Call], expected: Sequence[Expected], fits) -> dict[int, int]:
@@ -233,7 +273,7 @@ def match_calls(
         return _result([("calls:count", f"made {len(calls)} call(s) ({_names(calls)}), expected {len(expected)} ({_names(expected)})")])
 
     def compare(call: Call, gold_call: Expected) -> list[tuple[str, str]]:
-        return _compare(call, gold_call, lenient, schemas.get(gold_call.name) if schemas else None)
+        return _compare(call, gold_call, schemas.get(gold_call.name) if schemas else None).errors(lenient)
 
     if len(expected) == 1:  # one call against one: its differences are the answer, nothing to pair
         return _result(compare(calls[0], expected[0]))
@@ -250,6 +290,12 @@ def match_calls(
 def match_call(parsed: Parsed, gold: Call) -> dict:
     """One gold call (other() meaning none): what eval/score.py called before several calls."""
     return match_calls(parsed, [gold])
+
+
+def _wanted(gold_call: Expected, call: Call | None) -> int:
+    # the gold call's arguments that may not be left out, plus the optional ones the call gave
+    given = call.arguments if call is not None else {}
+    return sum(not gold_call.optional(argument) or argument in given for argument in gold_call.arguments)
 
 
 def argument_counts(
@@ -273,9 +319,39 @@ def argument_counts(
     for gold_call in expected:
         candidates = [call for call in unused if call.name == gold_call.name]
         best = max(candidates, key=lambda call: correct(call, gold_call), default=None)
-        wanted += sum(not gold_call.optional(argument) for argument in gold_call.arguments)
+        wanted += _wanted(gold_call, best)
         if best is not None:
             unused.remove(best)
             right += correct(best, gold_call)
-            wanted += sum(gold_call.optional(argument) and argument in best.arguments for argument in gold_call.arguments)
     return right, sum(len(call.arguments) for call in calls), wanted
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a scorer needs of one prediction: match_calls strictly and leniently, and the strict
+    argument_counts (correct, predicted, expected)."""
+
+    strict: dict
+    lenient: dict
+    arguments: tuple[int, int, int]
+
+
+def judge_calls(parsed: Parsed, gold: Sequence[Call | Expected], *,
+                schemas: Mapping[str, dict] | None = None) -> Verdict:
+    """match_calls(strict), match_calls(lenient) and argument_counts of one prediction, with the
+    same answers as asking each. One call against one gold call of its name, the commonest wrong
+    answer, is compared once for all three (asking each compared it three times)."""
+    expected = _expected(gold)
+    calls = parsed.calls
+    if parsed.ok and len(expected) == 1 and len(calls) == 1 and calls[0].name == expected[0].name:
+        call, gold_call = calls[0], expected[0]
+        comparison = _compare(call, gold_call, schemas.get(gold_call.name) if schemas else None)
+        return Verdict(_result(comparison.strict), _result(comparison.lenient),
+                       (comparison.correct, len(call.arguments), _wanted(gold_call, call)))
+    strict = match_calls(parsed, expected, schemas=schemas)
+    # lenient differs from strict only in how argument values and defaults compare: a failure
+    # before the arguments (parse, relevance, count of calls, name) stands
+    lenient = strict
+    if not strict["valid"] and strict["error_type"].startswith("args:"):
+        lenient = match_calls(parsed, expected, lenient=True, schemas=schemas)
+    return Verdict(strict, lenient, argument_counts(parsed, expected))

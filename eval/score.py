@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Mapping, Sequence
 
 from datagen.calls import NO_CALL_NAME, Call, parse_call
-from eval.match import Expected, argument_counts, match_calls
+from eval.match import Expected, Verdict, judge_calls
 from eval.parse import Parsed, parse_output
 
 RATE_KEYS = ("n", "exact_match", "exact_match_lenient", "name_accuracy", "parse_failure_rate")
@@ -58,19 +58,12 @@ def judge(row: dict, schemas: Mapping[str, dict] | None = None,
         # the commonest answer of a tuned model, and one that needs no matching: the gold call
         # itself (it fits its own schema: datagen checked it)
         parsed = Parsed((gold,))
-        strict = {"valid": True, "error": [], "error_type": None}
+        arguments = len(gold.arguments) if expected else 0
+        match = {"valid": True, "error": [], "error_type": None}  # eval.match's answer for a match
+        verdict = Verdict(match, match, (arguments, arguments, arguments))
     else:
         parsed = parse_output(row["output"], signatures)
-        strict = match_calls(parsed, expected, schemas=schemas)
-    # lenient accepts everything strict accepts and differs only in how argument values and
-    # defaults compare: a failure before the arguments (parse, relevance, count, name) stands
-    lenient = strict
-    if not strict["valid"] and strict["error_type"].startswith("args:"):
-        lenient = match_calls(parsed, expected, lenient=True, schemas=schemas)
-    if strict["valid"]:
-        correct = predicted = wanted = len(gold.arguments) if expected else 0
-    else:
-        correct, predicted, wanted = argument_counts(parsed, expected)
+        verdict = judge_calls(parsed, expected, schemas=schemas)
     is_no_call = parsed.is_no_call
     name = predicted_name(parsed, is_no_call)
     return {
@@ -81,11 +74,11 @@ def judge(row: dict, schemas: Mapping[str, dict] | None = None,
         "parse_failed": not parsed.ok,
         "call_expected": bool(expected),
         "call_made": not is_no_call,
-        "arguments": (correct, predicted, wanted),
-        "valid": strict["valid"],
-        "valid_lenient": lenient["valid"],
-        "error": strict["error"],
-        "error_type": strict["error_type"],
+        "arguments": verdict.arguments,
+        "valid": verdict.strict["valid"],
+        "valid_lenient": verdict.lenient["valid"],
+        "error": verdict.strict["error"],
+        "error_type": verdict.strict["error_type"],
     }
 
 

@@ -1,8 +1,10 @@
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from datagen.calls import Call, parse_call
-from eval.match import Expected, argument_counts, match_call, match_calls, same_value
-from eval.parse import parse_output
+from eval.match import Expected, argument_counts, judge_calls, match_call, match_calls, same_value
+from eval.parse import Parsed, parse_output
 
 OK = {"valid": True, "error": [], "error_type": None}
 
@@ -139,6 +141,7 @@ SCHEMAS = {
             "minutes": {"type": "integer"},
             "label": {"type": "string"},
             "sound": {"type": "string", "default": "bell"},
+            "repeat": {"type": "integer", "default": 1},
         },
         "required": ["minutes"],
     }
@@ -160,6 +163,13 @@ SCHEMAS = {
         ("timer(minutes=5, sound='bell')", Expected("timer", {"minutes": [5]}), True, None),
         ("timer(minutes=5, sound='gong')", Expected("timer", {"minutes": [5]}), True, "args:unexpected"),
         ("timer(minutes=5, sound='bell')", Expected("timer", {"minutes": [5]}), False, "args:unexpected"),
+        ("timer(minutes=5, sound='Bell')", Expected("timer", {"minutes": [5]}), True, None),
+        # at its default leniently (1.0 == 1), so not unexpected, but not of the schema's type
+        ("timer(minutes=5, repeat=1.0)", Expected("timer", {"minutes": [5]}), True, "args:type"),
+        ("timer(minutes=5, repeat=1.0)", Expected("timer", {"minutes": [5]}), False, "args:unexpected"),
+        # strictly two errors, leniently one: "TEA" is "tea", 5.0 is still not an integer
+        ("timer(minutes=5.0, label='TEA')", Expected("timer", {"minutes": [5], "label": ["tea"]}), True, "args:type"),
+        ("timer(minutes=5, label='TEA')", Expected("timer", {"minutes": [5], "label": ["tea"]}), False, "args:value"),
     ],
 )
 def test_schema_aware_matching(output, gold, lenient, error_type):
@@ -228,3 +238,40 @@ def test_argument_counts_leniently_and_with_optional_arguments():
     assert argument_counts(parsed, [AREA]) == (0, 2, 2)  # strict: 10.0 is not 10, "U" not "u"
     assert argument_counts(parsed, [AREA], lenient=True) == (2, 2, 2)
     assert argument_counts(parse_output("area(base=10)"), [AREA]) == (1, 1, 1)  # unit may be left out
+
+
+# --- judge_calls: the three answers at once --------------------------------------------------
+
+VALUES = st.sampled_from(["Berlin", "berlin", "BER-LIN", "", 5, 5.0, 6, True, None, [1, 2], [1.0, 2], {"a": "X"}, {"a": "x"}, "5"])
+ARGUMENT_NAMES = st.sampled_from(["a", "b", "c"])
+NAMES = st.sampled_from(["f", "g"])
+CALLS = st.builds(Call, NAMES, st.dictionaries(ARGUMENT_NAMES, VALUES, max_size=3))
+EXPECTED = st.builds(Expected, NAMES, st.dictionaries(ARGUMENT_NAMES, st.lists(VALUES, min_size=1, max_size=3), max_size=3))
+PROPERTY = st.fixed_dictionaries(
+    {}, optional={"type": st.sampled_from(["string", "integer", "number", "boolean", "array", "object"]), "default": VALUES})
+SCHEMA = st.fixed_dictionaries(
+    {}, optional={"properties": st.dictionaries(ARGUMENT_NAMES, PROPERTY, max_size=3),
+                  "required": st.lists(ARGUMENT_NAMES, max_size=2, unique=True)})
+PARSED = st.one_of(
+    st.just(Parsed((), "parse:syntax")), st.just(Parsed((Call("other", {}),))),
+    st.builds(Parsed, st.lists(CALLS, max_size=2).map(tuple)),
+    # one call named as the first gold call: the path judge_calls compares once
+    st.builds(lambda arguments: Parsed((Call("f", arguments),)), st.dictionaries(ARGUMENT_NAMES, VALUES, max_size=3)),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(parsed=PARSED, gold=st.lists(EXPECTED, max_size=2),
+       schemas=st.none() | st.dictionaries(NAMES, SCHEMA, max_size=2))
+@example(parsed=Parsed((Call("f", {"a": "berlin"}),)), gold=[Expected("f", {"a": ["Berlin"]})], schemas=None)
+@example(parsed=Parsed((Call("f", {"a": 5.0, "b": 1}),)), gold=[Expected("f", {"a": [5]})],
+         schemas={"f": {"properties": {"a": {"type": "integer"}, "b": {"default": 1.0}}, "required": ["a"]}})
+def test_judge_calls_answers_as_asking_each(parsed, gold, schemas):
+    # judge_calls compares one call against one gold call once for strict, lenient and the
+    # argument counts; its answers must be those of match_calls and argument_counts asked apart
+    verdict = judge_calls(parsed, gold, schemas=schemas)
+    assert verdict.strict == match_calls(parsed, gold, schemas=schemas)
+    assert verdict.lenient["valid"] == match_calls(parsed, gold, lenient=True, schemas=schemas)["valid"]
+    assert verdict.arguments == argument_counts(parsed, gold)
+    if verdict.strict["valid"]:  # lenient only relaxes strict
+        assert verdict.lenient["valid"]
