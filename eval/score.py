@@ -94,15 +94,18 @@ def _f1(precision: float, recall: float) -> float:
 _ERROR_SEVERITY = ("parse:", "relevance:", "calls:", "name:", "args:missing", "args:unexpected", "args:type", "args:value")
 
 
+@lru_cache(maxsize=None)  # a handful of error types, asked once per failing row
+def _severity(error_type: str) -> int:
+    return next((rank for rank, prefix in enumerate(_ERROR_SEVERITY) if error_type.startswith(prefix)),
+                len(_ERROR_SEVERITY))
+
+
 def badness(row: dict) -> tuple[int, float]:
     """Sort key of a failing judged row, worst first: its error family (a parse failure, then a
     call where none was due or none where one was, a wrong count of calls, a wrong function, then
     argument errors), then the share of the gold arguments it got right (fewer first)."""
-    error_type = row["error_type"] or ""
-    severity = next((rank for rank, prefix in enumerate(_ERROR_SEVERITY) if error_type.startswith(prefix)),
-                    len(_ERROR_SEVERITY))
     correct, _, wanted = row["arguments"]
-    return severity, ratio(correct, wanted)
+    return _severity(row["error_type"] or ""), ratio(correct, wanted)
 
 
 def _failure_order(entry: tuple) -> tuple:

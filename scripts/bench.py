@@ -17,6 +17,7 @@ Speed targets live here, not in timed tests.
 
     python scripts/bench.py --only training    # just the training section, put into the existing BENCHMARKS.md
     python scripts/bench.py --only training --training-json runs/bench/training.json   # from an earlier run
+    python scripts/bench.py --only scorer      # just the two scorer rows (about a minute)
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from datagen.expand import normalize  # noqa: E402
-from datagen.jsonio import read_jsonl  # noqa: E402
+from datagen.jsonio import read_jsonl, write_text  # noqa: E402
 from datagen.render import user_text  # noqa: E402
 from datagen.split import SPLITS, shared_utterances  # noqa: E402
 
@@ -212,6 +213,29 @@ def splice_section(text: str, section: list[str]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+# the first cells of the scorer rows, which `--only scorer` finds and replaces
+SCORER_ROW_LABELS = (
+    "| scorer (parse + strict and lenient match + aggregate), 20,000 rows, tuned-like outputs (80 % right), median of 7 |",
+    "| same, only wrong answers (wrong value, chatter, no call, broken call) |",
+)
+
+
+def scorer_rows(scorer: dict) -> list[str]:
+    return [f"{label} {scorer[mix]['median']:,.0f} predictions/s (runs {scorer[mix]['low']:,.0f}-{scorer[mix]['high']:,.0f}) |"
+            for label, mix in zip(SCORER_ROW_LABELS, ("tuned-like", "hard"))]
+
+
+def splice_scorer_rows(text: str, rows: list[str]) -> str:
+    """TEXT with its scorer rows replaced by ROWS; an error when it has not both of them."""
+    lines = text.split("\n")
+    for label, row in zip(SCORER_ROW_LABELS, rows):
+        found = [index for index, line in enumerate(lines) if line.startswith(label)]
+        if len(found) != 1:
+            raise SystemExit(f"error: the benchmarks file has {len(found)} rows starting {label!r}; run the whole `make bench`")
+        lines[found[0]] = row
+    return "\n".join(lines)
+
+
 def render(offline: dict, llm: dict, scorer: dict, models: dict | None) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     speedup = llm[1]["s"] / llm[32]["s"]
@@ -241,8 +265,7 @@ def render(offline: dict, llm: dict, scorer: dict, models: dict | None) -> str:
         "",
         "| benchmark | result |",
         "|---|---|",
-        f"| scorer (parse + strict and lenient match + aggregate), 20,000 rows, tuned-like outputs (80 % right), median of 7 | {scorer['tuned-like']['median']:,.0f} predictions/s (runs {scorer['tuned-like']['low']:,.0f}-{scorer['tuned-like']['high']:,.0f}) |",
-        f"| same, only wrong answers (wrong value, chatter, no call, broken call) | {scorer['hard']['median']:,.0f} predictions/s (runs {scorer['hard']['low']:,.0f}-{scorer['hard']['high']:,.0f}) |",
+        *scorer_rows(scorer),
         *(_model_rows(models) if models else ["| model rows | skipped (`--skip-models`) |"]),
         "",
         "Targets: LLM concurrency 32 >= 20x sequential, scorer >= 50,000 predictions/s, batched generation",
@@ -254,8 +277,9 @@ def render(offline: dict, llm: dict, scorer: dict, models: dict | None) -> str:
         "The scorer is pure Python: `ast` parses each output (about 11 us for a short call here) and",
         f"each distinct gold call once ({scorer['distinct_golds']:,} of the 20,000 rows' gold calls are distinct; every",
         "run starts with none parsed); the gold-identical answer, a tuned model's commonest, is short-cut;",
-        "lenient matching runs only after an argument-level strict failure; every metric is counted in",
-        "one pass. Only-wrong answers each cost a parse, two matches and argument counts. A process pool",
+        "one call against one gold call is compared once for strict, lenient and argument counts",
+        "(eval.match.judge_calls); every metric is counted in one pass. Only-wrong answers each cost a",
+        "parse and that comparison, with its error messages. A process pool",
         "(2 workers, fork server) was slower than one process on 20,000 rows: starting the workers and",
         "sending the rows cost more than half the work saves. Timings on this shared 2-core machine vary",
         "by about 20 % from run to run. Batched generation: a batch runs until its longest row ends, and",
@@ -288,16 +312,21 @@ def main() -> None:
     parser.add_argument("--skip-models", action="store_true", help="Leave out the rows that run the model (minutes).")
     parser.add_argument("--skip-training", action="store_true",
                         help="Leave out the training section (scripts/bench_training.py, about 15 minutes).")
-    parser.add_argument("--only", choices=["training"],
-                        help="Run this section alone and put it into the existing --out file; the rest stays.")
+    parser.add_argument("--only", choices=["training", "scorer"],
+                        help="Run this part alone and put it into the existing --out file; the rest stays.")
     parser.add_argument("--training-json", type=Path,
                         help="Render the training section from this scripts/bench_training.py result instead of running it.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         if args.only == "training":
             text = splice_section(args.out.read_text() if args.out.exists() else "# Benchmarks\n", bench_training(Path(work), args.training_json))
-            args.out.write_text(text)
+            write_text(args.out, text)
             print(text)
+            return
+        if args.only == "scorer":
+            rows = scorer_rows(bench_scorer(Path(work)))
+            write_text(args.out, splice_scorer_rows(args.out.read_text(), rows))
+            print("\n".join(rows))
             return
         offline = bench_offline(Path(work))
         llm = bench_llm(Path(work))
@@ -306,7 +335,7 @@ def main() -> None:
         training = ["## Training", "", "Skipped (`--skip-training`).", ""] if args.skip_training \
             else bench_training(Path(work), args.training_json)
     text = splice_section(render(offline, llm, scorer, models), training)
-    args.out.write_text(text)
+    write_text(args.out, text)
     print(text)
 
 
