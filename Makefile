@@ -1,13 +1,18 @@
 # skilltune: the pipeline, one target a step. Every target installs what it needs first (.venv, once).
 #
-#   make train                 # embedded SmolLM2-135M on CPU: model -> data -> axolotl preprocess/train -> eval
-#   make train MODEL=mistral   # any configs/<MODEL>.yml
-#   make merge MODEL=mistral   # adapter folded into the base model: runs/<model>/adapter/merged
-#   make test                  # pytest, including two end-to-end training runs
+#   make train                          # embedded SmolLM2-135M on CPU: model -> data -> check -> axolotl preprocess/train -> eval
+#   make train MODEL=mistral            # any configs/<MODEL>.yml; a hub base_model downloads as Axolotl does
+#   make train MODEL=mistral STANDIN=1  # the same config on a tiny random-weight Mistral from a local cache (no GPU, no network)
+#   make check-config MODEL=mistral     # validate, render a record with its trained tokens marked, estimate GPU memory
+#   make merge MODEL=mistral            # adapter folded into the base model: runs/<model>/adapter/merged
+#   make test                           # pytest, including end-to-end training runs
 #
 # Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
 # AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags),
-# GPUS (more than 1: `accelerate launch --num_processes GPUS`), DEEPSPEED (zero1|zero2|zero3: configs/deepspeed/).
+# STANDIN=1 (the config's base model replaced by its stand-in, scripts/make_standin.py), CPU (1: CPU overrides on
+# top of the config, 0: none; default 1 where nvidia-smi is missing), GPUS (processes per node), DEEPSPEED
+# (zero1|zero2|zero3: configs/deepspeed/), FSDP (qlora: configs/fsdp/qlora.yml), NNODES, NODE_RANK, MASTER_ADDR,
+# MASTER_PORT (torchrun rendezvous across machines), RAY_WORKERS (Axolotl's Ray launcher).
 
 MODEL ?= smollm2
 CONFIG ?= configs/$(MODEL).yml
@@ -23,6 +28,15 @@ EVAL_ARGS ?=
 GPUS ?= 1
 DEEPSPEED ?=
 PYTEST_ARGS ?=
+STANDIN ?=
+STANDIN_CACHE ?= models/hub
+CPU ?= $(if $(shell command -v nvidia-smi 2>/dev/null),0,1)
+NNODES ?= 1
+NODE_RANK ?= 0
+MASTER_ADDR ?=
+MASTER_PORT ?= 29500
+RAY_WORKERS ?=
+FSDP ?=
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -30,22 +44,38 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skilltune-installed
 BFCL_PACKAGE := bfcl-eval==2026.3.23
 
-# No hub downloads, no telemetry. W&B (configs name a wandb_project) logs offline into
-# $(RUN_DIR)/wandb unless the user sets WANDB_MODE=online and WANDB_API_KEY; the key stays in the environment.
-# accelerate (Axolotl's launcher) must be on PATH; torch gets both cores.
-export HF_HUB_OFFLINE ?= 1
+# No telemetry. W&B (configs name a wandb_project) logs offline into $(RUN_DIR)/wandb unless the user sets
+# WANDB_MODE=online and WANDB_API_KEY; the key stays in the environment. accelerate and torchrun (Axolotl's
+# launchers) must be on PATH; torch gets every core.
 export AXOLOTL_DO_NOT_TRACK ?= 1
 export WANDB_MODE ?= offline
 WANDB_DIR ?= $(RUN_DIR)
 export OMP_NUM_THREADS ?= $(shell nproc)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
+BASE_MODEL = $(shell sed -n 's/^base_model: *//p' $(CONFIG) 2>/dev/null)
+# Offline only where the model is local: a folder (models/..., a path) or a stand-in. A hub base_model
+# downloads into the Hugging Face cache (~/.cache/huggingface/hub, or HF_HUB_CACHE) as Axolotl does.
+LOCAL_MODEL = $(or $(STANDIN),$(filter models/% /% ./% ../%,$(BASE_MODEL)),$(wildcard $(BASE_MODEL)/config.json))
+ifneq ($(LOCAL_MODEL),)
+export HF_HUB_OFFLINE ?= 1
+endif
+ifneq ($(STANDIN),)
+export HF_HUB_CACHE := $(abspath $(STANDIN_CACHE))
+endif
+
+# What a CPU needs on top of a GPU config, as Axolotl CLI overrides (the YAML is not edited): no bf16/fp16/tf32,
+# SDPA instead of flash attention, plain AdamW instead of paged 8-bit, no Triton LoRA kernels. load_in_4bit stays:
+# bitsandbytes runs nf4 layers on a CPU, so QLoRA itself is exercised.
+CPU_ARGS = $(if $(filter 1,$(CPU)),--bf16=False --no-fp16 --tf32=False --attn-implementation=sdpa \
+	--optimizer=adamw_torch --no-lora-mlp-kernel --no-lora-qkv-kernel --no-lora-o-kernel)
+ARGS = $(CPU_ARGS) $(AXOLOTL_ARGS)
+
 # The local base model each config points at, and the script that makes it (hub ids need none).
-BASE_MODEL = $(shell sed -n 's/^base_model: *//p' $(CONFIG))
 PREPARE_models/SmolLM2-135M-Instruct := scripts/prepare_smollm2.py
 PREPARE_models/tiny-llama := scripts/make_tiny_model.py
 
-.PHONY: install model data preprocess train merge eval test bench clean
+.PHONY: install model data check-data check-config check-launch preprocess train merge eval test bench clean
 
 install: $(STAMP)
 
@@ -60,28 +90,54 @@ $(STAMP): pyproject.toml
 
 model: $(STAMP)
 	@test -f $(CONFIG) || { echo "error: $(CONFIG): no such config (MODEL=$(MODEL))" >&2; exit 1; }
-	$(if $(PREPARE_$(BASE_MODEL)),$(PY) $(PREPARE_$(BASE_MODEL)) --out $(BASE_MODEL),@echo "$(BASE_MODEL): loaded by Axolotl itself")
+ifneq ($(STANDIN),)
+	$(PY) scripts/make_standin.py --config $(CONFIG) --cache $(STANDIN_CACHE)
+else ifneq ($(PREPARE_$(BASE_MODEL)),)
+	$(PY) $(PREPARE_$(BASE_MODEL)) --out $(BASE_MODEL)
+else
+	$(PY) -m skilltune.hub $(BASE_MODEL)
+endif
 
 data: $(STAMP)
 	$(PY) -m datagen skills --pack $(PACK) --out $(DATA_DIR) --seed $(SEED) --n $(N) --noise $(NOISE) --style $(STYLE)
 
-preprocess: model data
-	axolotl preprocess $(CONFIG) $(AXOLOTL_ARGS)
+# refuses, before any preprocessing, records the config would drop or truncate (longer than sequence_len)
+check-data: model data
+	$(PY) -m skilltune.preflight $(CONFIG)
 
-# one GPU (or the CPU): plain `axolotl train`; several: accelerate starts one process per GPU
-TRAIN_LAUNCHER = $(if $(filter-out 1,$(GPUS)),accelerate launch --num_processes $(GPUS) -m axolotl.cli.train,axolotl train)
+check-config: model
+	$(PY) -m skilltune.check_config $(CONFIG) --pack $(PACK) --style $(STYLE)
+
+preprocess: check-data
+	axolotl preprocess $(CONFIG) $(ARGS)
+
+# One process (GPU or CPU): Axolotl's default launcher. GPUS=N: accelerate, one process per GPU. NNODES=N: torchrun
+# rendezvous at MASTER_ADDR:MASTER_PORT (the same rdzv id on every node). RAY_WORKERS=N: Axolotl's Ray launcher.
+RDZV_ID = skilltune-$(MODEL)-$(MASTER_PORT)
+LAUNCH = $(strip $(if $(RAY_WORKERS),--use-ray --ray-num-workers $(RAY_WORKERS),\
+	$(if $(filter-out 1,$(NNODES)),--launcher torchrun -- --nnodes $(NNODES) --node_rank $(NODE_RANK) \
+		--nproc_per_node $(GPUS) --rdzv_backend c10d --rdzv_id $(RDZV_ID) --rdzv_endpoint $(MASTER_ADDR):$(MASTER_PORT),\
+	$(if $(filter-out 1,$(GPUS)),--launcher accelerate -- --num_processes $(GPUS)))))
 DEEPSPEED_FILE = $(if $(DEEPSPEED),configs/deepspeed/$(DEEPSPEED).json)
+FSDP_FILE = $(if $(FSDP),configs/fsdp/$(FSDP).yml)
+FSDP_ARGS = $(if $(FSDP),$(shell $(PY) -m skilltune.overrides $(FSDP_FILE)))
 
-train: preprocess
+# checked before data and preprocessing: a wrong launch should not cost minutes first
+check-launch:
 	@test -z "$(DEEPSPEED_FILE)" || test -f "$(DEEPSPEED_FILE)" || { echo "error: DEEPSPEED=$(DEEPSPEED): no $(DEEPSPEED_FILE) (zero1, zero2 or zero3)" >&2; exit 1; }
+	@test -z "$(FSDP_FILE)" || test -f "$(FSDP_FILE)" || { echo "error: FSDP=$(FSDP): no $(FSDP_FILE) (qlora)" >&2; exit 1; }
+	$(if $(FSDP_FILE),@$(PY) -m skilltune.overrides $(FSDP_FILE) > /dev/null)
+	@test "$(NNODES)" = 1 || test -n "$(MASTER_ADDR)" || { echo "error: NNODES=$(NNODES) needs MASTER_ADDR (the address of node 0, reachable from every node)" >&2; exit 1; }
+
+train: check-launch preprocess
 	mkdir -p $(WANDB_DIR)
-	WANDB_DIR=$(WANDB_DIR) $(TRAIN_LAUNCHER) $(CONFIG) $(if $(DEEPSPEED_FILE),--deepspeed $(DEEPSPEED_FILE)) $(AXOLOTL_ARGS)
-	$(MAKE) --no-print-directory -o $(STAMP) eval  # installed above; -o is not passed down to sub-makes
+	WANDB_DIR=$(WANDB_DIR) axolotl train $(CONFIG) $(if $(DEEPSPEED_FILE),--deepspeed=$(DEEPSPEED_FILE)) $(FSDP_ARGS) $(ARGS) $(LAUNCH)
+	$(if $(filter 0,$(NODE_RANK)),$(MAKE) --no-print-directory -o $(STAMP) eval,@echo "node $(NODE_RANK): trained; node 0 evaluates")
 
 # the base model with the trained adapter folded in, a plain transformers folder: <output_dir>/merged
 merge: $(STAMP)
 	@test -f $(CONFIG) || { echo "error: $(CONFIG): no such config (MODEL=$(MODEL))" >&2; exit 1; }
-	axolotl merge-lora $(CONFIG) $(AXOLOTL_ARGS)
+	axolotl merge-lora $(CONFIG) $(ARGS)
 
 eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
@@ -94,6 +150,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py --out BENCHMARKS.md
+
+# make print-HF_HUB_OFFLINE MODEL=mistral: a variable's value as this Makefile computes it (tests read these)
+print-%:
+	@echo '$*=$($*)'
 
 clean:
 	rm -rf data runs last_run_prepared wandb .pytest_cache
