@@ -161,8 +161,11 @@ def _backends(backend: str, settings: dict | None, base_url: str | None, model: 
     base, adapter = settings["base_model"], settings["output_dir"]
     if backend == "transformers":
         # base and tuned both see the prompt laid out as in training
+        # the tokenizer Axolotl saved with the adapter: the tokens a config adds and the eos it sets
+        trained_tokenizer = adapter if (Path(adapter) / "tokenizer_config.json").exists() else None
         options = {"batch_size": batch_size, "max_new_tokens": max_new_tokens,
-                   "chat_template": training_chat_template(settings)}
+                   "chat_template": training_chat_template(settings), "tokenizer_dir": trained_tokenizer,
+                   "load_in_4bit": bool(settings.get("load_in_4bit"))}
         if not skip_base:
             yield "base", TransformersBackend(base, label="base", **options)
         yield "tuned", TransformersBackend(base, adapter, label="tuned", **options)

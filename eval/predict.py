@@ -52,18 +52,34 @@ def prompt_messages(record: dict) -> list[dict]:
 # --- transformers
 
 
-def load_model(base_model: str | Path):
+def load_model(base_model: str | Path, tokenizer_dir: str | Path | None = None, load_in_4bit: bool = False):
+    """A model and its tokenizer for greedy generation. `tokenizer_dir`: the tokenizer Axolotl saved
+    with the adapter (tokens a config adds, its eos), the embeddings grown to fit it as Axolotl grew
+    them in training. `load_in_4bit`: nf4 base weights, as a QLoRA config trained on (bitsandbytes
+    runs them on a CPU too)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or base_model))
     tokenizer.padding_side = "left"  # generated tokens must follow the prompt directly in a batch
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32 if device == "cpu" else "auto")
-    model.to(device).eval()
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    options: dict = {"dtype": dtype if device == "cpu" else "auto"}
+    if load_in_4bit:  # the settings Axolotl uses for `load_in_4bit: true`
+        options["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype)
+        options["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(str(base_model), **options)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        torch.manual_seed(0)  # the new rows are drawn at random: the same ones every run
+        model.resize_token_embeddings(len(tokenizer))
+    if not load_in_4bit:
+        model.to(device)
+    model.eval()
     return model, tokenizer
 
 
@@ -142,7 +158,8 @@ class TransformersBackend:
 
     def __init__(self, base_model: str | Path, adapter: str | Path | None = None, batch_size: int = 32,
                  max_new_tokens: int = 64, logits_processors: LogitsProcessorsFactory | None = None,
-                 label: str | None = None, chat_template: str | None = None):
+                 label: str | None = None, chat_template: str | None = None,
+                 tokenizer_dir: str | Path | None = None, load_in_4bit: bool = False):
         if batch_size < 1 or max_new_tokens < 1:
             raise ValueError(f"batch_size ({batch_size}) and max_new_tokens ({max_new_tokens}) must be at least 1")
         if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
@@ -150,7 +167,7 @@ class TransformersBackend:
         self.label = label or ("tuned" if adapter else "base")
         self.batch_size, self.max_new_tokens, self.logits_processors = batch_size, max_new_tokens, logits_processors
         try:
-            self.model, self.tokenizer = load_model(base_model)
+            self.model, self.tokenizer = load_model(base_model, tokenizer_dir, load_in_4bit)
             if chat_template is not None:  # the template the model was trained with (training_chat_template)
                 self.tokenizer.chat_template = chat_template
             if adapter is not None:
