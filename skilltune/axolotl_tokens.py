@@ -1,0 +1,95 @@
+"""Records tokenized exactly as `axolotl preprocess` will tokenize them: the config validated and
+normalized by Axolotl, its tokenizer loaded by Axolotl (added tokens, eos/pad overrides, chat
+template) and each record run through Axolotl's `chat_template` prompt strategy. The pre-flight
+check (skilltune.preflight) and `make check-config` (skilltune.check_config) both read from here.
+
+    cfg = tokenization_config(Path("configs/mistral.yml"))
+    tokenizer, strategy = load_strategy(cfg)
+    row = strategy.tokenize_prompt(record)   # input_ids, labels (-100 where not trained)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+IGNORE = -100  # the label of a token that is not trained
+
+# Settings that decide how a model loads and trains, not how text is tokenized: set so that a GPU
+# config validates on a machine without CUDA (nothing is loaded but the tokenizer)
+_NOT_TOKENIZATION = {"load_in_4bit": False, "load_in_8bit": False, "attn_implementation": "sdpa", "bf16": False,
+                     "fp16": False, "tf32": False, "optimizer": "adamw_torch", "deepspeed": None, "fsdp_config": None,
+                     "fsdp_version": None}
+
+
+class ConfigError(ValueError):
+    """The config cannot be read or does not validate; str() is one line naming the file."""
+
+
+def read_config(path: Path) -> dict:
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read: {' '.join(str(err).split())}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not YAML: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(config, dict) or not config.get("base_model"):
+        raise ConfigError(f"{path}: not an Axolotl config (no base_model)")
+    return config
+
+
+def validated(config: dict, path: Path):
+    """Axolotl's own validation and normalization of `config` (a DictDefault comes back)."""
+    from pydantic import ValidationError
+
+    from axolotl.utils.config import normalize_config, validate_config
+    from axolotl.utils.dict import DictDefault
+
+    try:
+        cfg = validate_config(DictDefault(config))
+    except (ValidationError, ValueError) as err:
+        first = str(err).strip().splitlines()
+        raise ConfigError(f"{path}: Axolotl rejects it: {' '.join(first[-2:] if len(first) > 1 else first)}") from None
+    normalize_config(cfg)
+    return cfg
+
+
+def tokenization_config(path: Path):
+    """`path` validated by Axolotl with the load-only settings neutralised (see _NOT_TOKENIZATION)."""
+    config = read_config(path)
+    config.update({key: value for key, value in _NOT_TOKENIZATION.items() if key in config or value is not None})
+    if config.get("adapter") == "qlora":
+        config["adapter"] = "lora"  # qlora requires load_in_4bit; the tokenization is the same
+    return validated(config, path)
+
+
+def load_strategy(cfg):
+    """(tokenizer, Axolotl's chat_template strategy for the config's first dataset)."""
+    from axolotl.loaders.tokenizer import load_tokenizer
+    from axolotl.prompt_strategies import load
+
+    tokenizer = load_tokenizer(cfg)
+    return tokenizer, load("chat_template", tokenizer, cfg, cfg.datasets[0])
+
+
+def dataset_files(cfg) -> list[Path]:
+    """The local JSON-lines files the config trains and validates on."""
+    entries = list(cfg.datasets or []) + list(cfg.test_datasets or [])
+    return [Path(entry["path"]) for entry in entries if entry.get("path") and Path(entry["path"]).is_file()]
+
+
+def read_rows(path: Path):
+    """(line number, record) for each non-blank line; ValueError names the file and line."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not JSON ({err.msg})") from None
+            yield number, row
