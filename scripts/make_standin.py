@@ -33,8 +33,10 @@ def main() -> None:
         try:
             base_model = str((yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}).get("base_model"))
             name = family_of(base_model)
-        except (OSError, yaml.YAMLError, KeyError) as err:
-            sys.exit(f"error: {args.config}: {str(err).strip(chr(34))}")
+        except KeyError as err:
+            sys.exit(f"error: {args.config}: {err.args[0]}")
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            sys.exit(f"error: {args.config}: cannot read: {' '.join(str(err).split())}")
     folder = build_standin(name, args.cache, size=args.size)
     print(f"{FAMILIES[name].repo_id}: {args.size} stand-in ({FAMILIES[name].model_type.replace('Config', '')}) "
           f"in {folder}")

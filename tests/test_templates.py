@@ -1,6 +1,6 @@
 """For every config in configs/, a record goes through Axolotl's own tokenization path (its config
 validation, `load_tokenizer`, the `chat_template` prompt strategy) with a local tokenizer of that
-model family (tests/family_tokenizers.py), and the trained tokens (labels != -100) must be exactly
+model family (the stand-ins of skilltune/standins.py), and the trained tokens (labels != -100) must be exactly
 the assistant answer plus the end-of-turn token, nothing of the prompt, in all three answer styles.
 """
 
@@ -17,7 +17,7 @@ from datagen.calls import Call
 from datagen.render import chat_record, system_prompt, tool_definitions
 from datagen.skills import load_pack
 from eval.parse import parse_output
-from family_tokenizers import FAMILIES, build_family
+from skilltune.standins import FAMILIES, build_standin
 
 REPO = Path(__file__).resolve().parent.parent
 EMBEDDED = REPO / "models" / "SmolLM2-135M-Instruct"
@@ -27,8 +27,8 @@ IGNORE = -100
 
 @pytest.fixture(scope="module")
 def family_folders(tmp_path_factory):
-    out = tmp_path_factory.mktemp("families")
-    return {name: build_family(name, out) for name in FAMILIES}
+    cache = tmp_path_factory.mktemp("families")
+    return {name: build_standin(name, cache) for name in FAMILIES}
 
 
 def tokenizer_folder(config_name: str, family_folders) -> Path:
