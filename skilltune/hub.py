@@ -5,7 +5,9 @@ without a token fails in one line instead of deep inside `axolotl preprocess`.
 
 Already in the Hugging Face cache: fine (offline too). Otherwise the hub is asked (`auth_check`,
 the call the hub client itself makes): a gated repo without a token, a token without access, or an
-unknown repo each get one line and exit 1. Nothing is downloaded here; Axolotl downloads the model
+unknown repo each get one line and exit 1, and so do a malformed repo id, a hub that answers with an
+error, and a hub that cannot be reached or does not answer within HF_HUB_ETAG_TIMEOUT seconds
+(default 10). Nothing is downloaded here; Axolotl downloads the model
 into the cache (HF_HUB_CACHE, default ~/.cache/huggingface/hub) when it loads it. HF_TOKEN is
 read from the environment by huggingface_hub and never printed.
 """
@@ -25,15 +27,24 @@ def cached(repo_id: str) -> bool:
 
 def access_problem(repo_id: str) -> str | None:
     """None when `repo_id` can be loaded here, else why not (one line)."""
-    from huggingface_hub import auth_check, constants, get_token
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+    import httpx
+    from huggingface_hub import auth_check, constants, get_session, get_token
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, OfflineModeIsEnabled,
+                                        RepositoryNotFoundError)
 
-    if cached(repo_id):
-        return None
+    try:
+        if cached(repo_id):
+            return None
+    except HFValidationError as err:
+        return f"{repo_id}: not a Hugging Face model id ({one_line(err)})"
     if constants.HF_HUB_OFFLINE:
         return (f"{repo_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1; "
                 "unset it to download, or use STANDIN=1 for a local stand-in")
     token = get_token()
+    # the hub client's shared session has no timeout: a hub that accepts the connection and never answers
+    # would hang here forever, so this one call gets the timeout the hub client uses for metadata requests
+    session = get_session()
+    timeout, session.timeout = session.timeout, httpx.Timeout(constants.HF_HUB_ETAG_TIMEOUT)
     try:
         auth_check(repo_id, token=token)
     except GatedRepoError:
@@ -46,9 +57,20 @@ def access_problem(repo_id: str) -> str | None:
         return f"{repo_id}: no such model on the Hugging Face Hub{hint}"
     except OfflineModeIsEnabled:
         return f"{repo_id}: not in the Hugging Face cache and offline mode is on"
-    except (HfHubHTTPError, OSError) as err:  # OSError: connection refused, DNS, timeouts
-        return f"{repo_id}: cannot reach the Hugging Face Hub ({' '.join(str(err).split())[:200]})"
+    except HfHubHTTPError as err:  # the hub answered, with an error that is neither of the above
+        status = err.response.status_code if err.response is not None else None
+        if status == 401 and token is not None:
+            return f"{repo_id}: the Hugging Face Hub does not accept HF_TOKEN ({one_line(err)})"
+        return f"{repo_id}: the Hugging Face Hub answered with an error ({one_line(err)})"
+    except (httpx.HTTPError, OSError) as err:  # httpx: connection refused, DNS, timeouts, proxy errors
+        return f"{repo_id}: cannot reach the Hugging Face Hub ({type(err).__name__}: {one_line(err)})"
+    finally:
+        session.timeout = timeout
     return None
+
+
+def one_line(err: Exception) -> str:
+    return " ".join(str(err).split())[:200]
 
 
 @click.command()
