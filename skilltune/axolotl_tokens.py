@@ -42,6 +42,17 @@ def read_config(path: Path) -> dict:
     return config
 
 
+def _line_of(path: Path, key: str) -> str:
+    """`path:line` of the top-level `key:` in the YAML, or just `path` when it is not written there."""
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith(f"{key}:"):
+                return f"{path}:{number}"
+    except (OSError, UnicodeDecodeError):
+        pass
+    return str(path)
+
+
 def validated(config: dict, path: Path):
     """Axolotl's own validation and normalization of `config` (a DictDefault comes back)."""
     from pydantic import ValidationError
@@ -51,9 +62,14 @@ def validated(config: dict, path: Path):
 
     try:
         cfg = validate_config(DictDefault(config))
-    except (ValidationError, ValueError) as err:
-        first = str(err).strip().splitlines()
-        raise ConfigError(f"{path}: Axolotl rejects it: {' '.join(first[-2:] if len(first) > 1 else first)}") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "config"
+        where = _line_of(path, str(first["loc"][0])) if first["loc"] else str(path)
+        got = f" (got {first['input']!r})" if not isinstance(first.get("input"), dict) else ""
+        raise ConfigError(f"{where}: Axolotl rejects it: {key}: {first['msg']}{got}") from None
+    except ValueError as err:
+        raise ConfigError(f"{path}: Axolotl rejects it: {' '.join(str(err).split())}") from None
     normalize_config(cfg)
     return cfg
 
