@@ -51,3 +51,31 @@ def test_validation_rejects_a_broken_config(change):
     config = yaml.safe_load((REPO / "configs" / "mistral.yml").read_text())
     with pytest.raises(ValidationError):
         validate({**config, **change})
+
+
+@pytest.mark.parametrize("name", GPU_CONFIGS)
+def test_the_fsdp_layer_over_each_gpu_config_passes_axolotl_validation(name):
+    """configs/fsdp/qlora.yml, as `make FSDP=qlora` applies it (every key overrides the config's)."""
+    config = yaml.safe_load((REPO / "configs" / f"{name}.yml").read_text())
+    layer = yaml.safe_load((REPO / "configs" / "fsdp" / "qlora.yml").read_text())
+    validated = validate({**config, **layer})
+    assert validated["fsdp_version"] == 2 and validated["load_in_4bit"] is True
+    assert validated["fsdp_config"]["cpu_ram_efficient_loading"] is False
+    assert validated["optimizer"] == "adamw_torch_fused" and not validated["gradient_checkpointing"]
+
+
+def test_axolotl_refuses_the_fsdp_layer_with_cpu_ram_efficient_loading():
+    """Why the layer turns it off: with load_in_4bit Axolotl's validator rejects it."""
+    from pydantic import ValidationError
+
+    config = yaml.safe_load((REPO / "configs" / "mistral.yml").read_text())
+    layer = yaml.safe_load((REPO / "configs" / "fsdp" / "qlora.yml").read_text())
+    layer["fsdp_config"]["cpu_ram_efficient_loading"] = True
+    with pytest.raises((ValidationError, ValueError), match="cpu_ram_efficient_loading"):
+        validate({**config, **layer})
+
+
+def test_every_gpu_config_keeps_qlora_trainable_on_a_cpu():
+    for name in GPU_CONFIGS:
+        config = yaml.safe_load((REPO / "configs" / f"{name}.yml").read_text())
+        assert "skilltune.axolotl_plugin.Nf4TrainableOnCpu" in config["plugins"], name
