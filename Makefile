@@ -65,10 +65,10 @@ export HF_HUB_CACHE := $(abspath $(STANDIN_CACHE))
 endif
 
 # What a CPU needs on top of a GPU config, as Axolotl CLI overrides (the YAML is not edited): no bf16/fp16/tf32,
-# SDPA instead of flash attention, plain AdamW instead of paged 8-bit, no Triton LoRA kernels. load_in_4bit stays:
-# bitsandbytes runs nf4 layers on a CPU, so QLoRA itself is exercised.
+# SDPA instead of flash attention, no Triton LoRA kernels. load_in_4bit and the paged 8-bit AdamW stay:
+# bitsandbytes runs both on a CPU, so QLoRA itself is exercised.
 CPU_ARGS = $(if $(filter 1,$(CPU)),--bf16=False --no-fp16 --tf32=False --attn-implementation=sdpa \
-	--optimizer=adamw_torch --no-lora-mlp-kernel --no-lora-qkv-kernel --no-lora-o-kernel)
+	--no-lora-mlp-kernel --no-lora-qkv-kernel --no-lora-o-kernel)
 ARGS = $(CPU_ARGS) $(AXOLOTL_ARGS)
 
 # The local base model each config points at, and the script that makes it (hub ids need none).

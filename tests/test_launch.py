@@ -56,7 +56,7 @@ def test_a_stand_in_is_read_from_its_own_hub_cache():
     assert "skilltune.hub" not in shown(dry)
 
 
-CPU_FLAGS = ("--bf16=False --no-fp16 --tf32=False --attn-implementation=sdpa --optimizer=adamw_torch "
+CPU_FLAGS = ("--bf16=False --no-fp16 --tf32=False --attn-implementation=sdpa "
              "--no-lora-mlp-kernel --no-lora-qkv-kernel --no-lora-o-kernel")
 
 
@@ -67,6 +67,7 @@ def test_the_cpu_switch_overrides_gpu_settings_through_axolotls_cli():
     assert f"axolotl train configs/mistral.yml {CPU_FLAGS}" in shown(dry)
     assert f"axolotl merge-lora configs/mistral.yml {CPU_FLAGS}" in shown(dry)
     assert "--no-load-in-4bit" not in shown(dry)  # QLoRA stays QLoRA on a CPU
+    assert "--optimizer" not in shown(dry)  # and keeps its paged 8-bit AdamW (bitsandbytes runs it on a CPU)
     assert CPU_FLAGS not in shown(make("-n", "train", "MODEL=mistral", "CPU=0"))
 
 
