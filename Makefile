@@ -9,7 +9,7 @@
 #
 # Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
 # AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags),
-# STANDIN=1 (the config's base model replaced by its stand-in, scripts/make_standin.py), CPU (1: CPU overrides on
+# STANDIN=1 (the config's base model replaced by its stand-in, scripts/make_standin.py; STANDIN_SIZE=real: 7-8B shapes), CPU (1: CPU overrides on
 # top of the config, 0: none; default 1 where nvidia-smi is missing), GPUS (processes per node), DEEPSPEED
 # (zero1|zero2|zero3: configs/deepspeed/), FSDP (qlora: configs/fsdp/qlora.yml), NNODES, NODE_RANK, MASTER_ADDR,
 # MASTER_PORT (torchrun rendezvous across machines), RAY_WORKERS (Axolotl's Ray launcher).
@@ -30,6 +30,7 @@ DEEPSPEED ?=
 PYTEST_ARGS ?=
 STANDIN ?=
 STANDIN_CACHE ?= models/hub
+STANDIN_SIZE ?= tiny
 CPU ?= $(if $(shell command -v nvidia-smi 2>/dev/null),0,1)
 NNODES ?= 1
 NODE_RANK ?= 0
@@ -91,7 +92,7 @@ $(STAMP): pyproject.toml
 model: $(STAMP)
 	@test -f $(CONFIG) || { echo "error: $(CONFIG): no such config (MODEL=$(MODEL))" >&2; exit 1; }
 ifneq ($(STANDIN),)
-	$(PY) scripts/make_standin.py --config $(CONFIG) --cache $(STANDIN_CACHE)
+	$(PY) scripts/make_standin.py --config $(CONFIG) --cache $(STANDIN_CACHE) --size $(STANDIN_SIZE)
 else ifneq ($(PREPARE_$(BASE_MODEL)),)
 	$(PY) $(PREPARE_$(BASE_MODEL)) --out $(BASE_MODEL)
 else

@@ -179,8 +179,14 @@ def build_standin(name: str, cache: Path, size: str = "tiny", seed: int = 0) -> 
     model_class = getattr(transformers, family.model_type.replace("Config", "ForCausalLM"))
     # real size: bf16 and on the GPU when there is one, so 7B random weights take seconds, not minutes
     device = "cuda" if size == "real" and torch.cuda.is_available() else "cpu"
-    with torch.device(device):
-        model = model_class(config).to(torch.bfloat16 if size == "real" else torch.float32)
+    dtype = torch.bfloat16 if size == "real" else torch.float32
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # drawn in bf16 directly: an 8B model in fp32 would need 32 GB first
+    try:
+        with torch.device(device):
+            model = model_class(config)
+    finally:
+        torch.set_default_dtype(default_dtype)
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
     staging = snapshot.with_name(f".{snapshot.name}.new")
