@@ -1,9 +1,11 @@
 """End-to-end: `make train` in a copy of the repository, the path a user takes.
 
 Each test copies the project's files (not data/, runs/ or models/) into a temporary folder and runs
-`make train` there with the repository's .venv (`-o` keeps make from reinstalling it). Two runs:
+`make train` there with the repository's .venv (`-o` keeps make from reinstalling it):
   (a) a tiny random-weight Llama built locally: the whole pipeline in about a minute;
-  (b) the real embedded SmolLM2-135M, short schedule: the adapter must beat the base model on
+  (b) each GPU config unchanged (QLoRA, packing) on its family's stand-in with the CPU switch:
+      data, pre-flight, preprocess, 4-bit training, eval on the 4-bit base, `make merge`;
+  (c) the real embedded SmolLM2-135M, short schedule: the adapter must beat the base model on
       held-out exact match by at least 30 points.
 """
 
@@ -151,6 +153,51 @@ def assert_merged_matches_adapter(base: Path, adapter: Path, merged: Path, recor
     assert (tuned_logits - base_logits).abs().max() > 1e-3
     assert torch.allclose(merged_logits, tuned_logits, atol=1e-4), (merged_logits - tuned_logits).abs().max()
     assert from_merged == with_adapter
+
+
+GPU_CONFIGS = ["llama2", "mistral", "zephyr", "llama3", "qwen2.5"]
+
+
+@pytest.fixture(scope="module")
+def standin_cache(tmp_path_factory):
+    """One hub cache for the five runs: each stand-in is built once (by the first `make` that needs it)."""
+    return tmp_path_factory.mktemp("hub")
+
+
+@pytest.mark.parametrize("name", GPU_CONFIGS)
+def test_make_train_gpu_config_on_its_stand_in_with_qlora_then_merge(tmp_path, standin_cache, name):
+    from skilltune.standins import FAMILIES, standin_folder
+
+    project = copy_project(tmp_path / "skilltune")
+    options = ("STANDIN=1", f"STANDIN_CACHE={standin_cache}", "CPU=1")
+    result = make(project, "train", f"MODEL={name}", *options, "N=300", "AXOLOTL_ARGS=--max-steps=3", timeout=1200)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "prepare_model_for_kbit_training" in log  # Axolotl's QLoRA path: the base was loaded in 4 bits
+    assert "none dropped" in result.stdout  # the pre-flight check ran before preprocessing
+    report = check_report(project, name)
+    assert report["tuned"]["n"] == report["base"]["n"] > 0
+    adapter = project / "runs" / name / "adapter"
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    assert settings["base_model_name_or_path"] == FAMILIES[name].repo_id and settings["r"] == 16
+
+    merged = make(project, "merge", f"MODEL={name}", *options, timeout=600)
+    assert merged.returncode == 0, (merged.stdout + merged.stderr)[-4000:]
+    assert_merge_folded_the_adapter_in(standin_folder(name, standin_cache), adapter / "merged")
+
+
+def assert_merge_folded_the_adapter_in(base: Path, merged: Path) -> None:
+    """The merged folder is a plain model of the same class whose LoRA-targeted weights moved, and
+    only those (norms and embeddings of the base stay as they were, unless the config trains them)."""
+    from safetensors.torch import load_file
+
+    base_config, merged_config = (json.loads((folder / "config.json").read_text()) for folder in (base, merged))
+    assert merged_config["architectures"] == base_config["architectures"]
+    before, after = load_file(base / "model.safetensors"), load_file(merged / "model.safetensors")
+    projections = [key for key in before if key.endswith("q_proj.weight") or key.endswith("down_proj.weight")]
+    assert projections and all(not torch_equal(before[key].float(), after[key].float()) for key in projections)
+    norms = [key for key in before if "norm" in key]
+    assert norms and all(torch_equal(before[key].float(), after[key].float()) for key in norms)
 
 
 def test_make_train_smollm2_beats_base_by_30_points(tmp_path):
