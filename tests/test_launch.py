@@ -12,8 +12,13 @@ REPO = Path(__file__).resolve().parent.parent
 STAMP = ".venv/.skilltune-installed"
 
 
+# a make of its own, not a sub-make of `make test` (which would pass its flags and print "Entering directory")
+MAKE_VARIABLES = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+
+
 def make(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
     # -o: treat the install and the steps before training as done, so only the launch is shown or run
+    env = {key: value for key, value in (os.environ if env is None else env).items() if key not in MAKE_VARIABLES}
     return subprocess.run(["make", "-o", STAMP, *arguments], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env=env)
 
