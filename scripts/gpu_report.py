@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import tempfile
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from datagen.jsonio import write_text  # noqa: E402
 
 HEADING = "## GPU check (scripts/gpu_check.sh)"
 
@@ -69,13 +71,6 @@ def splice(text: str, new_section: str) -> str:
     return "".join(lines[:start]) + new_section + ("\n" if rest else "") + rest
 
 
-def write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=path.parent, prefix=f".{path.name}.",
-                                     suffix=".tmp", delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path, help="throughput.json files, one per config")
@@ -91,7 +86,7 @@ def main() -> None:
     if args.benchmarks.exists():
         with open(args.benchmarks, encoding="utf-8", newline="") as file:  # newline="": CRLF stays CRLF
             text = file.read()
-    write_atomic(args.benchmarks, splice(text, section(rows, datetime.date.today())))
+    write_text(args.benchmarks, splice(text, section(rows, datetime.date.today())))
     print(f"{args.benchmarks}: {HEADING[3:]} section, {len(rows)} configs")
 
 

@@ -10,7 +10,6 @@ check (skilltune.preflight) and `make check-config` (skilltune.check_config) bot
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
@@ -42,15 +41,25 @@ def read_config(path: Path) -> dict:
     return config
 
 
-def _line_of(path: Path, key: str) -> str:
-    """`path:line` of the top-level `key:` in the YAML, or just `path` when it is not written there."""
+def key_line(path: Path, key: str) -> int | None:
+    """The line of `key` in the YAML at `path` (dotted for nested keys: "fsdp_config.offload_params"),
+    read as text so it names the line the user wrote; None where the file does not spell it out."""
+    parts, depth, indent = key.split("."), 0, -1
     try:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.startswith(f"{key}:"):
-                return f"{path}:{number}"
+            margin = len(line) - len(line.lstrip())
+            if margin > indent and line.strip().startswith(f"{parts[depth]}:") and (depth or not margin):
+                if depth == len(parts) - 1:
+                    return number
+                depth, indent = depth + 1, margin
     except (OSError, UnicodeDecodeError):
         pass
-    return str(path)
+    return None
+
+
+def _where(path: Path, key: str) -> str:
+    line = key_line(path, key)
+    return f"{path}:{line}" if line else str(path)
 
 
 def validated(config: dict, path: Path):
@@ -65,7 +74,7 @@ def validated(config: dict, path: Path):
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "config"
-        where = _line_of(path, str(first["loc"][0])) if first["loc"] else str(path)
+        where = _where(path, str(first["loc"][0])) if first["loc"] else str(path)
         got = f" (got {first['input']!r})" if not isinstance(first.get("input"), dict) else ""
         raise ConfigError(f"{where}: Axolotl rejects it: {key}: {first['msg']}{got}") from None
     except ValueError as err:
@@ -96,16 +105,3 @@ def dataset_files(cfg) -> list[Path]:
     """The local JSON-lines files the config trains and validates on."""
     entries = list(cfg.datasets or []) + list(cfg.test_datasets or [])
     return [Path(entry["path"]) for entry in entries if entry.get("path") and Path(entry["path"]).is_file()]
-
-
-def read_rows(path: Path):
-    """(line number, record) for each non-blank line; ValueError names the file and line."""
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not JSON ({err.msg})") from None
-            yield number, row

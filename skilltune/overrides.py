@@ -17,6 +17,8 @@ from pathlib import Path
 import click
 import yaml
 
+from skilltune.axolotl_tokens import key_line
+
 
 def _options() -> dict[str, click.Option]:
     from axolotl.cli.main import train
@@ -47,14 +49,6 @@ def cli_flags(layer: dict, options: dict[str, click.Option]) -> list[str]:
     return flags
 
 
-def _line_of(path: Path, key: str) -> int:
-    leaf = key.rsplit(".", 1)[-1].replace("-", "_")
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip().startswith(leaf + ":"):
-            return number
-    return 1
-
-
 @click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def main(path: Path) -> None:
@@ -68,7 +62,8 @@ def main(path: Path) -> None:
     try:
         click.echo(" ".join(cli_flags(layer, _options())))
     except KeyError as err:
-        sys.exit(f"error: {path}:{_line_of(path, err.args[0])}: {err.args[0]}: not an `axolotl train` option")
+        line = key_line(path, err.args[0].replace("-", "_")) or 1
+        sys.exit(f"error: {path}:{line}: {err.args[0]}: not an `axolotl train` option")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from skilltune.axolotl_tokens import IGNORE, ConfigError, dataset_files, load_strategy, read_rows, tokenization_config
+from datagen.jsonio import iter_json_lines
+from skilltune.axolotl_tokens import IGNORE, ConfigError, dataset_files, load_strategy, tokenization_config
 
 
 @dataclass
@@ -31,7 +32,7 @@ class FileLengths:
 
 def measure(path: Path, strategy, sequence_len: int) -> FileLengths:
     lengths = FileLengths(path)
-    rows = list(read_rows(path))
+    rows = list(iter_json_lines(path))
     for number, row in tqdm(rows, desc=f"tokenizing {path.name}", unit="rec", leave=False, disable=len(rows) < 2000):
         tokenized = strategy.tokenize_prompt(row)
         size = len(tokenized["input_ids"])

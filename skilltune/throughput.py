@@ -23,13 +23,14 @@ import logging
 import math
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
+
+from datagen.jsonio import write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -167,13 +168,8 @@ class ThroughputCallback(TrainerCallback):
         self.hook.remove()
         if not state.is_world_process_zero:
             return
-        report, out = self.report(args), Path(args.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        # a reader (gpu_report.py, a watcher) never sees half a file
-        with tempfile.NamedTemporaryFile("w", dir=out, prefix=".throughput.", suffix=".tmp", delete=False) as tmp:
-            json.dump(report, tmp, indent=2)
-            tmp.write("\n")
-        os.replace(tmp.name, out / "throughput.json")
+        # through a temporary file and a rename: a reader (gpu_report.py, a watcher) never sees half a file
+        write_text(Path(args.output_dir) / "throughput.json", json.dumps(self.report(args), indent=2) + "\n")
 
 
 class ThroughputLog(BasePlugin):

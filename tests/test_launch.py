@@ -167,3 +167,15 @@ def test_deepspeed_files_pass_deepspeeds_own_parser_after_the_trainer_fills_them
     parsed = DeepSpeedConfig(filled.config)
     assert parsed.zero_optimization_stage == stage
     assert (parsed.train_micro_batch_size_per_gpu, parsed.gradient_accumulation_steps, parsed.train_batch_size) == (4, 2, 8)
+
+
+def test_an_fsdp_layer_key_axolotl_does_not_know_is_named_with_its_line(tmp_path):
+    import sys
+
+    layer = tmp_path / "layer.yml"
+    layer.write_text("fsdp_version: 2\nfsdp_config:\n  offload_params: false\n  no_such_key: 3\n")
+    result = subprocess.run([sys.executable, "-m", "skilltune.overrides", str(layer)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {layer}:4: fsdp-config.no-such-key: not an `axolotl train` option")
