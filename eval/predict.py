@@ -56,8 +56,8 @@ def load_model(base_model: str | Path, tokenizer_dir: str | Path | None = None, 
     """A model and its tokenizer for greedy generation. `tokenizer_dir`: the tokenizer Axolotl saved
     with the adapter (tokens a config adds, its eos), the embeddings grown to fit it as Axolotl grew
     them in training. `load_in_4bit`: nf4 base weights, as a QLoRA config trained on (bitsandbytes
-    runs them on a CPU too)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    runs them on a CPU too). Offline mode is the caller's (the Makefile sets it for local models only),
+    so a hub base model that is not cached yet downloads as in training."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
