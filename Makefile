@@ -123,8 +123,9 @@ DEEPSPEED_FILE = $(if $(DEEPSPEED),configs/deepspeed/$(DEEPSPEED).json)
 FSDP_FILE = $(if $(FSDP),configs/fsdp/$(FSDP).yml)
 FSDP_ARGS = $(if $(FSDP),$(shell $(PY) -m skilltune.overrides $(FSDP_FILE)))
 
-# checked before data and preprocessing: a wrong launch should not cost minutes first
-check-launch:
+# checked before data and preprocessing: a wrong launch should not cost minutes first (an FSDP layer is read
+# with the installed Axolotl's own CLI options, so it needs .venv)
+check-launch: $(if $(FSDP),$(STAMP))
 	@test -z "$(DEEPSPEED_FILE)" || test -f "$(DEEPSPEED_FILE)" || { echo "error: DEEPSPEED=$(DEEPSPEED): no $(DEEPSPEED_FILE) (zero1, zero2 or zero3)" >&2; exit 1; }
 	@test -z "$(FSDP_FILE)" || test -f "$(FSDP_FILE)" || { echo "error: FSDP=$(FSDP): no $(FSDP_FILE) (qlora)" >&2; exit 1; }
 	$(if $(FSDP_FILE),@$(PY) -m skilltune.overrides $(FSDP_FILE) > /dev/null)
