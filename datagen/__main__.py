@@ -22,15 +22,16 @@ import click
 from datagen.conversations import conversations_command
 from datagen.documents import documents_command
 from datagen.cli import fail
-from datagen.expand import generate_pairs, read_pair_files
+from datagen.expand import generate_pairs, read_pair_files, shortfalls
 from datagen.instructions import instructions_command
 from datagen.jsonio import DataError
+from datagen.outputs import check_output_folder
 from datagen.llm import llm_command, merge_review_command
 from datagen.openai_export import openai_export_command
 from datagen.openai_ft import openai_ft_command
 from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
 from datagen.skills import SkillFileError, load_pack
-from datagen.split import RECORD_KINDS, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
+from datagen.split import RECORD_KINDS, SplitError, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
 
 
 def _load_pack_or_fail(pack: Path):
@@ -91,34 +92,48 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
     Example:
       python -m datagen skills --pack examples/skills --out data/skills --n 1000 --seed 0
     """
+    inputs = (pack, *pair_files)
+    try:
+        check_output_folder(out, inputs)
+    except DataError as err:
+        fail(str(err))
     skill_list = _load_pack_or_fail(pack)
     try:
         extra = read_pair_files(pair_files, skill_list)
     except DataError as err:
         fail(str(err))
     pairs = generate_pairs(skill_list, total, negatives, seed, extra)
+    short = shortfalls(pairs, skill_list, total, negatives)
+    if short:  # a smaller share of some skills would skew the mix the options ask for
+        made = sum(map(len, pairs.values()))
+        fail(f"{pack}: --n {total} cannot be met: the pack gives {'; '.join(short[:4])}"
+             f"{f' (and {len(short) - 4} more)' if len(short) > 4 else ''} distinct records "
+             f"({made} in all); lower --n or add examples")
     deduped, n_ambiguous = dedup_across_skills(pairs)
     if n_ambiguous:
         click.echo(f"warning: dropped {n_ambiguous} utterances that two skills claim with different calls", err=True)
-    splits = add_speech_noise(split_pairs(deduped, seed, val_fraction, test_fraction), noise, seed)
+    try:
+        splits = add_speech_noise(split_pairs(deduped, seed, val_fraction, test_fraction), noise, seed)
+    except SplitError as err:
+        fail(f"{pack}: {err}")
     prompt = system_prompt(skill_list) if system else None
     tools = tool_definitions(skill_list) if style == "tools" else None
-    manifest = write_dataset(
-        out,
-        splits,
-        lambda pair: chat_record(prompt, pair.user, pair.call, style, tools),
-        {
-            "generator": "datagen skills",
-            "seed": seed,
-            "style": style,
-            "source": str(pack),
-            "options": {
-                "n": total, "negatives": negatives, "noise": noise, "system": system,
-                "pairs": [str(path) for path in pair_files],
-                "val_fraction": val_fraction, "test_fraction": test_fraction,
-            },
+    manifest_info = {
+        "generator": "datagen skills",
+        "seed": seed,
+        "style": style,
+        "source": str(pack),
+        "options": {
+            "n": total, "negatives": negatives, "noise": noise, "system": system,
+            "pairs": [str(path) for path in pair_files],
+            "val_fraction": val_fraction, "test_fraction": test_fraction,
         },
-    )
+    }
+    try:
+        manifest = write_dataset(out, splits, lambda pair: chat_record(prompt, pair.user, pair.call, style, tools),
+                                 manifest_info, inputs)
+    except (DataError, OSError) as err:
+        fail(str(err))
     totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}
     click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
 

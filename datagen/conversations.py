@@ -46,7 +46,8 @@ from typing import Iterator
 import click
 
 from datagen.expand import normalize
-from datagen.jsonio import DataError, atomic_directory, iter_json_lines, sha256_of, write_json, write_jsonl
+from datagen.jsonio import DataError, iter_json_lines, sha256_of, write_json, write_jsonl
+from datagen.outputs import atomic_directory, check_output_folder
 from datagen.cli import OneLineErrors, fail
 from datagen.render import chat_record_problem
 
@@ -395,10 +396,11 @@ def split_and_mix(user: list[dict], public: list[dict], val_fraction: float, mix
     return {"train": train, "val": val}, counts, wanted
 
 
-def write_chat_dataset(out: Path, splits: dict[str, list[dict]], counts: dict, manifest_info: dict) -> dict:
+def write_chat_dataset(out: Path, splits: dict[str, list[dict]], counts: dict, manifest_info: dict,
+                       inputs: tuple = ()) -> dict:
     """train.jsonl, val.jsonl and manifest.json in `out`, replaced whole or not at all."""
     files = {}
-    with atomic_directory(out) as staging:
+    with atomic_directory(out, inputs) as staging:
         for split, records in splits.items():
             path = staging / f"{split}.jsonl"
             write_jsonl(path, records, "record")
@@ -457,7 +459,9 @@ def conversations_command(inputs, out, fmt, system, min_turns, max_turns, drop_n
         except re.error as err:
             fail(f"--drop-name-pattern {pattern!r}: {err}")
     filters = Filters(tuple(patterns), system == "keep", min_turns, max_turns)
+    run_inputs = (*inputs, *([mix] if mix else []))
     try:
+        check_output_folder(out, run_inputs)
         conversations = read_conversations(inputs, fmt)
         kept, dropped = filter_conversations(conversations, filters)
         public = read_public(mix, filters.keep_system) if mix else []
@@ -474,7 +478,7 @@ def conversations_command(inputs, out, fmt, system, min_turns, max_turns, drop_n
                 "drop_name_patterns": list(patterns), "mix": str(mix) if mix else None, "mix_ratio": mix_ratio,
                 "val_fraction": val_fraction,
             },
-        })
+        }, run_inputs)
     except (DataError, OSError) as err:
         fail(str(err))
     if wanted > counts["train"]["public"]:

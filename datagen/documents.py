@@ -51,7 +51,8 @@ import click
 import jsonschema
 
 from datagen.expand import normalize
-from datagen.jsonio import DataError, atomic_directory, sha256_of, write_json, write_jsonl
+from datagen.jsonio import DataError, sha256_of, write_json, write_jsonl, write_text
+from datagen.outputs import atomic_directory, check_output_folder
 # the cache and the one-line error handling of `datagen llm`, shared so both commands behave alike
 from datagen.cli import OneLineErrors, fail
 from datagen.llm import ResponseCache, cache_key
@@ -613,12 +614,12 @@ def csv_text(pairs: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_outputs(out: Path, pairs: list[dict], system: str | None, manifest_info: dict) -> dict:
+def write_outputs(out: Path, pairs: list[dict], system: str | None, manifest_info: dict, inputs: tuple = ()) -> dict:
     """qa.csv, qa.json, train.jsonl, val.jsonl and manifest.json, replacing `out` whole."""
     files: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}
-    with atomic_directory(out) as staging:
-        (staging / "qa.csv").write_text(csv_text(pairs), encoding="utf-8", newline="")
+    with atomic_directory(out, inputs) as staging:
+        write_text(staging / "qa.csv", csv_text(pairs))
         write_json(staging / "qa.json", {"source": manifest_info["source"], "pairs": pairs}, "qa")
         for split in SPLITS:
             records = [chat_record(pair, system) for pair in pairs if pair["split"] == split]
@@ -709,6 +710,11 @@ def documents_command(directory, out, globs, excludes, chunk_unit, chunk_size, s
             fail("--model is required with --base-url")
     if not directory.is_dir():
         fail(f"{directory}: no such folder")
+    run_inputs = (directory, cache, *([tokenizer] if tokenizer else []))
+    try:
+        check_output_folder(out, run_inputs)
+    except DataError as err:
+        fail(str(err))
 
     globs = globs or DEFAULT_GLOBS
     try:
@@ -749,17 +755,20 @@ def documents_command(directory, out, globs, excludes, chunk_unit, chunk_size, s
     if not pairs:
         fail(f"no question/answer pairs from {len(chunks)} chunks ({stats.unparsed} question answers held no question)")
     assign_splits(pairs, val_fraction, seed)
-    manifest = write_outputs(out, pairs, system, {
-        "generator": "documents",
-        "seed": seed,
-        "source": str(directory),
-        "options": {
-            "globs": list(globs), "excludes": list(excludes), "chunk_unit": chunk_unit, "chunk_size": chunk_size,
-            "step_size": step_size, "questions_per_chunk": questions_per_chunk,
-            "backend": "endpoint" if base_url else "local", "model": model, "max_tokens": max_tokens,
-            "val_fraction": val_fraction, "drop_unknown": drop_unknown, "system": system,
-        },
-    })
+    try:
+        manifest = write_outputs(out, pairs, system, {
+            "generator": "documents",
+            "seed": seed,
+            "source": str(directory),
+            "options": {
+                "globs": list(globs), "excludes": list(excludes), "chunk_unit": chunk_unit, "chunk_size": chunk_size,
+                "step_size": step_size, "questions_per_chunk": questions_per_chunk,
+                "backend": "endpoint" if base_url else "local", "model": model, "max_tokens": max_tokens,
+                "val_fraction": val_fraction, "drop_unknown": drop_unknown, "system": system,
+            },
+        }, run_inputs)
+    except (DataError, OSError) as err:
+        fail(str(err))
     counts = {split: entry["documents"] for split, entry in manifest["counts"].items()}
     click.echo(
         f"documents: {len(documents)} files ({len(skipped)} skipped), {stats.chunks} chunks, "

@@ -176,6 +176,12 @@ def generate_pairs(skills: list[Skill], n: int, negative_ratio: float, seed: int
     return chosen
 
 
+def shortfalls(chosen: dict[str, list[Pair]], skills: list[Skill], n: int, negative_ratio: float) -> list[str]:
+    """`skill: made of wanted` for each skill that got fewer pairs than `targets` asked for."""
+    wanted = targets(skills, n, negative_ratio)
+    return [f"{name}: {len(chosen[name])} of {count}" for name, count in wanted.items() if len(chosen[name]) < count]
+
+
 def read_pair_files(paths, skills: list[Skill]) -> dict[str, list[Pair]]:
     """Pairs written by `datagen llm`, per skill, each call re-checked against the pack's skill."""
     by_name = {skill.name: skill for skill in skills}

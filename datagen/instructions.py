@@ -33,10 +33,11 @@ import click
 from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, call_to_json
 from datagen.expand import Pair, normalize
 from datagen.jsonio import DataError, iter_jsonl, write_jsonl
+from datagen.outputs import check_output_file, check_output_folder
 from datagen.cli import OneLineErrors, fail
 from datagen.render import STYLES, answer_call, answer_message, chat_record, record_problem, system_prompt, tool_definitions
 from datagen.skills import Skill, SkillFileError, load_pack
-from datagen.split import SPLITS, dedup_across_skills, record_kind, split_pairs, write_dataset
+from datagen.split import SPLITS, SplitError, dedup_across_skills, record_kind, split_pairs, write_dataset
 
 INPUT_SEPARATOR = "\n\n"
 
@@ -158,6 +159,7 @@ def pairs_to_chat(paths, out: Path, style: str, skills: list[Skill] | None, syst
             "source": source,
             "options": {"system": system, "val_fraction": val_fraction, "test_fraction": test_fraction},
         },
+        inputs=tuple(paths),
     )
     return manifest, dropped
 
@@ -222,21 +224,21 @@ def instructions_command(sources, target, out, style, pack, system, val_fraction
     """
     try:
         if target == "instructions":
-            rows = [row for path in record_files(sources, [s.strip() for s in splits.split(",") if s.strip()])
-                    for row in records_to_pairs(path)]
+            files = record_files(sources, [s.strip() for s in splits.split(",") if s.strip()])
+            check_output_file(out, [*sources, *files])
+            rows = [row for path in files for row in records_to_pairs(path)]
             write_jsonl(out, rows, "instruction")
             click.echo(f"wrote {out}: {len(rows)} instruction pairs")
             return
+        check_output_folder(out, (*sources, *([pack] if pack else [])))
         directories = [str(source) for source in sources if source.is_dir()]
         if directories:
             fail(f"{directories[0]}: --to chat reads instruction pair .jsonl files, not folders")
         skills = load_pack(pack) if pack else None
         manifest, dropped = pairs_to_chat(sources, out, style, skills, system, val_fraction, test_fraction, seed,
                                           ", ".join(map(str, sources)))
-    except (DataError, SkillFileError, OSError) as err:
+    except (DataError, SkillFileError, SplitError, OSError) as err:
         fail(str(err))
-    except UnicodeDecodeError as err:
-        fail(f"not UTF-8 text: {err}")
     if dropped:
         click.echo(f"warning: dropped {dropped} pairs whose request was already there (or claimed by two calls)", err=True)
     totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}

@@ -54,6 +54,7 @@ import click
 
 from datagen.cli import OneLineErrors, fail
 from datagen.jsonio import DataError, iter_json_lines, write_jsonl
+from datagen.outputs import check_output_file
 
 SCHEMA = "openai_example"
 DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"
@@ -385,18 +386,17 @@ def openai_export_command(source: Path, out: Path, split: str, base_model: str, 
     """
     try:
         path = source_file(source, split)
+        check_output_file(out, [path])
         numbered = [(line, openai_example(record, line)) for line, record in iter_json_lines(path)]
         check = check_examples(path, numbered, base_model, max_tokens_per_example, n_epochs)
     except (DataError, ValueError, TokenizerUnavailable) as err:
         fail(str(err))
-    except UnicodeDecodeError as err:
-        fail(f"{source}: not UTF-8 text ({err.reason})")
     if check.problems:
         print_problems(check.problems)
         fail(f"{path}: {len(check.problems)} problems; {out} not written")
     try:
         write_jsonl(out, check.examples, SCHEMA)
-    except DataError as err:  # a conversion bug: the checks passed what the schema refuses
+    except DataError as err:  # what the checks let through and the schema or JSON refuses (NaN)
         fail(str(err))
     except OSError as err:
         fail(" ".join(str(err).split()))

@@ -37,6 +37,7 @@ from pathlib import Path
 import jsonschema
 
 from datagen.calls import Call, CallSyntaxError, parse_call
+from datagen.jsonio import DataError, read_text
 
 PROMPT_HEADER = "#### Prompt:"
 PROMPT_EXAMPLES_HEADER = "#### Prompt Examples:"
@@ -51,7 +52,7 @@ class SkillFileError(ValueError):
 
     def __init__(self, path: Path | str, line: int, reason: str):
         self.path, self.line, self.reason = str(path), line, reason
-        super().__init__(f"{path}:{line}: {reason}")
+        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -214,9 +215,9 @@ def _parse_signature(text: str, path: Path, line: int) -> tuple[str, dict[str, P
 def parse_skill_file(path: Path | str) -> Skill:
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise SkillFileError(path, 1, f"not UTF-8 text ({err.reason})") from None
+        lines = read_text(path).splitlines()
+    except DataError as err:  # not UTF-8 (naming the line), a folder, a symlink loop
+        raise SkillFileError(path, err.line, err.reason) from None
 
     section = None
     sections_seen: list[str] = []

@@ -12,11 +12,16 @@ from pathlib import Path
 
 from datagen.expand import Pair, normalize
 from datagen.noise import add_noise
-from datagen.jsonio import DataError, atomic_directory, iter_jsonl, read_json, read_jsonl, sha256_of, write_json, write_jsonl
+from datagen.jsonio import DataError, iter_jsonl, read_json, read_jsonl, sha256_of, write_json, write_jsonl
+from datagen.outputs import atomic_directory
 from datagen.render import chat_record_problem, record_problem, user_text
 
 SPLITS = ("train", "val", "test")
 NOISY_TEST = "test_noisy"
+
+
+class SplitError(ValueError):
+    """A split that cannot be made as asked; str() is one line naming the skill."""
 
 
 def dedup_across_skills(pairs_by_skill: dict[str, list[Pair]]) -> tuple[dict[str, list[Pair]], int]:
@@ -47,10 +52,16 @@ def split_pairs(pairs_by_skill: dict[str, list[Pair]], seed: int, val_fraction: 
     """
     rng = random.Random(seed)
     splits: dict[str, list[Pair]] = {name: [] for name in SPLITS}
+    needed = 1 + (val_fraction > 0) + (test_fraction > 0)
     for skill in sorted(pairs_by_skill):
         groups: dict[str, list[Pair]] = defaultdict(list)
         for pair in pairs_by_skill[skill]:
             groups[pair.group or normalize(pair.user)].append(pair)
+        if 0 < len(groups) < needed:
+            # all phrasings of a base utterance stay in one split, so one base cannot feed train and test
+            raise SplitError(f"{skill}: {len(groups)} base utterance(s), and train"
+                             f"{', val' if val_fraction else ''}{' and test' if test_fraction else ''} need one each "
+                             f"({needed} at least); add examples to the skill or set the fractions to 0")
         order = list(groups)
         rng.shuffle(order)
         total = len(pairs_by_skill[skill])
@@ -97,15 +108,18 @@ def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> 
     return result
 
 
-def write_dataset(out: Path | str, splits: dict[str, list[Pair]], render, manifest_info: dict) -> dict:
+def write_dataset(out: Path | str, splits: dict[str, list[Pair]], render, manifest_info: dict,
+                  inputs: tuple = ()) -> dict:
     """Write one `<split>.jsonl` per split and `manifest.json` into `out`, replacing it whole.
+
+    `out` must pass the output-folder rule (datagen.outputs) with the run's `inputs`.
 
     `render(pair) -> record` builds each record (style, system prompt and tools are its business).
     """
     out = Path(out)
     counts: dict[str, dict[str, int]] = {}
     files: dict[str, str] = {}
-    with atomic_directory(out) as staging:
+    with atomic_directory(out, inputs) as staging:
         for split, pairs in splits.items():
             path = staging / f"{split}.jsonl"
             write_jsonl(path, [render(pair) for pair in pairs], "record")

@@ -1,0 +1,149 @@
+"""The output-folder rule: where a command may write, checked before any work starts.
+
+A command that writes a folder (`datagen skills|documents|conversations|instructions`, `eval run|
+score|bfcl|compare`) refuses, in one line and before it does anything:
+  - a path that is a file, or the root folder;
+  - a path that holds an input of the run (the skill pack, the documents, the logs, a test file);
+  - a non-empty folder that is not an earlier output of skilltune: for a dataset folder, a
+    manifest.json that lists every file in it; for an eval folder, only names eval writes;
+  - a place it cannot write (probed by making and removing a folder there).
+Dataset folders are built in a hidden sibling and renamed into place (`atomic_directory`); the
+sibling is removed on an error, on Ctrl-C and on SIGTERM, and one left by `kill -9` is removed by
+the next run that writes the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from datagen.jsonio import DataError, read_json, remove_stale_siblings, staging_prefix, terminate_cleanly
+
+# What `eval run`, `eval score`, `eval bfcl` and `eval compare` write into their --out folder.
+EVAL_OUTPUTS = ("predictions-*.jsonl", "report.json", "report.md", "confusion-*.png", "compare.md",
+                "bfcl-*.json", "bfcl-*.jsonl", ".*.tmp*")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop: RuntimeError before Python 3.13
+        raise DataError(path, 0, f"cannot resolve the path: {err}") from None
+
+
+def _foreign_dataset_entry(folder: Path) -> str | None:
+    """What in a dataset folder its manifest.json does not list (None when it lists everything)."""
+    entries = sorted(entry.name for entry in folder.iterdir())
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        return f"{entries[0]} and no manifest.json"
+    try:
+        listed = set(read_json(manifest_path, "manifest")["files"]) | {"manifest.json"}
+    except DataError:
+        return "a manifest.json skilltune did not write"
+    return next((name for name in entries if name not in listed), None)
+
+
+def _is_eval_output(path: Path) -> bool:
+    return path.is_file() and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in EVAL_OUTPUTS)
+
+
+def _foreign_eval_entry(folder: Path) -> str | None:
+    return next((entry.name for entry in sorted(folder.iterdir()) if not _is_eval_output(entry)), None)
+
+
+def _probe_writable(target: Path) -> None:
+    """Make and remove a folder in the nearest existing ancestor of `target`."""
+    ancestor = target
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise DataError(target, 0, f"cannot write there: {ancestor} is a file")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".skilltune-probe-"))
+    except OSError as err:
+        raise DataError(target, 0, f"cannot write there: {err.strerror or err}") from None
+
+
+def check_output_folder(out: Path | str, inputs: Iterable[Path | str] = (), *, kind: str = "dataset") -> None:
+    """Raise DataError (one line naming `out`) unless `out` may be written; touches nothing.
+
+    kind "dataset": the folder is replaced whole, so every file in it must be listed by its
+    manifest.json. kind "eval": files are written into it, so it may hold only eval's own names.
+    """
+    out = Path(out)
+    target = _resolved(out)
+    if target == Path(target.anchor):
+        raise DataError(out, 0, "is the root folder; give --out a folder of its own")
+    if target.exists() and not target.is_dir():
+        raise DataError(out, 0, "is a file, not a folder; give --out a new or empty folder")
+    for source in inputs:
+        source_path = _resolved(Path(source))
+        if kind == "eval" and _is_eval_output(source_path):
+            continue  # saved predictions re-scored where they lie: eval only adds its reports beside them
+        if source_path == target or target in source_path.parents:
+            raise DataError(out, 0, f"holds {source}, an input of this run; give --out a folder of its own")
+    if target.is_dir():
+        try:
+            empty = not any(target.iterdir())
+        except OSError as err:
+            raise DataError(out, 0, f"cannot read the folder: {err.strerror or err}") from None
+        if not empty:
+            foreign = (_foreign_dataset_entry if kind == "dataset" else _foreign_eval_entry)(target)
+            if foreign:
+                what = "an earlier dataset of skilltune" if kind == "dataset" else "a folder of eval's outputs"
+                raise DataError(out, 0, f"is not {what}: it holds {foreign}; give --out a new or empty folder")
+    _probe_writable(target)
+
+
+def check_output_file(out: Path | str, inputs: Iterable[Path | str] = ()) -> None:
+    """Raise DataError unless `out` may be (re)written as a file: not a folder, not an input, writable."""
+    out = Path(out)
+    target = _resolved(out)
+    if target.is_dir():
+        raise DataError(out, 0, "is a folder; give --out a file name")
+    for source in inputs:
+        source_path = _resolved(Path(source))
+        if source_path == target:
+            raise DataError(out, 0, f"is {source}, an input of this run; give --out another file")
+        if source_path in target.parents:  # a file added to an input folder (a dataset) is not its own
+            raise DataError(out, 0, f"is inside {source}, an input of this run; give --out a file elsewhere")
+    _probe_writable(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path | str, inputs: Iterable[Path | str] = ()):
+    """Yield a temporary sibling folder; on success it replaces `path` whole, on failure it is removed.
+
+    `path` is checked by the output-folder rule first (see check_output_folder), so the folder
+    replaced is only ever an earlier output of skilltune.
+    """
+    path = Path(path)
+    check_output_folder(path, inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(path)
+    with terminate_cleanly():
+        staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=staging_prefix(path, "new")))
+        try:
+            staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
+            yield staging
+            retired = None
+            if path.exists():
+                retired = Path(tempfile.mkdtemp(dir=path.parent, prefix=staging_prefix(path, "old")))
+                os.replace(path, retired / "content")
+            try:
+                os.replace(staging, path)
+            except OSError:
+                if retired:  # put the earlier output back
+                    os.replace(retired / "content", path)
+                raise
+            if retired:
+                shutil.rmtree(retired, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
+
