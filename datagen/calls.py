@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from dataclasses import dataclass, field
+
+from datagen.jsonio import loads
 
 NO_CALL_NAME = "other"
 
@@ -66,9 +69,32 @@ def parse_call(text: str) -> Call:
             raise CallSyntaxError(f"argument {keyword.arg!r} is given twice")
         try:
             arguments[keyword.arg] = ast.literal_eval(keyword.value)
-        except (ValueError, SyntaxError, TypeError, RecursionError):
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             raise CallSyntaxError(f"argument {keyword.arg!r} is not a literal value") from None
+        problem = json_value_problem(arguments[keyword.arg])
+        if problem:
+            raise CallSyntaxError(f"argument {keyword.arg!r}: {problem}")
     return Call(node.func.id, arguments)
+
+
+def json_value_problem(value) -> str | None:
+    """Why a literal cannot be a JSON value (every call is also sent as JSON), or None.
+
+    1e999 is infinity and NaN follows from it; bytes, sets and complex numbers have no JSON form."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{item} is not a JSON number"
+        if isinstance(item, (bytes, set, frozenset, complex)):
+            return f"a {type(item).__name__} value has no JSON form"
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return "dictionary keys must be strings"
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return None
 
 
 def call_to_json(call: Call) -> dict:
@@ -96,9 +122,9 @@ def _call_from_function(function: dict) -> Call:
         raise CallSyntaxError(f"function name {name!r} is not an identifier")
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as err:
-            raise CallSyntaxError(f"arguments are not JSON: {err.msg}") from None
+            arguments = loads(arguments) if arguments.strip() else {}
+        except ValueError as err:  # syntax, NaN, an integer too long to read
+            raise CallSyntaxError(f"arguments are not JSON: {getattr(err, 'msg', err)}") from None
     if not isinstance(arguments, dict):
         raise CallSyntaxError("arguments must be a JSON object")
     return Call(name, arguments)

@@ -51,3 +51,24 @@ def test_other_is_the_no_call():
 def test_strings_with_escapes_round_trip(note):
     call = Call("notes", {"action": "add", "note": note})
     assert parse_call(call.to_python()) == call
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("f(x=1e999)", "inf is not a JSON number"),
+    ("f(x=[1, -1e999])", "-inf is not a JSON number"),
+    ('f(x=b"raw")', "a bytes value has no JSON form"),
+    ("f(x={1, 2})", "a set value has no JSON form"),
+    ("f(x=1j)", "a complex value has no JSON form"),
+    ("f(x={1: 2})", "dictionary keys must be strings"),
+])
+def test_values_with_no_json_form_are_refused(text, reason):
+    # every call is also written as JSON (tools style, the OpenAI upload): Infinity there is not JSON
+    with pytest.raises(CallSyntaxError, match=reason):
+        parse_call(text)
+
+
+def test_json_arguments_with_nan_are_refused():
+    from datagen.calls import call_from_tool_call
+
+    with pytest.raises(CallSyntaxError, match="not JSON"):
+        call_from_tool_call({"type": "function", "function": {"name": "f", "arguments": '{"x": NaN}'}})
