@@ -151,8 +151,9 @@ def read_jsonl(path: Path | str, schema_name: str) -> Iterator[dict]:
 
 def read_json(path: Path | str, schema_name: str) -> dict:
     path = Path(path)
+    text = read_text(path)
     try:
-        obj = loads(read_text(path))
+        obj = loads(text)
     except json.JSONDecodeError as err:
         raise DataError(path, err.lineno, f"not JSON: {err.msg} (column {err.colno})") from None
     except ValueError as err:

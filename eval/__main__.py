@@ -20,9 +20,10 @@ from pathlib import Path
 import click
 import yaml
 
-from datagen.jsonio import DataError, read_json, read_jsonl, write_text
+from datagen.jsonio import DataError, iter_json_lines, iter_jsonl, read_json, read_text, write_text
+from datagen.outputs import check_output_folder
 from eval.report import build_report, gate_problems, markdown, side_by_side, write_report
-from eval.score import noisy_entry, score
+from eval.score import gold_problem, noisy_entry, score
 
 
 def _fail(message: str) -> None:
@@ -32,13 +33,45 @@ def _fail(message: str) -> None:
 
 def _read_config(path: Path) -> dict:
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(read_text(path))
+    except DataError as err:
+        _fail(str(err))
     except yaml.YAMLError as err:
-        _fail(f"{path}: not valid YAML: {err}")
+        _fail(f"{path}: not valid YAML: {' '.join(str(err).split())}")
     for key in ("base_model", "output_dir"):
         if not isinstance(config, dict) or not config.get(key):
             _fail(f"{path}: no `{key}:`")
+        if not isinstance(config[key], str):
+            _fail(f"{path}: `{key}: {config[key]!r}` must be a model name or a folder path")
     return config
+
+
+def _test_records(path: Path, limit: int | None) -> list[dict]:
+    """The first `limit` records of a test file, each with a gold answer scoring can read.
+
+    Checked before any model loads: a bad record is one `file:line` error, not a crash after
+    minutes of generation."""
+    from datagen.render import gold_call, record_problem
+
+    records = []
+    try:
+        for number, record in iter_jsonl(path, "record"):
+            if limit is not None and len(records) >= limit:
+                break
+            problem = record_problem(record)
+            if problem is None:
+                try:
+                    problem = gold_problem(gold_call(record).to_python())
+                except ValueError as err:  # a value Python will not write back (an int of 5,000 digits)
+                    problem = f"gold answer: {err}"
+            if problem:
+                raise DataError(path, number, problem)
+            records.append(record)
+    except DataError as err:
+        _fail(str(err))
+    if not records:
+        _fail(f"{path}: no records")
+    return records
 
 
 def _manifest_of(test_file: Path | None) -> dict:
@@ -46,8 +79,8 @@ def _manifest_of(test_file: Path | None) -> dict:
     if test_file is None:
         return {}
     try:
-        manifest = json.loads((Path(test_file).parent / "manifest.json").read_text())
-    except (OSError, ValueError):
+        manifest = json.loads(read_text(Path(test_file).parent / "manifest.json"))
+    except (DataError, ValueError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
 
@@ -86,7 +119,10 @@ def _gate(report: dict, min_exact_match: float | None, baseline: Path | None, ma
             saved = read_json(baseline, "report")
         except DataError as err:
             _fail(str(err))
-        reference = saved.get(label) or saved[saved["models"][-1]]
+        fallback = saved["models"][-1] if saved["models"] else None
+        reference = saved.get(label) or saved.get(fallback)
+        if not isinstance(reference, dict):
+            _fail(f"{baseline}: no scores for {label!r} or any other model (models: {saved['models']})")
     problems = gate_problems(report[label], label, min_exact_match, reference, max_drop)
     for problem in problems:
         click.echo(f"gate failed: {problem}", err=True)
@@ -102,11 +138,15 @@ def _score_and_report(prediction_files: list[Path], test_file: str, out: Path, s
     signatures = {skill.name: skill.parameters for skill in skills} if skills else None
     rows_by_model: dict[str, dict[str, list[dict]]] = {}
     for path in prediction_files:
-        rows = list(read_jsonl(path, "prediction"))
+        rows = 0
+        for number, row in iter_jsonl(path, "prediction"):
+            problem = gold_problem(row["gold"])
+            if problem:
+                raise DataError(path, number, problem)
+            rows_by_model.setdefault(row["model"], {}).setdefault(row["split"], []).append(row)
+            rows += 1
         if not rows:
             _fail(f"{path}: no predictions")
-        for row in rows:
-            rows_by_model.setdefault(row["model"], {}).setdefault(row["split"], []).append(row)
     scores = {}
     for label, by_split in rows_by_model.items():
         if "test" not in by_split:
@@ -243,24 +283,24 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
     from eval.predict import PredictError, prediction_rows, write_predictions
 
     _check_backend_options(backend, config, base_url, model, base_model_name)
-    skills = _pack_for(test_file, pack)
-    processors = _grammar(skills, test_file, max_new_tokens) if constrained else None
     if constrained and backend != "transformers":
         _fail("--constrained works with --backend transformers only (it plugs into transformers' generate)")
     settings = _read_config(config) if config is not None else None
     splits = {"test": test_file, "test_noisy": noisy_test} if noisy_test else {"test": test_file}
-    records = {}
-    try:
-        for split, path in splits.items():
-            records[split] = list(read_jsonl(path, "record"))[:limit]
-            if not records[split]:
-                _fail(f"{path}: no records")
-    except DataError as err:
-        _fail(str(err))
+    # everything that can be wrong with the inputs and --out is found before a model loads
+    records = {split: _test_records(path, limit) for split, path in splits.items()}
+    inputs = [*splits.values(), *([config] if config else [])]
     if settings is not None:
         adapter_dir = Path(settings["output_dir"])
         if not (adapter_dir / "adapter_config.json").exists():
             _fail(f"{adapter_dir}: no trained adapter (adapter_config.json); run `make train` first")
+        inputs += [adapter_dir] + ([settings["base_model"]] if Path(settings["base_model"]).exists() else [])
+    try:
+        check_output_folder(out, inputs, kind="eval")
+    except DataError as err:
+        _fail(str(err))
+    skills = _pack_for(test_file, pack)
+    processors = _grammar(skills, test_file, max_new_tokens) if constrained else None
 
     prediction_files = []
     try:
@@ -275,9 +315,12 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
             del predictor  # the next model loads into the memory this one held
     except (PredictError, DataError) as err:
         _fail(str(err))
-    except OSError as err:  # an unwritable --out
+    except OSError as err:  # --out became unwritable while generating
         _fail(" ".join(str(err).split()))
-    report = _score_and_report(prediction_files, str(test_file), out, skills)
+    try:  # the predictions are saved: `eval score` re-scores them if this fails
+        report = _score_and_report(prediction_files, str(test_file), out, skills)
+    except (DataError, OSError) as err:
+        _fail(f"{err}; the predictions are saved: {', '.join(map(str, prediction_files))}")
     _gate(report, min_exact_match, baseline, max_drop, gate_model)
 
 
@@ -309,8 +352,9 @@ def score_command(predictions: tuple[Path, ...], out: Path, test_file: str, pack
       python -m eval score runs/smollm2/predictions-base.jsonl runs/smollm2/predictions-tuned.jsonl --out runs/smollm2
     """
     try:
+        check_output_folder(out, predictions, kind="eval")
         report = _score_and_report(list(predictions), test_file or "(saved predictions)", out, _pack_for(None, pack))
-    except DataError as err:
+    except (DataError, OSError) as err:
         _fail(str(err))
     _gate(report, min_exact_match, baseline, max_drop, gate_model)
 
@@ -336,15 +380,22 @@ def compare(reports: tuple[Path, ...], model_label: str | None, out: Path | None
       python -m eval compare runs/smollm2 runs/mistral --max-drop 0.02
     """
     scores = {}
+    if out is not None:
+        try:
+            check_output_folder(out, kind="eval")  # compare.md only: reports there stay as they are
+        except DataError as err:
+            _fail(str(err))
     for path in reports:
         path = path / "report.json" if path.is_dir() else path
         try:
             report = read_json(path, "report")
         except DataError as err:
-            _fail(str(err))
+            _fail(str(err) if path.exists() else f"{path}: no such file (a run folder holds report.json)")
+        if not report["models"]:
+            _fail(f"{path}: the report has no models")
         label = _default_model(report, model_label)
-        if label not in report["models"]:
-            _fail(f"{path}: no model {label!r} (it has {', '.join(report['models'])})")
+        if label not in report["models"] or not isinstance(report.get(label), dict):
+            _fail(f"{path}: no scores for model {label!r} (it lists {', '.join(report['models'])})")
         name = path.parent.name or str(path)
         while name in scores:  # two runs from folders of the same name
             name += "'"
@@ -397,14 +448,19 @@ def bfcl(category: str, out: Path, predictions: Path | None, backend: str, base_
     except (FileNotFoundError, DataError) as err:
         _fail(str(err))
     predictions_path = Path(out) / f"bfcl-{category}-predictions.jsonl"
+    try:
+        check_output_folder(out, [predictions] if predictions else [], kind="eval")
+    except DataError as err:
+        _fail(str(err))
     if predictions is not None:
         saved = {}
-        for number, line in enumerate(predictions.read_text().splitlines(), 1):
-            try:
-                row = json.loads(line)
+        try:
+            for number, row in iter_json_lines(predictions):
+                if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("output"), str)):
+                    _fail(f"{predictions}:{number}: expected a JSON object with id and output (both strings)")
                 saved[row["id"]] = row["output"]
-            except (ValueError, KeyError, TypeError):
-                _fail(f"{predictions}:{number}: expected a JSON object with id and output")
+        except DataError as err:
+            _fail(str(err))
         missing = [case.id for case in cases if case.id not in saved]
         if missing:
             _fail(f"{predictions}: no output for {len(missing)} case(s), e.g. {missing[0]}")

@@ -50,6 +50,15 @@ def _gold(text: str) -> tuple[Call, list[Expected]]:
     return call, [] if call.is_no_call else [Expected.from_call(call)]
 
 
+def gold_problem(text: str) -> str | None:
+    """Why `text` cannot be a gold answer (scoring reads it as Python call text), or None."""
+    try:
+        _gold(text)
+    except (ValueError, RecursionError) as err:  # CallSyntaxError is a ValueError
+        return f"gold answer {text[:60]!r} is not call text such as f(x=1): {err or 'nested too deeply'}"
+    return None
+
+
 def judge(row: dict, schemas: Mapping[str, dict] | None = None,
           signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
     """One prediction row -> the row plus what scoring needs (`valid`, `valid_lenient`, ...)."""

@@ -249,4 +249,8 @@ def test_bfcl_command_rescores_saved_predictions(simple, tmp_path):
     assert [row["id"] for row in scored["rows"] if not row["valid"]] == [simple[3].id]
     saved.write_text(saved.read_text() + "{broken\n")
     broken = subprocess.run(run, cwd=repo, capture_output=True, text=True)
-    assert broken.returncode == 1 and f"{saved}:11: expected a JSON object" in broken.stderr
+    assert broken.returncode == 1 and f"{saved}:11: not JSON" in broken.stderr
+    lines[5]["output"] = None  # a saved output that is not text: one line naming it, not a traceback
+    saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    null = subprocess.run(run, cwd=repo, capture_output=True, text=True)
+    assert null.returncode == 1 and null.stderr == f"error: {saved}:6: expected a JSON object with id and output (both strings)\n"
