@@ -46,7 +46,7 @@ from typing import Iterator
 import click
 
 from datagen.expand import normalize
-from datagen.jsonio import DataError, iter_json_lines, sha256_of, write_json, write_jsonl
+from datagen.jsonio import STRICT_DECODER, DataError, iter_json_lines, read_text, sha256_of, write_json, write_jsonl
 from datagen.outputs import atomic_directory, check_output_folder
 from datagen.cli import OneLineErrors, fail
 from datagen.render import chat_record_problem
@@ -98,8 +98,8 @@ def iter_json_array(path: Path) -> Iterator[tuple[int, object]]:
     json.load would give the entries but not where they are; decoding them one at a time lets a
     bad entry be named by its line, like a bad JSONL line.
     """
-    text = path.read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
+    text = read_text(path)  # not UTF-8 is a DataError naming the line
+    decoder = STRICT_DECODER
     space = re.compile(r"[ \t\r\n]*")
     line, counted_to = 1, 0
 
@@ -119,6 +119,8 @@ def iter_json_array(path: Path) -> Iterator[tuple[int, object]]:
             value, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as err:
             raise DataError(path, err.lineno, f"not JSON: {err.msg} (column {err.colno})") from None
+        except (ValueError, RecursionError) as err:  # NaN, Infinity, an integer too long to read
+            raise DataError(path, line_at(position), f"not JSON: {err or 'nested too deeply'}") from None
         yield line_at(position), value
         position = space.match(text, end).end()
         if text.startswith(",", position):

@@ -95,6 +95,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# a decoder for callers that walk a document value by value (raw_decode), as strict as loads
+STRICT_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
 def loads(text: str):
     """Strict JSON: NaN, Infinity and numbers that overflow are errors, as in the JSON standard.
 

@@ -23,6 +23,7 @@ from datagen.calls import (
     call_to_json,
     parse_call,
 )
+from datagen.jsonio import loads
 from datagen.skills import Skill
 
 STYLES = ("python", "json", "tools")
@@ -78,9 +79,12 @@ def answer_call(message: dict) -> Call:
     content = message.get("content", "").strip()
     if content.startswith("{"):
         try:
-            return call_from_json(json.loads(content))
+            value = loads(content)
         except json.JSONDecodeError as err:
             raise CallSyntaxError(f"not JSON: {err.msg}") from None
+        except ValueError as err:  # NaN, Infinity, an integer too long to read
+            raise CallSyntaxError(f"not JSON: {err}") from None
+        return call_from_json(value)
     return parse_call(content)
 
 
