@@ -177,7 +177,7 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
     \b
     Example:
       python -m datagen stats data/skills --tokenizer models/SmolLM2-135M-Instruct --sequence-len 256 \\
-          --histogram data/skills/lengths.png
+          --histogram runs/lengths.png
     """
     from datagen.stats import dataset_stats, save_histogram
 
