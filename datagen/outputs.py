@@ -5,7 +5,8 @@ score|bfcl|compare`) refuses, in one line and before it does anything:
   - a path that is a file, or the root folder;
   - a path that holds an input of the run (the skill pack, the documents, the logs, a test file);
   - a non-empty folder that is not an earlier output of skilltune: for a dataset folder, a
-    manifest.json that lists every file in it; for an eval folder, only names eval writes;
+    manifest.json that lists every file in it; for an eval folder, one holding eval's predictions
+    or report, or the run's adapter (runs/<model>/adapter beside runs/<model>/report.json);
   - a place it cannot write (probed by making and removing a folder there).
 Dataset folders are built in a hidden sibling and renamed into place (`atomic_directory`); the
 sibling is removed on an error, on Ctrl-C and on SIGTERM, and one left by `kill -9` is removed by
@@ -22,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from datagen.jsonio import DataError, read_json, remove_stale_siblings, staging_prefix, terminate_cleanly
+from datagen.jsonio import DataError, iter_jsonl, read_json, remove_stale_siblings, staging_prefix, terminate_cleanly
 
 # What `eval run`, `eval score`, `eval bfcl` and `eval compare` write into their --out folder.
 EVAL_OUTPUTS = ("predictions-*.jsonl", "report.json", "report.md", "confusion-*.png", "compare.md",
@@ -53,8 +54,34 @@ def _is_eval_output(path: Path) -> bool:
     return path.is_file() and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in EVAL_OUTPUTS)
 
 
-def _foreign_eval_entry(folder: Path) -> str | None:
-    return next((entry.name for entry in sorted(folder.iterdir()) if not _is_eval_output(entry)), None)
+def _is_skilltune_eval_file(path: Path) -> bool:
+    """A report.json or predictions file that reads as skilltune's (its schema), not just by name."""
+    try:
+        if path.name == "report.json":
+            read_json(path, "report")
+            return True
+        if fnmatch.fnmatchcase(path.name, "predictions-*.jsonl"):
+            return next(iter_jsonl(path, "prediction"), None) is not None
+    except DataError:
+        pass
+    return False
+
+
+def _eval_folder_problem(folder: Path, input_paths: list[Path]) -> str | None:
+    """Why eval may not add its files to `folder`, or None.
+
+    Eval only adds files of its own names, so a folder is eval's when it already holds eval's
+    predictions or report, or is the run folder holding this run's adapter (make's layout:
+    runs/<model>/adapter beside runs/<model>/report.json)."""
+    entries = sorted(folder.iterdir())
+    report = folder / "report.json"
+    if report.exists() and not _is_skilltune_eval_file(report):
+        return "it holds a report.json skilltune did not write"
+    if not entries or any(path.is_dir() and path.parent == folder for path in input_paths):
+        return None
+    if any(_is_skilltune_eval_file(entry) for entry in entries):
+        return None
+    return f"it holds {entries[0].name}"
 
 
 def _probe_writable(target: Path) -> None:
@@ -74,7 +101,8 @@ def check_output_folder(out: Path | str, inputs: Iterable[Path | str] = (), *, k
     """Raise DataError (one line naming `out`) unless `out` may be written; touches nothing.
 
     kind "dataset": the folder is replaced whole, so every file in it must be listed by its
-    manifest.json. kind "eval": files are written into it, so it may hold only eval's own names.
+    manifest.json. kind "eval": eval's files are added to it, so it must already be eval's (see
+    _eval_folder_problem).
     """
     out = Path(out)
     target = _resolved(out)
@@ -82,22 +110,27 @@ def check_output_folder(out: Path | str, inputs: Iterable[Path | str] = (), *, k
         raise DataError(out, 0, "is the root folder; give --out a folder of its own")
     if target.exists() and not target.is_dir():
         raise DataError(out, 0, "is a file, not a folder; give --out a new or empty folder")
-    for source in inputs:
-        source_path = _resolved(Path(source))
-        if kind == "eval" and _is_eval_output(source_path):
-            continue  # saved predictions re-scored where they lie: eval only adds its reports beside them
-        if source_path == target or target in source_path.parents:
+    input_paths = [_resolved(Path(source)) for source in inputs]
+    for source, source_path in zip(inputs, input_paths):
+        if kind == "eval":  # eval never removes anything: only an input it could write over, or beside, counts
+            inside = source_path == target or (source_path.parent == target and source_path.is_file()
+                                               and not _is_eval_output(source_path))
+        else:  # the folder is replaced whole: nothing under it may be an input
+            inside = source_path == target or target in source_path.parents
+        if inside:
             raise DataError(out, 0, f"holds {source}, an input of this run; give --out a folder of its own")
     if target.is_dir():
         try:
-            empty = not any(target.iterdir())
+            if kind == "dataset":
+                problem = None if not any(target.iterdir()) else _foreign_dataset_entry(target)
+                problem = problem and f"is not an earlier dataset of skilltune: it holds {problem}"
+            else:
+                problem = _eval_folder_problem(target, input_paths)
+                problem = problem and f"is not a folder of eval's outputs: {problem}"
         except OSError as err:
             raise DataError(out, 0, f"cannot read the folder: {err.strerror or err}") from None
-        if not empty:
-            foreign = (_foreign_dataset_entry if kind == "dataset" else _foreign_eval_entry)(target)
-            if foreign:
-                what = "an earlier dataset of skilltune" if kind == "dataset" else "a folder of eval's outputs"
-                raise DataError(out, 0, f"is not {what}: it holds {foreign}; give --out a new or empty folder")
+        if problem:
+            raise DataError(out, 0, f"{problem}; give --out a new or empty folder")
     _probe_writable(target)
 
 

@@ -145,15 +145,25 @@ def test_sigterm_while_writing_leaves_the_old_output_and_no_temporary_folder(tmp
     assert snapshot(out) == before
 
 
-def test_check_output_folder_for_eval_allows_only_eval_names(tmp_path):
+def test_an_eval_folder_must_already_be_evals(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
-    for name in ("report.json", "report.md", "predictions-base.jsonl", "confusion-tuned.png"):
-        (folder / name).write_text("x")
-    check_output_folder(folder, kind="eval")
-    (folder / "adapter_model.safetensors").write_bytes(b"weights")
-    with pytest.raises(DataError, match="adapter_model.safetensors"):
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="not a folder of eval's outputs: it holds notes.txt"):
         check_output_folder(folder, kind="eval")
+    (folder / "report.json").write_text('{"my": "report"}')
+    with pytest.raises(DataError, match="a report.json skilltune did not write"):
+        check_output_folder(folder, kind="eval")
+    (folder / "report.json").unlink()
+    adapter = folder / "adapter"  # make's layout: runs/<model>/adapter, eval writes beside it
+    adapter.mkdir()
+    check_output_folder(folder, [adapter], kind="eval")
+    with pytest.raises(DataError, match="an input of this run"):
+        check_output_folder(adapter, [adapter], kind="eval")
+    test = folder / "test.jsonl"
+    test.write_text("{}\n")
+    with pytest.raises(DataError, match="an input of this run"):
+        check_output_folder(folder, [test, adapter], kind="eval")
 
 
 def test_instructions_refuses_to_write_over_its_input(tmp_path):
