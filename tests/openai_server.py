@@ -15,6 +15,12 @@ constructor or `script()`), or `default` once the queue is empty:
     500         status 500
     malformed   200 with content that is not JSON and no tool call
     invalid     JSON pairs that do not fit: unknown argument, wrong function, unparsable call, empty user
+    content_number / content_list / content_null
+                200 whose message `content` is 42 / [1, 2] / null, with no tool call
+    arguments_object
+                the ok pairs in a tool call whose `arguments` is a JSON object, not JSON text
+    short_body  200 whose Content-Length promises more than is sent before the connection closes
+    cut_json    200 whose body (with a matching Content-Length) is JSON cut off halfway
     reply       whatever the constructor's `reply(body)` returns: a str becomes `message.content`,
                 a dict is the whole message (e.g. with `tool_calls`); for scoring eval prompts
 
@@ -56,7 +62,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from typing import Callable
 
-MODES = ("ok", "ok_content", "slow", "duplicate", "429", "500", "malformed", "invalid", "reply")
+MODES = ("ok", "ok_content", "slow", "duplicate", "429", "500", "malformed", "invalid", "content_number",
+         "content_list", "content_null", "arguments_object", "short_body", "cut_json", "reply")
+CONTENT_MODES = {"content_number": 42, "content_list": [1, 2], "content_null": None}
 SKILL_LINE = re.compile(r"^Skill: ([A-Za-z_]\w*)\(", re.MULTILINE)
 JOB_ROUTE = re.compile(r"^/v1/fine_tuning/jobs/([^/]+)(/events|/cancel)?$")
 
@@ -389,6 +397,11 @@ def answer(mode: str, body: dict, number: int, retry_after: str = "0",
     if mode == "reply":
         result = reply(body)
         message = {"role": "assistant", **(result if isinstance(result, dict) else {"content": result})}
+    elif mode in CONTENT_MODES:
+        message = {"role": "assistant", "content": CONTENT_MODES[mode]}
+    elif mode == "arguments_object":
+        message = _tool_message(body, good_pairs(body), number)
+        message["tool_calls"][0]["function"]["arguments"] = {"pairs": good_pairs(body)}
     elif mode == "malformed":
         message = {"role": "assistant", "content": "Sure! Here are some great examples: user asks for"}
     elif mode == "ok_content":
@@ -451,15 +464,25 @@ def _make_handler(server: ScriptedOpenAIServer):
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
-        def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        def _send(self, status: int, payload: dict, headers: dict | None = None, cut: str | None = None) -> None:
+            """`cut`: "short_body" sends half the body under the full Content-Length, then hangs up;
+            "cut_json" sends half the body under a Content-Length that matches it."""
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            length = len(data)
+            if cut:
+                data = data[: len(data) // 2]
+                length = length if cut == "short_body" else len(data)
+                self.close_connection = True
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(length))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout test)
+                self.close_connection = True
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
@@ -536,7 +559,7 @@ def _make_handler(server: ScriptedOpenAIServer):
             # logged before the reply goes out: once the client has it, the log already shows it
             entry["answered"] = time.monotonic()
             server.record(entry)
-            self._send(status, payload, headers)
+            self._send(status, payload, headers, cut=mode if mode in ("short_body", "cut_json") else None)
 
     return Handler
 

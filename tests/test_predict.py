@@ -120,11 +120,42 @@ def test_too_many_500s_raise_predict_error_naming_endpoint_and_record():
     assert "\n" not in message
 
 
-def test_unreachable_endpoint_is_a_predict_error():
+def test_unreachable_endpoint_is_a_predict_error_naming_the_refusal():
     with ScriptedOpenAIServer() as server:
         url = server.url  # closed on leaving: nothing listens there any more
-    with pytest.raises(PredictError, match="cannot reach .* for record 0"):
+    with pytest.raises(PredictError) as failure:
         OpenAIBackend(url, "m", max_retries=0, timeout=5).generate(records(1))
+    assert str(failure.value).endswith(f"cannot reach {url} for record 0 (model 'm', max retries 0): "
+                                       "connection refused (nothing listens there)")  # not "timed out"
+
+
+def test_an_endpoint_that_does_not_answer_in_time_is_a_timeout():
+    with ScriptedOpenAIServer(default="slow", slow_ms=3000) as server:
+        with pytest.raises(PredictError) as failure:
+            OpenAIBackend(server.url, "m", max_retries=0, timeout=0.5).generate(records(1))
+    assert str(failure.value).startswith(f"no answer from {server.url} within 0.5 s (timed out) for record 0")
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("short_body", "was cut short: Not enough data to satisfy content length header"),
+    ("cut_json", "the answer is not JSON (cut short?): "),
+])
+def test_a_truncated_response_body_is_a_one_line_predict_error(mode, message):
+    with ScriptedOpenAIServer(default=mode) as server:
+        with pytest.raises(PredictError) as failure:
+            OpenAIBackend(server.url, "m", max_retries=0, timeout=5).generate(records(1))
+    text = str(failure.value)
+    assert server.url in text and message in text and "record 0" in text and "\n" not in text
+
+
+def test_credentials_in_the_base_url_are_an_error_that_never_shows_the_password():
+    with ScriptedOpenAIServer(default="reply", reply=last_user) as server:
+        url = server.url.replace("http://", "http://user:hunter2-secret@")
+        with pytest.raises(PredictError) as failure:
+            OpenAIBackend(url, "m", max_retries=0, timeout=5).generate(records(1))
+        assert server.total == 0
+    text = str(failure.value)
+    assert "http://***@127.0.0.1:" in text and "not supported" in text and "hunter2" not in text
 
 
 def test_at_most_concurrency_requests_are_in_flight():
