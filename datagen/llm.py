@@ -13,22 +13,30 @@ Why the output can be trusted, and a run can be killed and resumed:
   forced function call (`submit_pairs`); the same JSON as plain `message.content` is accepted too.
   A skill gets requests 0, 1, 2, ... until it has `--per-skill` pairs or hits a cap of 3x the
   requests it would need if every candidate were accepted.
-- The cache. Every answer is stored under `--cache` as `<sha256 of the canonical request body>.json`
-  (written to a temporary file, then renamed). The key is the request body only: no API key, no
-  base URL. A cached request makes no HTTP call, so a finished run re-runs with zero requests.
+- The cache. Every answer that holds at least one valid pair is stored under `--cache` as
+  `<sha256 of the canonical request body>.json` (written to a temporary file, then renamed). The
+  key is the request body only: no API key, no base URL. A cached request makes no HTTP call, so a
+  finished run re-runs with zero requests. An answer without a valid pair (garbage, an empty or
+  oddly shaped message) is judged and rejected but not cached, and such an entry left by an older
+  version counts as a miss, so a later run against a healthy server asks again.
 - Plan order. Requests are sent concurrently (`--concurrency` in flight, a new one as soon as one returns), but
   their candidates are judged strictly in plan order: skill by skill in pack order, request by
   request, candidate by candidate. What is accepted therefore never depends on timing.
 - Append-only output. An accepted pair is written as one line and flushed before the next is
-  judged. On start an existing `--out` is read back (a torn last line left by `kill -9` is cut
-  off); its pairs count toward the targets and the dedup set, and replaying the plan from request
+  judged. On start an existing `--out` (and `--rejects`) is read back and checked whole before
+  anything is changed: a file that is not that JSONL (text, bad JSON, invalid UTF-8, a folder) is a
+  one-line error and is left as it is. A last line without a newline is kept if it is a valid line;
+  one that is not (a torn write) is cut off, with a warning naming its line and size. The pairs
+  count toward the targets and the dedup set, and replaying the plan from request
   0 (from the cache, mostly) skips them again, so a killed and resumed run ends with exactly the
   pairs an uninterrupted run writes.
 - Checks. A candidate must be JSON with a non-empty one-line `user` and either `arguments` (an
   object, made into `Call(skill, arguments)`) or `call` (text, parsed with `parse_call`, never
   executed); the call must pass `Skill.check_call` and survive a round trip through its text; the
   utterance must be new by `normalize()` across the whole pack and everything accepted so far.
-  Everything else goes to `--rejects` with the reason.
+  Everything else goes to `--rejects` with the reason. Any JSON answer is read without a crash: a
+  tool call's `arguments` may be JSON text or already an object. A run that had pairs to find and
+  accepted none fails with one line saying why.
 
 Retries, backoff with jitter and Retry-After are the `openai` client's own (`--max-retries`).
 The API key is read from OPENAI_API_KEY only and is handed to the client, nowhere else.
@@ -54,7 +62,7 @@ from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
 from datagen.cli import OneLineErrors, fail
 from datagen.expand import normalize
 from datagen.jsonio import DataError, schema_problem, write_text
-from datagen.openai_api import EndpointError, async_client, one_line, post_chat
+from datagen.openai_api import EndpointError, async_client, base_url_problem, one_line, post_chat
 from datagen.skills import (
     ASSISTANT_PREFIX,
     EXAMPLES_HEADER,
@@ -220,34 +228,97 @@ class ResponseCache:
 _FENCE = re.compile(r"^```[\w-]*[ \t]*\n?(.*?)\n?```$", re.DOTALL)
 
 
-def answer_texts(response: dict) -> list[str]:
-    """The texts that should hold the pairs JSON: each tool call's arguments, else the content."""
-    choices = response.get("choices") or [{}]
-    message = (choices[0] or {}).get("message") or {}
-    calls = list(message.get("tool_calls") or [])
-    if message.get("function_call"):  # the older single-function form some servers still send
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def answer_payloads(response) -> tuple[list, list[tuple[object, str]]]:
+    """(payloads, problems) of an answer, for any JSON value whatever its shape; never raises.
+
+    A payload should hold the pairs JSON: each tool call's `arguments` (text, or already an object
+    or list, as some servers send it), else the message content (text, or a list of text parts).
+    A problem is (what to keep in the rejects file, why it holds no pairs)."""
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not isinstance(choices, list) or not choices:
+        return [], [(None, f"malformed answer: no choices (the answer is {_kind(response)})")]
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        return [], [(None, f"malformed answer: the first choice has no message object ({_kind(message)})")]
+    calls = message.get("tool_calls")
+    calls = list(calls) if isinstance(calls, list) else [] if calls is None else [calls]
+    if isinstance(message.get("function_call"), dict):  # the older single-function form some servers still send
         calls.append({"function": message["function_call"]})
-    texts = [(call.get("function") or {}).get("arguments") or "" for call in calls]
-    if not texts and message.get("content"):
-        texts = [message["content"]]
-    return texts
+    payloads, problems = [], []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        if isinstance(arguments, (str, dict, list)):
+            payloads.append(arguments)
+        else:
+            problems.append((call, f"malformed tool call: arguments is {_kind(arguments)}, not JSON text"))
+    if calls:
+        return payloads, problems
+    content = message.get("content")
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": "..."}, ...]
+        texts = [part.get("text") for part in content if isinstance(part, dict)]
+        content = "".join(text for text in texts if isinstance(text, str)) if texts else content
+    if isinstance(content, str) and content.strip():
+        return [content], []
+    if content is None or isinstance(content, str):
+        return [], [(None, "empty answer: no tool call and no content")]
+    return [], [(content, f"malformed answer: content is {_kind(content)}, not text")]
 
 
-def parse_answer(text: str) -> list:
-    """The candidates in one answer text: {"pairs": [...]} or a bare [...], optionally in a ``` fence."""
-    text = text.strip()
-    fenced = _FENCE.match(text)
-    if fenced:
-        text = fenced.group(1)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise MalformedAnswer(f"malformed JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
-    if isinstance(data, dict) and isinstance(data.get("pairs"), list):
-        return data["pairs"]
-    if isinstance(data, list):
-        return data
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_answer(payload) -> list:
+    """The candidates in one payload: {"pairs": [...]} or a bare [...], as text (optionally in a
+    ``` fence) or already parsed."""
+    if isinstance(payload, str):
+        text = payload.strip()
+        fenced = _FENCE.match(text)
+        if fenced:
+            text = fenced.group(1)
+        try:
+            payload = json.loads(text, parse_constant=_no_constant)
+        except json.JSONDecodeError as err:
+            raise MalformedAnswer(f"malformed JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
+        except ValueError as err:  # NaN, Infinity
+            raise MalformedAnswer(f"malformed JSON: {err}") from None
+        except RecursionError:
+            raise MalformedAnswer("malformed JSON: nested too deeply") from None
+    if isinstance(payload, dict) and isinstance(payload.get("pairs"), list):
+        return payload["pairs"]
+    if isinstance(payload, list):
+        return payload
     raise MalformedAnswer('malformed answer: expected {"pairs": [...]}')
+
+
+def read_answer(response) -> tuple[list, list[tuple[object, str]]]:
+    """(candidates, problems) of one answer (see answer_payloads); never raises."""
+    payloads, problems = answer_payloads(response)
+    candidates = []
+    for payload in payloads:
+        kept = payload[:MAX_REJECT_TEXT] if isinstance(payload, str) else payload
+        try:
+            found = parse_answer(payload)
+        except MalformedAnswer as err:
+            problems.append((kept, str(err)))
+            continue
+        if not found:
+            problems.append((kept, "empty answer: no pairs"))
+        candidates += found
+    return candidates, problems
+
+
+def usable(skill: Skill, response) -> bool:
+    """Whether an answer holds at least one valid pair for `skill` (new or not): only such an
+    answer is cached, or taken from the cache; any other is asked for again next run."""
+    candidates, _ = read_answer(response)
+    return any(build_pair(skill, candidate)[1] is None for candidate in candidates)
 
 
 def _candidate_call(skill: Skill, candidate: dict) -> Call:
@@ -302,47 +373,112 @@ class AppendLog:
 
     Each line is flushed to the operating system before the next candidate is judged, which is all
     that `kill -9` needs; the file is fsynced on close. (After a power cut, the lines written since
-    are rebuilt from the cache, which holds every answer they came from.)"""
+    are rebuilt from the cache, which holds every answer they came from.)
+
+    `load` only reads and checks; `repair` then makes the end of the file whole, and is the one
+    place that ever shortens it: by a torn last line (no newline, not a valid line: a writer that
+    died mid-line), only after every line before it was read as a valid one."""
 
     def __init__(self, path: Path, schema_name: str):
         self.path, self.schema_name = path, schema_name
         self._handle = None
+        self._keep = None  # after load: the bytes of the file to keep, when its end needs repair
+        self._torn = None  # after load: (line number, the torn tail's bytes) to drop
+        self._needs_newline = False  # the last line is valid but has no newline: add one, cut nothing
+
+    def _row(self, number: int, raw: bytes) -> dict:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(self.path, number, f"not UTF-8 (byte {err.start + 1} of the line)") from None
+        try:
+            obj = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as err:
+            reason = f"{err.msg} (column {err.colno})" if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+            raise DataError(self.path, number, f"not JSON: {reason}") from None
+        problem = schema_problem(obj, self.schema_name)
+        if problem:
+            raise DataError(self.path, number, f"not a {self.schema_name} line: {problem}")
+        return obj
 
     def load(self) -> list[dict]:
-        """The lines already there, validated; a torn last line (no newline: a killed writer) is cut off."""
+        """The lines already there, validated, without changing the file. A last line with no
+        newline is kept if it is a valid line (repair adds the newline); one that is not (a torn
+        write: the start of a JSON object that does not parse) is dropped by repair, provided a
+        valid line comes before it. Anything else that is not this schema's JSONL is a DataError."""
+        if self.path.is_dir():
+            raise DataError(self.path, 0, "is a folder, not a JSONL file")
+        if self.path.exists() and not self.path.is_file():
+            raise DataError(self.path, 0, "is not a regular file")
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
-        except IsADirectoryError:
-            raise DataError(self.path, 0, "is a folder, not a JSONL file") from None
-        if data and not data.endswith(b"\n"):
-            data = data[: data.rfind(b"\n") + 1]
-            with self.path.open("r+b") as handle:
-                handle.truncate(len(data))
-                os.fsync(handle.fileno())
-            click.echo(f"warning: {self.path}: dropped a torn last line", err=True)
+        lines = data.split(b"\n")
+        tail = lines.pop()  # b"" when the file ends with a newline
         rows = []
-        for number, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataError(self.path, number, f"not JSON: {err.msg}") from None
-            problem = schema_problem(obj, self.schema_name)
-            if problem:
-                raise DataError(self.path, number, problem)
-            rows.append(obj)
+        for number, raw in enumerate(lines, 1):
+            if raw.strip():
+                rows.append(self._row(number, raw))
+        if not tail.strip():
+            if tail:  # blanks after the last newline: harmless, but the next line must start on its own
+                self._needs_newline = True
+            return rows
+        number = len(lines) + 1
+        try:
+            rows.append(self._row(number, tail))
+            self._needs_newline = True
+            return rows
+        except DataError as err:
+            if not (rows and self._looks_torn(tail)):
+                raise DataError(self.path, number, f"{err.reason} (the last line, with no newline: not a torn "
+                                "line of this command's, so the file is left as it is)") from None
+        self._keep, self._torn = data[: len(data) - len(tail)], (number, tail)
         return rows
+
+    @staticmethod
+    def _looks_torn(tail: bytes) -> bool:
+        """The start of one of our lines, cut: a JSON object's beginning, invalid only at its end."""
+        if not tail.lstrip().startswith(b"{"):
+            return False
+        try:
+            text = tail.decode("utf-8")
+        except UnicodeDecodeError as err:  # a character cut in two is the last thing in a torn line
+            if err.reason != "unexpected end of data":
+                return False
+            text = tail[: err.start].decode("utf-8", errors="strict")
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            return not err.msg.startswith("Extra data")
+        except RecursionError:
+            return False
+        return False  # it parses: a whole line, so not torn (it failed the schema)
+
+    def repair(self) -> None:
+        """After every file was loaded and checked: drop a torn last line, telling the user."""
+        if self._torn is None:
+            return
+        number, tail = self._torn
+        with self.path.open("r+b") as handle:
+            handle.truncate(len(self._keep))
+            os.fsync(handle.fileno())
+        shown = one_line(tail.decode("utf-8", errors="replace"))[:80]
+        click.echo(f"warning: {self.path}:{number}: dropped a torn last line ({len(tail)} bytes, no newline, "
+                   f"not a whole {self.schema_name} line): {shown}", err=True)
+        self._torn = self._keep = None
 
     def append(self, obj: dict) -> None:
         problem = schema_problem(obj, self.schema_name)
         if problem:  # a bug, not bad model output: candidates are judged before they get here
             raise DataError(self.path, 0, f"refusing to append an invalid line: {problem}")
         if self._handle is None:
+            self.repair()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("a", encoding="utf-8")
+            if self._needs_newline:  # a valid last line that lacked its newline is kept, and ended
+                self._handle.write("\n")
+                self._needs_newline = False
         self._handle.write(_line(obj))
         self._handle.flush()
 
@@ -381,6 +517,9 @@ class Stats:
     accepted: int = 0
     rejected: int = 0
     resumed: int = 0  # pairs already in --out when the run started
+    answers: int = 0  # answers judged (fetched or cached)
+    replayed: int = 0  # pairs of --out met again while replaying the plan
+    first_problem: str | None = None  # the first reject reason of the run
 
 
 @dataclass
@@ -431,6 +570,10 @@ class Generator:
                 by_name[pair["skill"]].pairs.append(pair)
             self.stats.resumed += 1
         self.rejects_written = {_line(row) for row in self.rejects.load()}
+        # both files were read and checked: only now is a torn last line cut from either
+        for log in (self.out, self.rejects):
+            if log:
+                log.repair()
 
     # -- fetching
 
@@ -453,12 +596,13 @@ class Generator:
         body = request_body(state.skill, self.pack, index, model=s.model, seed=s.seed, batch=s.batch)
         key = cache_key(body)
         cached = self.cache.get(key)
-        if cached is not None:
+        if cached is not None and usable(state.skill, cached):  # an answer with no valid pair is a miss
             self.stats.cache_hits += 1
             return cached
         self.stats.requests += 1
         response = await _create(client, body, s, f"{state.skill.name} request {index}")
-        self.cache.put(key, body, response)
+        if usable(state.skill, response):  # garbage is judged (and rejected) but never cached
+            self.cache.put(key, body, response)
         return response
 
     # -- judging, strictly in plan order
@@ -472,16 +616,11 @@ class Generator:
             if not state.done:
                 return  # later skills wait for this one, so acceptance never depends on timing
 
-    def judge_answer(self, state: SkillState, response: dict) -> None:
-        texts = answer_texts(response)
-        if not texts:
-            self.reject(state, None, "empty answer: no tool call and no content")
-        candidates = []
-        for text in texts:
-            try:
-                candidates += parse_answer(text)
-            except MalformedAnswer as err:
-                self.reject(state, text[:MAX_REJECT_TEXT], str(err))
+    def judge_answer(self, state: SkillState, response) -> None:
+        self.stats.answers += 1
+        candidates, problems = read_answer(response)
+        for kept, reason in problems:
+            self.reject(state, kept, reason)
         for candidate in candidates:
             if state.full:
                 break
@@ -498,6 +637,7 @@ class Generator:
             identity = (pair["skill"], pair["user"], pair["call"])
             if self.replay[identity]:  # accepted here by the run that was interrupted
                 self.replay[identity] -= 1
+                self.stats.replayed += 1
             else:
                 self.reject(state, candidate, f"duplicate of {self.seen[key]}")
             return
@@ -511,6 +651,8 @@ class Generator:
 
     def reject(self, state: SkillState, candidate, reason: str) -> None:
         self.stats.rejected += 1
+        if self.stats.first_problem is None:
+            self.stats.first_problem = f"{state.skill.name}: {reason}"
         row = {"skill": state.skill.name, "candidate": candidate, "reason": reason}
         if _line(row) not in self.rejects_written:  # replaying after a resume writes nothing twice
             self.rejects_written.add(_line(row))
@@ -561,6 +703,14 @@ class Generator:
 
         await sliding_window(next_requests, lambda request: self.fetch(client, *request), on_result,
                              self.settings.concurrency)
+
+    def nothing_accepted(self) -> str | None:
+        """Why a run that had pairs to find accepted none (one line), or None."""
+        if self.stats.accepted or self.stats.replayed or all(len(state.pairs) >= state.target for state in self.states):
+            return None
+        first = f", first problem: {self.stats.first_problem}" if self.stats.first_problem else ""
+        return (f"no answer gave a usable pair: {self.stats.answers} answers, {self.stats.rejected} rejected"
+                f"{first} (all in {self.settings.rejects}; answers without a valid pair are not cached)")
 
     def shortfalls(self) -> list[str]:
         return [
@@ -649,23 +799,46 @@ def _append_examples(path: Path, examples) -> None:
 # --- command line
 
 
+class Seconds(click.ParamType):
+    """A finite number of seconds more than 0 (click's FloatRange lets inf and nan through)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value} is not a number of seconds more than 0", param, ctx)
+        return seconds
+
+
+def _folder_problem(path: Path, what: str) -> str | None:
+    """Why files cannot be made at `path` (or inside it, for a folder): an existing ancestor
+    that is not a folder. Nothing is created."""
+    for ancestor in path.parents:
+        if ancestor.exists():
+            return None if ancestor.is_dir() else f"{what} {path}: {ancestor} is not a folder"
+    return None
+
+
 def _check_options(s: Settings) -> None:
     if not s.base_url:
         fail("--base-url is required (or set OPENAI_BASE_URL)")
-    if not re.match(r"^https?://[^/\s]+", s.base_url):
-        fail(f"--base-url {s.base_url!r}: expected http://HOST[:PORT]/PATH or https://...")
+    problem = base_url_problem(s.base_url)
+    if problem:
+        fail(problem)
     if not s.model:
         fail("--model is required")
-    for name, value, least in (("--per-skill", s.per_skill, 1), ("--batch", s.batch, 1),
-                               ("--concurrency", s.concurrency, 1), ("--max-retries", s.max_retries, 0)):
-        if value < least:
-            fail(f"{name} must be at least {least}, got {value}")
-    if not s.timeout > 0:
-        fail(f"--timeout must be more than 0 seconds, got {s.timeout}")
     if not s.out and not s.review:
         fail("give --out FILE.jsonl and/or --review DIR")
     if s.out and s.rejects.resolve() == s.out.resolve():
         fail("--rejects and --out must be different files")
+    for what, path in (("--out", s.out), ("--rejects", s.rejects), ("--review", s.review), ("--cache", s.cache)):
+        problem = path and _folder_problem(path, what)
+        if problem:
+            fail(problem)
 
 
 def _select(pack: list[Skill], names: list[str] | None) -> list[Skill]:
@@ -684,16 +857,16 @@ def _select(pack: list[Skill], names: list[str] | None) -> list[Skill]:
 @click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1 "
               "[env OPENAI_BASE_URL]. The key comes from OPENAI_API_KEY only.")
 @click.option("--model", help="Model name the server knows.")
-@click.option("--per-skill", type=int, default=50, show_default=True, help="Accepted pairs wanted per skill.")
-@click.option("--batch", type=int, default=10, show_default=True, help="Pairs asked for in one request.")
+@click.option("--per-skill", type=click.IntRange(min=1), default=50, show_default=True, help="Accepted pairs wanted per skill.")
+@click.option("--batch", type=click.IntRange(min=1), default=10, show_default=True, help="Pairs asked for in one request.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Accepted pairs (JSONL, append-only).")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Rejected candidates with reasons [default: <out>.rejects.jsonl].")
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=Path(".cache/llm"),
               show_default=True, help="One file per answered request; cached requests are not sent again.")
-@click.option("--concurrency", type=int, default=8, show_default=True, help="Requests in flight at most.")
-@click.option("--max-retries", type=int, default=5, show_default=True, help="Client retries on 429/5xx/timeouts.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per request attempt.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="Requests in flight at most.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True, help="Client retries on 429/5xx/timeouts.")
+@click.option("--timeout", type=Seconds(), default=60.0, show_default=True, help="Seconds per request attempt.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Varies the prompts; sent as the API's seed.")
 @click.option("--review", type=click.Path(file_okay=False, path_type=Path),
               help="Also write the pairs as skill files DIR/<skill>.txt to edit and merge-review.")
@@ -722,6 +895,8 @@ def llm_command(pack, base_url, model, per_skill, batch, out, rejects, cache, co
         stats = asyncio.run(generator.run())
     except (GenerationError, DataError, OSError) as err:
         fail(str(err))
+    if generator.nothing_accepted():
+        fail(generator.nothing_accepted())
     for line in generator.shortfalls():
         click.echo(f"warning: {line}", err=True)
     written = ", ".join(str(path) for path in (out, review) if path)

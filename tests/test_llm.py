@@ -6,6 +6,7 @@ so retries, Retry-After, concurrency and caching are exercised the way a real AP
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -222,10 +223,147 @@ def test_a_torn_last_line_is_cut_off_and_the_run_completes_identically(server, t
     server.reset_counts()
     result = run_llm(server, torn, *args, cache=tmp_path / "cache")
     assert result.exit_code == 0, result.output
-    assert "dropped a torn last line" in result.stderr
+    assert f"{torn}:3: dropped a torn last line (19 bytes," in result.stderr
     assert torn.read_text() == text
     assert server.total == 0
     assert not Path(f"{torn}.rejects.jsonl").exists()  # replaying the plan rejects nothing it accepted
+
+
+def test_a_valid_last_line_without_its_newline_is_kept_not_cut(server, tmp_path):
+    args = ("--skills", "weather,notes", "--per-skill", "4", "--batch", "2")
+    cache = tmp_path / "cache"
+    whole = tmp_path / "whole" / "pairs.jsonl"
+    assert run_llm(server, whole, *args, cache=cache).exit_code == 0
+    text = whole.read_text()
+    partial = tmp_path / "partial" / "pairs.jsonl"
+    partial.parent.mkdir()
+    partial.write_text("\n".join(text.splitlines()[:3]))  # three whole pairs, the last without "\n"
+    server.reset_counts()
+    result = run_llm(server, partial, *args, cache=cache)
+    assert result.exit_code == 0, result.output
+    assert "dropped" not in result.stderr
+    assert partial.read_text() == text and server.total == 0
+    assert "(3 pairs were already there)" in result.stdout
+
+
+def test_a_torn_line_ending_inside_a_character_is_dropped(server, tmp_path):
+    args = ("--skills", "weather", "--per-skill", "4", "--batch", "2")
+    cache = tmp_path / "cache"
+    whole = tmp_path / "whole" / "pairs.jsonl"
+    assert run_llm(server, whole, *args, cache=cache).exit_code == 0
+    torn = tmp_path / "torn" / "pairs.jsonl"
+    torn.parent.mkdir()
+    first = whole.read_bytes().split(b"\n")[0] + b"\n"
+    tail = '{"skill": "weather", "user": "Z\u00fc'.encode()[:-1]  # half of the ü
+    torn.write_bytes(first + tail)
+    result = run_llm(server, torn, *args, cache=cache)
+    assert result.exit_code == 0, result.output
+    assert f"{torn}:2: dropped a torn last line ({len(tail)} bytes," in result.stderr
+    assert torn.read_bytes() == whole.read_bytes()
+
+
+PAIR_LINE = b'{"skill": "weather", "user": "rain in Oslo", "call": "weather(location=\\"Oslo\\")", "source": "llm"}'
+REJECT_LINE = b'{"skill": "weather", "candidate": null, "reason": "empty answer"}'
+
+
+@pytest.mark.parametrize("option", ["--out", "--rejects"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"hello world", ":1: not JSON"),  # one line of text, no newline: was cut to 0 bytes
+        (b"[1, 2]\n", ":1: not a "),
+        (b"VALID\n" + b'{"skill": "caf\xe9"}\n', ":2: not UTF-8"),
+        (b"VALID\nnot json either", ":2: not JSON"),  # no newline, but not a torn line of ours
+        (b'VALID\n{"skill": "weather"}', ":2: not a "),  # whole JSON without a newline: not torn
+        (b'{"skill": "weath', ":1: not JSON"),  # nothing valid before it: the file may not be ours
+    ],
+)
+def test_an_existing_file_that_is_not_our_jsonl_fails_and_is_left_untouched(server, tmp_path, option, content,
+                                                                               message):
+    target = tmp_path / "mine.txt"
+    content = content.replace(b"VALID", PAIR_LINE if option == "--out" else REJECT_LINE)  # a valid first line
+    target.write_bytes(content)
+    extra = [] if option == "--out" else ["--rejects", str(target)]
+    out = tmp_path / "pairs.jsonl" if option == "--rejects" else target
+    result = run_llm(server, out, "--skills", "weather", "--per-skill", "2", *extra)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {target}{message}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert target.read_bytes() == content and server.total == 0
+    if option == "--rejects":
+        assert not out.exists()
+
+
+def test_a_bad_rejects_file_stops_the_run_before_a_torn_out_line_is_cut(server, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    out.write_bytes(PAIR_LINE + b'\n{"skill": "wea')
+    Path(f"{out}.rejects.jsonl").write_text("notes from a meeting\n")
+    result = run_llm(server, out, "--skills", "weather", "--per-skill", "2")
+    assert result.exit_code == 1 and ".rejects.jsonl:1: not JSON" in result.stderr
+    assert out.read_bytes() == PAIR_LINE + b'\n{"skill": "wea' and server.total == 0
+
+
+# --- answers of any shape: rejected or used, never a crash, never garbage in the cache
+
+
+@pytest.mark.parametrize("mode", ["content_number", "content_list", "content_null", "malformed"])
+def test_answers_without_a_usable_pair_fail_the_run_and_are_not_cached(server, tmp_path, mode):
+    server.default = mode
+    out, cache = tmp_path / "pairs.jsonl", tmp_path / "cache"
+    args = ("--skills", "weather", "--per-skill", "4", "--batch", "2")
+    result = run_llm(server, out, *args, cache=cache)
+    assert result.exit_code == 1, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no answer gave a usable pair: 6 answers, ") and "first problem: weather: " in last
+    assert "Traceback" not in result.output and not out.exists()
+    assert not cache.exists() or not list(cache.iterdir())
+    rejects = lines(Path(f"{out}.rejects.jsonl"))
+    assert rejects and all(schema_problem(row, "reject") is None for row in rejects)
+
+    server.default = "ok"  # a healthy server later: the requests are made again
+    server.reset_counts()
+    again = run_llm(server, out, *args, cache=cache)
+    assert again.exit_code == 0, again.output
+    assert server.total == 2 and len(lines(out)) == 4
+
+
+def test_an_answer_with_an_empty_pairs_object_is_rejected_and_named(tmp_path):
+    message = {"content": None, "tool_calls": [{"type": "function",
+                                                "function": {"name": "submit_pairs", "arguments": {"pairs": []}}}]}
+    with ScriptedOpenAIServer(default="reply", reply=lambda body: message) as server:
+        result = run_llm(server, tmp_path / "pairs.jsonl", "--skills", "weather", "--per-skill", "2")
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no answer gave a usable pair: 3 answers, 3 rejected, "
+                           "first problem: weather: empty answer: no pairs"), last
+
+
+def test_tool_call_arguments_given_as_an_object_are_used(server, tmp_path):
+    server.default = "arguments_object"
+    out = tmp_path / "pairs.jsonl"
+    result = run_llm(server, out, "--skills", "weather,timer", "--per-skill", "4", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert_valid_pairs(lines(out))
+    assert len(lines(out)) == 8 and server.total == 4
+
+
+@pytest.mark.parametrize("stored", [
+    {"choices": [{"message": {"content": 42}}]},  # cached by earlier versions, which then crashed on it
+    {"choices": [{"message": {"tool_calls": [{"function": {"arguments": {"x": 1}}}]}}]},
+    {"choices": "none"},
+])
+def test_a_cached_answer_without_a_usable_pair_is_a_miss(server, tmp_path, stored):
+    pack = load_pack(PACK)
+    weather = next(skill for skill in pack if skill.name == "weather")
+    body = request_body(weather, pack, 0, model="test-model", seed=0, batch=2)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"{cache_key(body)}.json").write_text(json.dumps({"request": body, "response": stored}))
+    out = tmp_path / "pairs.jsonl"
+    result = run_llm(server, out, "--skills", "weather", "--per-skill", "2", "--batch", "2", cache=cache)
+    assert result.exit_code == 0, result.output
+    assert server.total == 1 and len(lines(out)) == 2
+    assert "0 cache hits" in result.stdout
 
 
 # --- concurrency
@@ -300,8 +438,15 @@ def _closed_port() -> int:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--per-skill", "0"], "--per-skill must be at least 1"),
+        (["--per-skill", "0"], "'--per-skill': 0 is not in the range x>=1"),
         (["--batch", "many"], "'many' is not a valid integer"),
+        (["--concurrency", "0"], "'--concurrency': 0 is not in the range x>=1"),
+        (["--max-retries", "-1"], "'--max-retries': -1 is not in the range x>=0"),
+        (["--timeout", "0"], "'--timeout': 0 is not a number of seconds more than 0"),
+        (["--timeout", "inf"], "'--timeout': inf is not a number of seconds more than 0"),
+        (["--timeout", "nan"], "'--timeout': nan is not a number of seconds more than 0"),
+        (["--base-url", "http://127.0.0.1:99999/v1"], "Port out of range"),
+        (["--base-url", "http://127.0.0.1:port/v1"], "--base-url 'http://127.0.0.1:port/v1'"),
         (["--skills", "weather,nosuch"], "no skill named nosuch"),
         (["--model", ""], "--model is required"),
     ],
@@ -315,15 +460,70 @@ def test_bad_options_fail_with_one_error_line(server, tmp_path, args, message):
     assert server.total == 0 and not out.exists()
 
 
+def test_output_places_that_cannot_be_written_fail_before_any_request(server, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine\n")
+    for args in (["--out", str(blocker / "pairs.jsonl")], ["--out", str(tmp_path / "p.jsonl"), "--review",
+                                                            str(blocker / "review")],
+                 ["--out", str(tmp_path / "p.jsonl"), "--cache", str(blocker / "cache")]):
+        result = CliRunner().invoke(llm_command, ["--pack", str(PACK), "--base-url", server.url, "--model", "m",
+                                                  "--skills", "weather", "--per-skill", "2", *args], env=LOCAL_ENV)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, args
+        assert str(blocker) in result.stderr and "not a folder" in result.stderr
+        assert server.total == 0 and blocker.read_text() == "mine\n"
+
+
 def test_unreachable_server_fails_cleanly(tmp_path):
     out = tmp_path / "pairs.jsonl"
+    port = _closed_port()
     result = CliRunner().invoke(llm_command, [
-        "--pack", str(PACK), "--base-url", f"http://127.0.0.1:{_closed_port()}/v1", "--model", "m",
+        "--pack", str(PACK), "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m",
         "--out", str(out), "--cache", str(tmp_path / "cache"), "--max-retries", "0", "--skills", "weather",
     ], env=LOCAL_ENV)
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot reach http://127.0.0.1:")
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: cannot reach http://127\.0\.0\.1:{port}/v1 \(weather request \d+; --max-retries 0\): "
+                        r"connection refused \(nothing listens there\)", last), last
+    assert "timed out" not in last.lower()
     assert not out.exists() and not Path(f"{out}.rejects.jsonl").exists()
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_timeout_not_a_refusal(tmp_path):
+    with ScriptedOpenAIServer(default="slow", slow_ms=3000) as server:
+        out = tmp_path / "pairs.jsonl"
+        result = run_llm(server, out, "--skills", "weather", "--max-retries", "0", "--timeout", "0.5")
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: no answer from {server.url} within 0.5 s (timed out) (weather request "), last
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("short_body", "was cut short: Not enough data to satisfy content length header"),
+    ("cut_json", "the answer is not JSON (cut short?): "),
+])
+def test_a_truncated_response_body_is_one_line_naming_the_endpoint(server, tmp_path, mode, message):
+    server.default = mode
+    out = tmp_path / "pairs.jsonl"
+    result = run_llm(server, out, "--skills", "weather", "--max-retries", "0")
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and server.url in last and message in last, last
+    assert "Traceback" not in result.output and not out.exists()
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
+
+
+def test_credentials_in_the_base_url_are_one_error_that_never_shows_the_password(server, tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    url = server.url.replace("http://", "http://user:hunter2-secret@")
+    result = CliRunner().invoke(llm_command, ["--pack", str(PACK), "--base-url", url, "--model", "m",
+                                              "--out", str(out), "--skills", "weather"], env=LOCAL_ENV)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --base-url 'http://***@127.0.0.1:")
+    assert "user or password in the URL is not supported" in result.stderr
+    assert "hunter2" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    assert server.total == 0 and not out.exists()
 
 
 # --- review files and merge-review
