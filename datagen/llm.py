@@ -835,6 +835,9 @@ def _check_options(s: Settings) -> None:
         fail("give --out FILE.jsonl and/or --review DIR")
     if s.out and s.rejects.resolve() == s.out.resolve():
         fail("--rejects and --out must be different files")
+    if s.review and s.review.resolve() == s.pack.resolve():  # review files are named like the skill files
+        fail(f"--review {s.review}: is the skill pack; its skill files would be overwritten (merge-review adds "
+             "reviewed examples to the pack)")
     for what, path in (("--out", s.out), ("--rejects", s.rejects), ("--review", s.review), ("--cache", s.cache)):
         problem = path and _folder_problem(path, what)
         if problem:

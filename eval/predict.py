@@ -201,13 +201,24 @@ def training_chat_template(config: dict, root: Path = Path(".")) -> str | None:
 # --- OpenAI-compatible endpoints
 
 
-def output_text(message: dict) -> str:
-    """An answer message as the text the parser reads: its tool calls as JSON, else its content."""
-    if message.get("tool_calls"):
-        functions = [call["function"] for call in message["tool_calls"]]
-        calls = [{"type": "function", "function": {"name": f["name"], "arguments": f["arguments"]}} for f in functions]
+def output_text(message) -> str:
+    """An answer message as the text the parser reads: its tool calls as JSON, else its content.
+
+    Total over any JSON a server sends: what is not the documented shape is scored as the text
+    it is (a content of 42 is the output "42"), never a crash that loses the other answers."""
+    if not isinstance(message, dict):
+        return json.dumps(message, ensure_ascii=False)
+    tool_calls = message.get("tool_calls")
+    functions = [call.get("function") for call in tool_calls if isinstance(call, dict)] \
+        if isinstance(tool_calls, list) else []
+    calls = [{"type": "function", "function": {"name": f.get("name"), "arguments": f.get("arguments")}}
+             for f in functions if isinstance(f, dict)]
+    if calls:
         return json.dumps({"tool_calls": calls}, ensure_ascii=False)
-    return message.get("content") or ""
+    content = message.get("content")
+    if content is None:
+        return ""
+    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
 
 
 class OpenAIBackend:
@@ -277,9 +288,10 @@ class OpenAIBackend:
             response = await post_chat(client, self.request_body(record), self.base_url, f" for {where}")
         except EndpointError as err:
             raise PredictError(str(err)) from None
-        if not response.get("choices"):
+        choices = response.get("choices")
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
             raise PredictError(f"{self.base_url} answered {where} with no choices")
-        return output_text(response["choices"][0].get("message") or {})
+        return output_text(choices[0].get("message") or {})
 
 
 # --- vLLM

@@ -474,6 +474,17 @@ def test_output_places_that_cannot_be_written_fail_before_any_request(server, tm
         assert server.total == 0 and blocker.read_text() == "mine\n"
 
 
+def test_review_into_the_pack_folder_is_refused(server, tmp_path):
+    pack = tmp_path / "pack"
+    shutil.copytree(PACK, pack)
+    before = {path.name: path.read_bytes() for path in pack.iterdir()}
+    result = CliRunner().invoke(llm_command, ["--pack", str(pack), "--base-url", server.url, "--model", "m",
+                                              "--skills", "weather", "--per-skill", "2", "--review", str(pack)],
+                                env=LOCAL_ENV)
+    assert result.exit_code == 1 and "is the skill pack" in result.stderr
+    assert {path.name: path.read_bytes() for path in pack.iterdir()} == before and server.total == 0
+
+
 def test_unreachable_server_fails_cleanly(tmp_path):
     out = tmp_path / "pairs.jsonl"
     port = _closed_port()

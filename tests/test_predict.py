@@ -100,6 +100,18 @@ def test_tool_call_answers_are_serialized_as_json_text():
     assert output_text({"content": None}) == ""
 
 
+def test_answers_of_the_wrong_shape_are_scored_as_text_not_a_crash():
+    assert output_text({"content": 42}) == "42"
+    assert output_text({"content": [1, 2]}) == "[1, 2]"
+    assert output_text({"tool_calls": "nope", "content": "other()"}) == "other()"
+    assert output_text({"tool_calls": [{"function": "x"}, 7]}) == ""
+    assert output_text("just text") == '"just text"'
+    modes = ["content_number", "content_list", "content_null"]
+    with ScriptedOpenAIServer(modes=modes, default="reply", reply=last_user) as server:
+        outputs = backend(server, concurrency=1, max_retries=0).generate(records(3))
+    assert outputs == ["42", "[1, 2]", ""]
+
+
 def test_429_with_retry_after_and_500_are_retried_then_succeed():
     with ScriptedOpenAIServer(modes=["429", "500"], default="reply", reply=last_user, retry_after="1") as server:
         outputs = backend(server, max_retries=2).generate(records(1))
