@@ -12,6 +12,9 @@ JSON with `json`. The formats understood, in the order they are tried:
                 markdown code fences
   JSON in text  a call-shaped JSON object inside chatter, when no Python call was found
 
+Every step reads the text in time linear in its length (model output is hostile data: a megabyte
+of "{" must not take minutes), and an output over MAX_OUTPUT_CHARS is not read at all.
+
 Text with nothing call-like (empty output, "Sorry, I can't set timers.") is no call: `Parsed(())`.
 `other()` is the explicit no-call answer. Text that tries to call something and fails is a typed
 failure, `Parsed((), "parse:<detail>")`, never an exception. The details (PARSE_ERRORS):
@@ -22,6 +25,8 @@ failure, `Parsed((), "parse:<detail>")`, never an exception. The details (PARSE_
   parse:positional   a positional argument without a known signature, or more than it has
   parse:keyword      an argument given twice, or `*args` / `**kwargs`
   parse:json         JSON (or a <tool_call> block) that does not decode or is not shaped like a call
+  parse:too_long     longer than MAX_OUTPUT_CHARS characters (a call answer is short; this is runaway
+                     generation or junk), whatever it holds
 """
 
 from __future__ import annotations
@@ -34,7 +39,11 @@ from typing import Mapping, Sequence
 
 from datagen.calls import Call
 
-PARSE_ERRORS = ("parse:syntax", "parse:non_literal", "parse:positional", "parse:keyword", "parse:json")
+PARSE_ERRORS = ("parse:syntax", "parse:non_literal", "parse:positional", "parse:keyword", "parse:json",
+                "parse:too_long")
+# far above any real answer (a call with a few arguments is under 1,000 characters), far below what
+# would make scoring one row slow even for a linear parser
+MAX_OUTPUT_CHARS = 100_000
 
 # a function name as BFCL writes them too: `weather`, `math.factorial`
 _NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
@@ -46,7 +55,16 @@ _CALL_START = re.compile(rf"(?<![\w.]){_NAME}(?=\()")
 _FENCE = re.compile(r"```[\w+-]*")
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
-_JSON_DECODER = json.JSONDecoder()
+# where a JSON object with a key may start in chatter: "{" then optional whitespace and a quote
+# (`{}` holds no call); the regex engine skips everything else, so a megabyte of "{" is one search
+_OBJECT_START = re.compile(r'\{(?=[ \t\n\r]*")')
+# one JSON token after optional whitespace, as json.loads reads them (NaN and Infinity included);
+# a string cannot hold a raw control character or an unknown escape
+_JSON_TOKEN = re.compile(
+    r'[ \t\n\r]*(?:(?P<string>"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")'
+    r"|(?P<scalar>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null|NaN|-?Infinity)"
+    r"|(?P<mark>[][{}:,]))"
+)
 # what _closing steps through: string literals (whole, so the brackets in them do not count), an
 # opening quote never closed (a one-line string ends at the line; a backslash escapes any
 # character), and brackets; the text between them is skipped by the regex engine, not by Python
@@ -86,9 +104,13 @@ class _Failure(Exception):
         self.error_type = error_type
 
 
-def parse_output(text: str, signatures: Mapping[str, Sequence[str]] | None = None) -> Parsed:
+def parse_output(text: str, signatures: Mapping[str, Sequence[str]] | None = None, *,
+                 max_chars: int | None = MAX_OUTPUT_CHARS) -> Parsed:
     """The calls in a model's output; `signatures` (name -> parameter names in order) maps
-    positional arguments to names, so `weather("Berlin")` reads as `weather(location="Berlin")`."""
+    positional arguments to names, so `weather("Berlin")` reads as `weather(location="Berlin")`.
+    A text over `max_chars` characters is parse:too_long (None: no limit, for benchmarks)."""
+    if max_chars is not None and len(text) > max_chars:
+        return Parsed((), "parse:too_long")
     stripped = _FENCE.sub("\n", text).strip()
     if not stripped:
         return Parsed()
@@ -169,19 +191,83 @@ def _is_call_shaped(value) -> bool:
 
 
 def _embedded_json_calls(text: str) -> tuple[Call, ...] | None:
-    """Call-shaped JSON objects inside chatter ("Here you go: {"name": ...}"); None when none."""
+    """Call-shaped JSON objects inside chatter ("Here you go: {"name": ...}"); None when none.
+
+    Left to right, the first "{" that opens a whole JSON object is taken, and the search goes on
+    after it. Decoding from every "{" was quadratic: each failure built a JSONDecodeError, which
+    counts the lines from the start of the text. Instead `_scan_object` reads an object token by
+    token and notes the answer for every "{" it reads as a bracket (the same as reading from that
+    "{"), so a read starts only at a "{" that earlier reads saw inside a string. Two reads that
+    disagree there see every later quote the other way round (a backslash outside a string ends
+    a read), so no third one starts where both went: a character is read at most twice, and only
+    complete objects are decoded, each character at most once."""
     calls: list[Call] = []
-    position = text.find("{")
-    while position != -1:
-        try:
-            value, end = _JSON_DECODER.raw_decode(text, position)
-        except (ValueError, RecursionError):
-            position = text.find("{", position + 1)
+    ends: dict[int, int | None] = {}  # "{" position -> index past its object, None: not JSON
+    resume = 0
+    for start in _OBJECT_START.finditer(text):
+        position = start.start()
+        if position < resume:
             continue
+        if position not in ends:
+            _scan_object(text, position, ends)
+        end = ends[position]
+        if end is None:
+            continue
+        value = _decoded(text[position:end])
         if _is_call_shaped(value):
             calls.extend(_calls_from_json(value))
-        position = text.find("{", end)
+        resume = end
     return tuple(calls) if calls else None
+
+
+def _decoded(source: str):
+    """json.loads, None when it fails: an object `_scan_object` accepted can still hold a number
+    over Python's 4,300-digit limit, or be nested deeper than the decoder recurses (the object is
+    then passed over whole)."""
+    try:
+        return json.loads(source)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _scan_object(text: str, start: int, ends: dict[int, int | None]) -> None:
+    """Read the JSON object at text[start] ("{") token by token as far as it is JSON, without
+    building it, and note in `ends` where it and every object opened inside it end: the index
+    past its "}", or None for those still open where the text stops being JSON."""
+    containers: list[tuple[str, int]] = []  # each open "{" or "[" and where it opened
+    expect = "value"  # what may come next: a value, a key, a colon or a comma
+    closable = False  # whether the open container may close here: just opened, or after a value
+    position = start
+    while token := _JSON_TOKEN.match(text, position):
+        kind = token.lastgroup
+        piece = token.group(kind)
+        if kind != "mark":  # a string or a scalar
+            if expect == "key" and kind == "string":
+                expect, closable = "colon", False
+            elif expect == "value":
+                expect, closable = "comma", True
+            else:
+                break
+        elif piece in "{[" and expect == "value":
+            containers.append((piece, token.start(kind)))
+            expect, closable = ("key" if piece == "{" else "value"), True
+        elif piece in "}]" and closable and _CLOSERS[containers[-1][0]] == piece:
+            opened, begun = containers.pop()
+            if opened == "{":
+                ends[begun] = token.end()
+            if not containers:
+                return
+            expect, closable = "comma", True
+        elif piece == ":" and expect == "colon":
+            expect, closable = "value", False
+        elif piece == "," and expect == "comma":
+            expect, closable = ("key" if containers[-1][0] == "{" else "value"), False
+        else:
+            break
+        position = token.end()
+    for opened, begun in containers:
+        if opened == "{":
+            ends[begun] = None
 
 
 # --- Hermes ----------------------------------------------------------------------------------
@@ -217,10 +303,12 @@ def _python_calls(text: str, signatures) -> tuple[Call, ...] | None:
     position = 0
     while match := _CALL_START.search(text, position):
         start, opening = match.start(), match.end()
-        before = text[:start].rstrip()
+        # only the text since the last span matters: that span ended with ")" or "]", neither of
+        # which makes this call a list or a value; all of text[:start] made many calls quadratic
+        before = text[position:start].rstrip()
         if before.endswith("["):  # `[f(a=1), g(b=2)]`: the list is the span
-            start = opening = len(before) - 1
-            before = text[:start].rstrip()
+            start = opening = position + len(before) - 1
+            before = text[position:start].rstrip()
         end = _closing(text, opening)
         if _is_inside_expression(before):
             position = end or len(text)  # skip the value, and the calls in its arguments with it

@@ -1,11 +1,13 @@
 import json
 import keyword
+import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datagen.calls import Call
+from eval import parse as parse_module
 from eval.parse import PARSE_ERRORS, Parsed, parse_output
 
 WEATHER = Call("weather", {"location": "Berlin"})
@@ -133,6 +135,102 @@ def test_a_good_call_wins_over_prose_that_does_not_parse():
 
 def test_a_real_call_next_to_other_is_a_call():
     assert not parse_output('[other(), weather(location="Berlin")]').is_no_call
+
+
+# --- hostile output --------------------------------------------------------------------------
+# Speed is benchmarked (scripts/bench.py), not timed here: these count the work done instead, so a
+# quadratic step fails the same way on any machine.
+
+
+def test_an_output_over_the_length_cap_is_a_typed_failure():
+    call = 'weather(location="Berlin")'
+    assert parse_output(call.ljust(parse_module.MAX_OUTPUT_CHARS)) == Parsed((WEATHER,))
+    assert parse_output(call.ljust(parse_module.MAX_OUTPUT_CHARS + 1)) == Parsed((), "parse:too_long")
+    assert parse_output("{" * 1_000_000) == Parsed((), "parse:too_long")
+    assert "parse:too_long" in PARSE_ERRORS
+    assert parse_output(call.ljust(parse_module.MAX_OUTPUT_CHARS + 1), max_chars=None) == Parsed((WEATHER,))
+
+
+def _work(text: str, monkeypatch) -> dict[str, int]:
+    """What parse_output does on TEXT, counted: lines of eval/parse.py run, characters of text the
+    JSON decoder is handed (a failed decode also counts the lines before its error), and characters
+    of text read for the context of each Python call."""
+    counts = {"lines": 0, "decoded": 0, "context": 0}
+    raw_decode, inside_expression = json.JSONDecoder.raw_decode, parse_module._is_inside_expression
+
+    def decoding(self, s, idx=0):
+        counts["decoded"] += len(s)
+        return raw_decode(self, s, idx)
+
+    def context(before):
+        counts["context"] += len(before)
+        return inside_expression(before)
+
+    def trace(frame, event, arg):
+        if frame.f_code.co_filename != parse_module.__file__:
+            return None
+        if event == "line":
+            counts["lines"] += 1
+        return trace
+
+    with monkeypatch.context() as patch:  # undone on return, so a second count wraps the originals
+        patch.setattr(json.JSONDecoder, "raw_decode", decoding)
+        patch.setattr(parse_module, "_is_inside_expression", context)
+        sys.settrace(trace)
+        try:
+            parse_output(text)
+        finally:
+            sys.settrace(None)
+    return counts
+
+
+HOSTILE = {
+    "braces": "{",
+    "nested keys": '{"a":',
+    "small objects left open": '{"a":1',
+    "small objects": 'x {"a": 1} ',
+    "brace in a string": '"{"',
+    "keys holding braces": '{"{"',
+    "parentheses": "(",
+    "calls left open": "f(",
+    "brackets": "[",
+    "lists of calls left open": "[f(",
+    "tool call tags": "<tool_call>",
+    "tool calls of JSON": '<tool_call>{"a":',
+    "code fences": "```",
+    "quotes": '"',
+    "arguments left open": "f(a=",
+    "assignments": "x=f(",
+    "calls": "f() ",
+    "calls that fail": "f(x) ",
+    "values": "= f()",
+}
+
+
+@pytest.mark.parametrize("unit", HOSTILE.values(), ids=HOSTILE.keys())
+def test_parse_work_is_linear_in_the_length(unit, monkeypatch):
+    # twice the text may cost twice the work, not four times (a step repeated from every "{" or
+    # every call, over all the text before it, was quadratic: 1 MB of "{" took minutes)
+    repeats = 4_000 // len(unit)
+    small, large = _work(unit * repeats, monkeypatch), _work(unit * 2 * repeats, monkeypatch)
+    for measure, count in large.items():
+        assert count <= 2.2 * small[measure] + 100, (measure, small, large)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the first "{" that opens a whole object is taken, even inside what looks like a string
+        ('Use "{" for it: {"name": "f", "arguments": {}}', [Call("f")]),
+        ('{"a": "{"name": "f", "arguments": {}}', [Call("f")]),
+        # an object that does not close still holds whole ones
+        ('{"calls": [{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}', [Call("f", {"a": 1}), Call("g")]),
+        ('Sure { {"name": "f", "arguments": {}} and {"function": {"name": "g", "arguments": "{}"}}', [Call("f"), Call("g")]),
+        ('x {"note": "a } in a string", "name": "f", "arguments": {"b": [1, {"c": null}]}}', [Call("f", {"b": [1, {"c": None}]})]),
+    ],
+)
+def test_json_in_chatter(text, expected):
+    assert parse_output(text) == Parsed(tuple(expected))
 
 
 # --- properties ------------------------------------------------------------------------------
