@@ -118,6 +118,15 @@ def _kind(value, lenient: bool) -> str:
     return type(value).__name__
 
 
+def _shown(value) -> str:
+    """repr for an error message; an int past Python's limit on digits in a str (4,300 by
+    default, sys.set_int_max_str_digits), alone or inside a list or dict, raises ValueError there."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too long to show>"
+
+
 def _acceptable(value, acceptable: list, lenient: bool) -> bool:
     return any(same_value(value, option, lenient) for option in acceptable)
 
@@ -149,15 +158,15 @@ def _value_error(argument: str, value, acceptable: list | None, accepted: bool, 
     default) in this mode."""
     if argument in properties and not _schema_type_ok(value, properties[argument]):
         # checked even when the value would pass: 5.0 for an integer is a type error
-        return "args:type", f"{argument}={value!r} is not of type {properties[argument]['type']}"
+        return "args:type", f"{argument}={_shown(value)} is not of type {properties[argument]['type']}"
     if accepted:
         return None
-    wanted = repr(acceptable[0]) if len(acceptable) == 1 else f"one of {acceptable!r}"
+    wanted = _shown(acceptable[0]) if len(acceptable) == 1 else f"one of {_shown(acceptable)}"
     gold_kinds = {_kind(option, lenient) for option in acceptable if option != ""}
     if gold_kinds and _kind(value, lenient) not in gold_kinds:
         kinds = " or ".join(sorted(gold_kinds))
-        return "args:type", f"{argument}={value!r} is a {_kind(value, lenient)}, expected {kinds} {wanted}"
-    return "args:value", f"{argument}={value!r}, expected {wanted}"
+        return "args:type", f"{argument}={_shown(value)} is a {_kind(value, lenient)}, expected {kinds} {wanted}"
+    return "args:value", f"{argument}={_shown(value)}, expected {wanted}"
 
 
 def _argument_errors(missing: list[str], unexpected: list[str], value_errors: list) -> list[tuple[str, str]]:
@@ -204,6 +213,9 @@ def _compare(call: Call, expected: Expected, schema: dict | None) -> _Comparison
     lenient_unexpected = [argument for argument in unexpected
                           if (closed and argument not in properties)
                           or not _at_default(argument, [given[argument]], properties)]
+    # the lists above are sorted for the messages; asking a list for each argument was quadratic
+    # (100,000 unexpected arguments took minutes)
+    unexpected_set, lenient_unexpected_set = set(unexpected), set(lenient_unexpected)
     correct = 0
     strict_errors, lenient_errors = [], []
     for argument in sorted(given):
@@ -211,13 +223,13 @@ def _compare(call: Call, expected: Expected, schema: dict | None) -> _Comparison
         right = acceptable is not None and _acceptable(value, acceptable, False)
         correct += right
         strict_error = None
-        if argument not in unexpected:
+        if argument not in unexpected_set:
             strict_error = _value_error(argument, value, acceptable, right, properties, lenient=False)
             if strict_error:
                 strict_errors.append(strict_error)
-        if argument in lenient_unexpected:
+        if argument in lenient_unexpected_set:
             continue
-        if strict_error or argument in unexpected:  # what strict accepts, lenient accepts
+        if strict_error or argument in unexpected_set:  # what strict accepts, lenient accepts
             accepted = right or acceptable is None or _acceptable(value, acceptable, True)
             lenient_error = _value_error(argument, value, acceptable, accepted, properties, lenient=True)
             if lenient_error:
@@ -282,7 +294,8 @@ def match_calls(
         return _result([])
     # explain the first gold call left unpaired, against a leftover call of the same name if any
     gold_index = next(index for index in range(len(expected)) if index not in pairs)
-    leftover = [call for index, call in enumerate(calls) if index not in pairs.values()]
+    paired = set(pairs.values())
+    leftover = [call for index, call in enumerate(calls) if index not in paired]
     same_name = [call for call in leftover if call.name == expected[gold_index].name]
     return _result(compare((same_name or leftover)[0], expected[gold_index]))
 

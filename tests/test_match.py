@@ -240,6 +240,81 @@ def test_argument_counts_leniently_and_with_optional_arguments():
     assert argument_counts(parse_output("area(base=10)"), [AREA]) == (1, 1, 1)  # unit may be left out
 
 
+# --- hostile output ------------------------------------------------------------------------
+
+
+class _CountedName(str):
+    """An argument name that counts its comparisons: asking a list for it compares it with every
+    element, a set or a dict only on a hash match. (Speed is benchmarked, not timed in tests.)"""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        _CountedName.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _comparisons(n: int, gold_arguments: str) -> int:
+    """Name comparisons made matching a call with n arguments in every way a scorer asks."""
+    call = Call("f", {_CountedName(f"a{i}"): i for i in range(n)})
+    gold = Expected("f", {"x": [1]} if gold_arguments == "other names" else {f"a{i}": [i + 1] for i in range(n)})
+    # a schema without half of the names makes those unexpected even when the gold call has them
+    schema = {"f": {"properties": {f"a{i}": {"type": "integer"} for i in range(0, n, 2)}}}
+    _CountedName.comparisons = 0
+    for schemas in (None, schema):
+        judge_calls(Parsed((call,)), [gold], schemas=schemas)  # one call against one
+        judge_calls(Parsed((call, Call("g"))), [gold, Expected("g")], schemas=schemas)  # paired
+        match_calls(Parsed((call,)), [gold], lenient=True, schemas=schemas)
+    argument_counts(Parsed((call,)), [gold], lenient=True)
+    return _CountedName.comparisons
+
+
+@pytest.mark.parametrize("gold_arguments", ["other names", "same names"])
+def test_matching_many_arguments_is_linear(gold_arguments, monkeypatch):
+    # twice the arguments may cost twice the comparisons, not four times: a list lookup per
+    # argument made 100,000 arguments take minutes
+    monkeypatch.setattr(_CountedName, "comparisons", 0)
+    small, large = _comparisons(1_000, gold_arguments), _comparisons(2_000, gold_arguments)
+    assert large <= 2.2 * small + 100, (small, large)
+
+
+HUGE = 10 ** 5000  # past Python's 4,300 digits in a str: repr raises ValueError
+
+
+@pytest.mark.parametrize("lenient", [False, True], ids=["strict", "lenient"])
+@pytest.mark.parametrize(
+    "value",
+    [int("9" * 3700), -int("9" * 3700), HUGE, [1, HUGE], {"k": HUGE}, float("nan"), float("inf"), float("-inf")],
+    ids=["3700 digits", "-3700 digits", "5001 digits", "in a list", "in a dict", "nan", "inf", "-inf"],
+)
+def test_huge_and_non_finite_numbers_are_wrong_values(value, lenient):
+    # a mismatch like any other, never an exception (5 == 5.0 leniently must not need float())
+    parsed = Parsed((Call("f", {"x": value}),))
+    for gold in ([1], [1.0], [2.5], [[1, 2]], [{"k": 1}], [float("nan")]):
+        result = match_calls(parsed, [Expected("f", {"x": gold})], lenient=lenient)
+        assert not result["valid"] and result["error_type"] in ("args:value", "args:type")
+        assert all(isinstance(message, str) for message in result["error"])
+    verdict = judge_calls(parsed, [Expected("f", {"x": [1]})])
+    assert not verdict.strict["valid"] and not verdict.lenient["valid"] and verdict.arguments == (0, 1, 1)
+
+
+@pytest.mark.parametrize("lenient", [False, True], ids=["strict", "lenient"])
+@pytest.mark.parametrize("output", [f"f(x={'9' * 3700})", f"f(x=-{'9' * 3700})", "f(x=1e999)",
+                                    '{"name": "f", "arguments": {"x": NaN}}', '{"name": "f", "arguments": {"x": -Infinity}}',
+                                    '{"name": "f", "arguments": {"x": %s}}' % ("9" * 3700)])
+def test_huge_and_non_finite_numbers_in_model_output(output, lenient):
+    for gold in ("f(x=1)", "f(x=1.0)"):
+        result = check(output, gold, lenient=lenient)
+        assert not result["valid"] and result["error_type"] in ("args:value", "args:type")
+
+
+def test_too_long_output_is_a_parse_failure():
+    result = match_calls(parse_output("f(x=1)" + " " * 200_000), [parse_call("f(x=1)")])
+    assert result["error_type"] == "parse:too_long" and not result["valid"]
+
+
 # --- judge_calls: the three answers at once --------------------------------------------------
 
 VALUES = st.sampled_from(["Berlin", "berlin", "BER-LIN", "", 5, 5.0, 6, True, None, [1, 2], [1.0, 2], {"a": "X"}, {"a": "x"}, "5"])
