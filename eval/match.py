@@ -16,6 +16,10 @@ Schemas (function name -> JSON Schema of the arguments object) add: an argument 
 "properties" is unexpected, a "required" one left out is missing, a value of the wrong JSON type
 is args:type.
 
+Values are model output, so hostile: a NaN equals nothing (not even a NaN), an int with thousands
+of digits or past Python's limit on digits in a str is a wrong value like any other, never an
+exception, and matching is linear in the number of arguments.
+
 A scorer asks `judge_calls` for all three answers of a row at once (strict, lenient, argument
 counts): one call against one gold call, the commonest wrong answer, is then compared once.
 
