@@ -200,9 +200,19 @@ def _confusion(tally: _Tally) -> dict:
     return {"labels": labels, "matrix": [[tally.cells[(gold, name)] for name in labels] for gold in labels]}
 
 
+SHOWN_CHARS = 2000  # of a failing output in the report: enough to see what went wrong
+
+
+def _shortened(text: str | None) -> str | None:
+    if text is None or len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}… ({len(text) - SHOWN_CHARS:,} more characters)"
+
+
 def _failure_entry(row: dict) -> dict:
-    return {**{key: row[key] for key in ("user", "gold", "output", "error_type", "error")},
-            "parsed": calls_text(row["parsed"])}
+    """A failing row as the report shows it; a long output is cut (predictions-*.jsonl keeps it whole)."""
+    return {**{key: row[key] for key in ("user", "gold", "error_type", "error")},
+            "output": _shortened(row["output"]), "parsed": _shortened(calls_text(row["parsed"]))}
 
 
 def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict] | None = None,

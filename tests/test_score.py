@@ -229,3 +229,14 @@ def test_compare_puts_runs_side_by_side_and_gates_on_the_first(tmp_path):
     gated = subprocess.run([sys.executable, "-m", "eval", "compare", str(first), str(second), "--max-drop", "0.1"],
                            cwd=REPO, capture_output=True, text=True)
     assert gated.returncode == 1 and "run-b: exact match 28.6% dropped" in gated.stderr
+
+
+def test_a_huge_failing_output_is_cut_in_the_report_not_in_the_predictions():
+    from eval.score import SHOWN_CHARS
+
+    rows = [row(0, 'weather(location="Oslo")', "{" * 1_000_000), row(1, 'weather(location="Oslo")', "x" * 50)]
+    failures = score(rows)["failures"]["weather"]
+    long_entry = next(entry for entry in failures if entry["output"].startswith("{"))
+    assert long_entry["error_type"] == "parse:too_long"
+    assert len(long_entry["output"]) < SHOWN_CHARS + 60 and long_entry["output"].endswith("(998,000 more characters)")
+    assert rows[0]["output"] == "{" * 1_000_000
