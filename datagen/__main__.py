@@ -21,16 +21,16 @@ import click
 
 from datagen.conversations import conversations_command
 from datagen.documents import documents_command
-from datagen.cli import fail
+from skilltune.cli import fail
 from datagen.expand import generate_pairs, read_pair_files, shortfalls
 from datagen.instructions import instructions_command
-from datagen.jsonio import DataError
-from datagen.outputs import check_output_folder
+from skilltune.jsonio import DataError
+from skilltune.outputs import check_output_folder
 from datagen.llm import llm_command, merge_review_command
 from datagen.openai_export import openai_export_command
 from datagen.openai_ft import openai_ft_command
-from datagen.render import STYLES, chat_record, system_prompt, tool_definitions
-from datagen.skills import SkillFileError, load_pack
+from skilltune.records import STYLES, chat_record, system_prompt, tool_definitions
+from skilltune.skills import SkillFileError, load_pack
 from datagen.split import RECORD_KINDS, SplitError, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
 
 

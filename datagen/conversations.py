@@ -45,11 +45,11 @@ from typing import Iterator
 
 import click
 
-from datagen.expand import normalize
-from datagen.jsonio import STRICT_DECODER, DataError, iter_json_lines, read_text, sha256_of, write_json, write_jsonl
-from datagen.outputs import atomic_directory, check_output_folder
-from datagen.cli import OneLineErrors, fail
-from datagen.render import chat_record_problem
+from skilltune.pairs import normalize
+from skilltune.jsonio import STRICT_DECODER, DataError, iter_json_lines, read_text, sha256_of, write_json, write_jsonl
+from skilltune.outputs import atomic_directory, check_output_folder
+from skilltune.cli import OneLineErrors, fail
+from skilltune.records import chat_record_problem
 
 FORMATS = ("log", "openai", "sharegpt")
 SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}

@@ -27,10 +27,10 @@ The job, as data flowing:
   chunk, so all questions about one chunk land in one split) and `manifest.json` (style "chat").
 
 Backends: with `--base-url`, any OpenAI-compatible endpoint through the project's one client
-(datagen/openai_api.py: its retries, Retry-After, one-line errors), `--concurrency` requests in
+(skilltune/openai_api.py: its retries, Retry-After, one-line errors), `--concurrency` requests in
 flight. Without it, the embedded SmolLM2 (`--model`, a local folder) with greedy transformers
 generation: no key, no network. Either way every answer is cached on disk by its request body
-(datagen/llm.py's ResponseCache), so a re-run, or a run resumed after a crash, sends only what
+(skilltune/cache.py), so a re-run, or a run resumed after a crash, sends only what
 is not cached yet. The API key is read from OPENAI_API_KEY only, by the client.
 """
 
@@ -50,15 +50,15 @@ from pathlib import Path
 import click
 import jsonschema
 
-from datagen.expand import normalize
-from datagen.jsonio import DataError, sha256_of, write_json, write_jsonl, write_text
-from datagen.outputs import atomic_directory, check_output_folder
+from skilltune.pairs import normalize
+from skilltune.jsonio import DataError, sha256_of, write_json, write_jsonl, write_text
+from skilltune.outputs import atomic_directory, check_output_folder
 # the cache and the one-line error handling of `datagen llm`, shared so both commands behave alike
-from datagen.cli import OneLineErrors, fail
-from datagen.llm import ResponseCache, cache_key
-from datagen.openai_api import EndpointError, async_client, post_chat
-from datagen.render import chat_record_problem
-from datagen.window import sliding_window
+from skilltune.cli import OneLineErrors, fail
+from skilltune.cache import ResponseCache, cache_key
+from skilltune.openai_api import EndpointError, async_client, post_chat
+from skilltune.records import chat_record_problem
+from skilltune.window import sliding_window
 
 DEFAULT_GLOBS = ("**/*.md", "**/*.txt")
 DEFAULT_MODEL = Path("models/SmolLM2-135M-Instruct")

@@ -17,20 +17,11 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from dataclasses import dataclass
 
-from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
-from datagen.jsonio import DataError, iter_jsonl
-from datagen.skills import Skill
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One utterance and the call it should produce."""
-
-    user: str
-    call: Call
-    group: str = ""  # normalized base utterance; phrasings of one base share it
+from skilltune.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
+from skilltune.jsonio import DataError, iter_jsonl
+from skilltune.pairs import Pair, normalize
+from skilltune.skills import Skill
 
 
 # openers and closers a speaker wraps around a request; "" = none
@@ -39,14 +30,6 @@ PREFIXES = (
     "one more thing,", "before I forget,", "I'm in a bit of a hurry,", "while I think of it,", "so",
 )
 SUFFIXES = ("", "please", "thanks", "thank you", "for me", "right now", "if you can", "when you get a chance")
-
-
-def normalize(utterance: str) -> str:
-    """The form used for dedup and leakage checks: lowercase, letters/digits only, single spaces.
-
-    "What's the weather in Berlin?" and "whats the weather in berlin" are the same utterance.
-    """
-    return " ".join(re.sub(r"[^\w\s]", "", utterance.lower()).split())
 
 
 def _find(value: str, utterance: str) -> re.Match | None:

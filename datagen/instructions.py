@@ -4,7 +4,7 @@
         --style tools --pack examples/skills
     python -m datagen instructions data/skills --to instructions --out data/skills-pairs.jsonl
 
-An instruction pair (datagen/schemas/instruction.schema.json, checked on read and on write):
+An instruction pair (skilltune/schemas/instruction.schema.json, checked on read and on write):
 
     {"instruction": "what's the weather in Oslo", "input": "",
      "output": {"function_call": {"name": "weather", "arguments": {"location": "Oslo"}}}}
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import click
 
-from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, call_to_json
-from datagen.expand import Pair, normalize
-from datagen.jsonio import DataError, iter_jsonl, write_jsonl
-from datagen.outputs import check_output_file, check_output_folder
-from datagen.cli import OneLineErrors, fail
-from datagen.render import STYLES, answer_call, answer_message, chat_record, record_problem, system_prompt, tool_definitions
-from datagen.skills import Skill, SkillFileError, load_pack
+from skilltune.calls import NO_CALL_NAME, Call, CallSyntaxError, call_to_json
+from skilltune.pairs import Pair, normalize
+from skilltune.jsonio import DataError, iter_jsonl, write_jsonl
+from skilltune.outputs import check_output_file, check_output_folder
+from skilltune.cli import OneLineErrors, fail
+from skilltune.records import STYLES, answer_call, answer_message, chat_record, record_problem, system_prompt, tool_definitions
+from skilltune.skills import Skill, SkillFileError, load_pack
 from datagen.split import SPLITS, SplitError, dedup_across_skills, record_kind, split_pairs, write_dataset
 
 INPUT_SEPARATOR = "\n\n"

@@ -45,7 +45,6 @@ The API key is read from OPENAI_API_KEY only and is handed to the client, nowher
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import math
 import os
@@ -58,12 +57,13 @@ from pathlib import Path
 
 import click
 
-from datagen.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
-from datagen.cli import OneLineErrors, fail
-from datagen.expand import normalize
-from datagen.jsonio import DataError, schema_problem, write_text
-from datagen.openai_api import EndpointError, async_client, base_url_problem, one_line, post_chat
-from datagen.skills import (
+from skilltune.cache import ResponseCache, cache_key
+from skilltune.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
+from skilltune.cli import OneLineErrors, fail
+from skilltune.pairs import normalize
+from skilltune.jsonio import DataError, schema_problem, write_text
+from skilltune.openai_api import EndpointError, async_client, base_url_problem, one_line, post_chat
+from skilltune.skills import (
     ASSISTANT_PREFIX,
     EXAMPLES_HEADER,
     PROMPT_HEADER,
@@ -73,7 +73,7 @@ from datagen.skills import (
     load_pack,
     parse_skill_file,
 )
-from datagen.window import sliding_window
+from skilltune.window import sliding_window
 
 PAIR_SCHEMA = "pair"
 REJECT_SCHEMA = "reject"
@@ -192,35 +192,6 @@ def request_body(skill: Skill, pack: list[Skill], index: int, *, model: str, see
         "temperature": TEMPERATURE,
         "seed": seed,
     }
-
-
-def cache_key(body: dict) -> str:
-    """sha256 of the canonical JSON of the request body (which holds no key and no URL)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-class ResponseCache:
-    """One JSON file per request: {"request": body, "response": completion}, renamed into place."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-
-    def _path(self, key: str) -> Path:
-        return self.directory / f"{key}.json"
-
-    def get(self, key: str) -> dict | None:
-        try:
-            stored = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):  # unreadable: a miss, and the new answer replaces it
-            return None
-        response = stored.get("response") if isinstance(stored, dict) else None
-        return response if isinstance(response, dict) else None
-
-    def put(self, key: str, body: dict, response: dict) -> None:
-        write_text(self._path(key), json.dumps({"request": body, "response": response}, ensure_ascii=False) + "\n")
 
 
 # --- reading answers and judging candidates

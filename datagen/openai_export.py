@@ -52,9 +52,9 @@ from pathlib import Path
 
 import click
 
-from datagen.cli import OneLineErrors, fail
-from datagen.jsonio import DataError, iter_json_lines, write_jsonl
-from datagen.outputs import check_output_file
+from skilltune.cli import OneLineErrors, fail
+from skilltune.jsonio import DataError, iter_json_lines, write_jsonl
+from skilltune.outputs import check_output_file
 
 SCHEMA = "openai_example"
 DEFAULT_BASE_MODEL = "gpt-4o-mini-2024-07-18"

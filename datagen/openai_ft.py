@@ -28,9 +28,9 @@ from pathlib import Path
 
 import click
 
-from datagen.jsonio import DataError
-from datagen.openai_api import one_line
-from datagen.cli import OneLineErrors, fail
+from skilltune.jsonio import DataError
+from skilltune.openai_api import one_line
+from skilltune.cli import OneLineErrors, fail
 from datagen.openai_export import (
     DEFAULT_BASE_MODEL,
     TokenizerUnavailable,

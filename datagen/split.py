@@ -10,11 +10,11 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from datagen.expand import Pair, normalize
+from skilltune.pairs import Pair, normalize
 from datagen.noise import add_noise
-from datagen.jsonio import DataError, iter_jsonl, read_json, read_jsonl, sha256_of, write_json, write_jsonl
-from datagen.outputs import atomic_directory
-from datagen.render import chat_record_problem, record_problem, user_text
+from skilltune.jsonio import DataError, iter_jsonl, read_json, read_jsonl, sha256_of, write_json, write_jsonl
+from skilltune.outputs import atomic_directory
+from skilltune.records import chat_record_problem, record_problem, user_text
 
 SPLITS = ("train", "val", "test")
 NOISY_TEST = "test_noisy"
@@ -112,7 +112,7 @@ def write_dataset(out: Path | str, splits: dict[str, list[Pair]], render, manife
                   inputs: tuple = ()) -> dict:
     """Write one `<split>.jsonl` per split and `manifest.json` into `out`, replacing it whole.
 
-    `out` must pass the output-folder rule (datagen.outputs) with the run's `inputs`.
+    `out` must pass the output-folder rule (skilltune.outputs) with the run's `inputs`.
 
     `render(pair) -> record` builds each record (style, system prompt and tools are its business).
     """

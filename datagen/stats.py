@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from datagen.jsonio import read_jsonl
-from datagen.render import gold_call
+from skilltune.jsonio import read_jsonl
+from skilltune.records import gold_call
 
 
 def token_lengths(records: list[dict], tokenizer) -> list[int]:

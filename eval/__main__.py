@@ -20,8 +20,8 @@ from pathlib import Path
 import click
 import yaml
 
-from datagen.jsonio import DataError, iter_json_lines, iter_jsonl, read_json, read_text, write_text
-from datagen.outputs import check_output_folder
+from skilltune.jsonio import DataError, iter_json_lines, iter_jsonl, read_json, read_text, write_text
+from skilltune.outputs import check_output_folder
 from eval.report import build_report, gate_problems, markdown, side_by_side, write_report
 from eval.score import gold_problem, noisy_entry, score
 
@@ -51,7 +51,7 @@ def _test_records(path: Path, limit: int | None) -> list[dict]:
 
     Checked before any model loads: a bad record is one `file:line` error, not a crash after
     minutes of generation."""
-    from datagen.render import gold_call, record_problem
+    from skilltune.records import gold_call, record_problem
 
     records = []
     try:
@@ -92,7 +92,7 @@ def _default_model(report: dict, label: str | None) -> str:
 
 def _pack_for(test_file: Path | None, pack: Path | None):
     """The skill pack behind a test file: --pack, else the `source` its manifest.json names."""
-    from datagen.skills import SkillFileError, load_pack
+    from skilltune.skills import SkillFileError, load_pack
 
     if pack is None:
         source = _manifest_of(test_file).get("source")

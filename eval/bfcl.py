@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.jsonio import DataError, iter_json_lines
+from skilltune.jsonio import DataError, iter_json_lines
 from eval.match import Expected, judge_calls
 from eval.parse import parse_output
 from eval.score import ratio
@@ -159,7 +159,7 @@ def _expand(value) -> list:
 
 def load_bfcl(questions: Path, answers: Path | None = None) -> list[BfclCase]:
     """The cases of one category; without answers (the irrelevance categories) no call is expected.
-    A bad line raises datagen.jsonio.DataError naming the file and line."""
+    A bad line raises skilltune.jsonio.DataError naming the file and line."""
     expected: dict[str, list[Expected]] = {}
     if answers is not None:
         for number, obj in _json_lines(answers):

@@ -1,7 +1,7 @@
 """Constrained decoding: the model can only write one call that is valid for the skill pack.
 
 The accepted language is the canonical form of the training targets, with the arguments in any
-order. Python style (datagen.calls.Call.to_python) and JSON style (datagen.render, json.dumps of
+order. Python style (skilltune.calls.Call.to_python) and JSON style (skilltune.records, json.dumps of
 call_to_json) are both supported:
 
     python  name(arg=value, arg=value)
@@ -40,8 +40,8 @@ from typing import Callable, NamedTuple
 import torch
 from transformers import LogitsProcessor
 
-from datagen.calls import _literal  # the quoting to_python uses, so choice values match the targets exactly
-from datagen.skills import Skill
+from skilltune.calls import value_text  # the quoting to_python uses, so choice values match the targets exactly
+from skilltune.skills import Skill
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Style:
 
 
 STYLES = {
-    "python": Style("", "(", "", "=", ", ", ")", "True", "False", _literal),
+    "python": Style("", "(", "", "=", ", ", ")", "True", "False", value_text),
     "json": Style('{"function_call": {"name": "', '", "arguments": {', '"', '": ', ", ", "}}}", "true", "false",
                   lambda value: json.dumps(value, ensure_ascii=False)),
 }

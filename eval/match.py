@@ -41,7 +41,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from datagen.calls import NO_CALL_NAME, Call
+from skilltune.calls import NO_CALL_NAME, Call
 from eval.parse import Parsed
 
 # what lenient string comparison ignores, BFCL's set plus quotes and every kind of whitespace

@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from datagen.calls import Call
+from skilltune.calls import Call
 
 PARSE_ERRORS = ("parse:syntax", "parse:non_literal", "parse:positional", "parse:keyword", "parse:json",
                 "parse:too_long")

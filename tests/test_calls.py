@@ -1,6 +1,6 @@
 import pytest
 
-from datagen.calls import Call, CallSyntaxError, parse_call
+from skilltune.calls import Call, CallSyntaxError, parse_call
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_values_with_no_json_form_are_refused(text, reason):
 
 
 def test_json_arguments_with_nan_are_refused():
-    from datagen.calls import call_from_tool_call
+    from skilltune.calls import call_from_tool_call
 
     with pytest.raises(CallSyntaxError, match="not JSON"):
         call_from_tool_call({"type": "function", "function": {"name": "f", "arguments": '{"x": NaN}'}})

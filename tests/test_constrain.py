@@ -8,9 +8,9 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from datagen.calls import Call, call_from_json, call_to_json, parse_call
-from datagen.render import system_prompt
-from datagen.skills import Param, Skill, load_pack
+from skilltune.calls import Call, call_from_json, call_to_json, parse_call
+from skilltune.records import system_prompt
+from skilltune.skills import Param, Skill, load_pack
 from eval.constrain import START, CallGrammar, GrammarLogitsProcessor, grammar_processors, token_texts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ GRAMMARS = {pack: STYLED[pack, "python"] for pack in PACKS}
 
 
 def write(call: Call, style: str) -> str:
-    """The training target's text in `style` (datagen.render.answer_message)."""
+    """The training target's text in `style` (skilltune.records.answer_message)."""
     return call.to_python() if style == "python" else json.dumps(call_to_json(call), ensure_ascii=False)
 
 

@@ -13,7 +13,7 @@ from datagen.conversations import (
     Filters, conversations_command, filter_conversations, iter_json_array, read_conversations, read_public,
     split_and_mix,
 )
-from datagen.jsonio import DataError, read_jsonl
+from skilltune.jsonio import DataError, read_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "examples" / "conversations"

@@ -31,7 +31,7 @@ from datagen.documents import (
     question_body,
     windows,
 )
-from datagen.jsonio import read_json, read_jsonl, sha256_of
+from skilltune.jsonio import read_json, read_jsonl, sha256_of
 
 REPO = Path(__file__).resolve().parent.parent
 SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"

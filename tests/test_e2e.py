@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from datagen.jsonio import read_json, read_jsonl
+from skilltune.jsonio import read_json, read_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"

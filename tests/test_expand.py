@@ -1,9 +1,10 @@
 import random
 from pathlib import Path
 
-from datagen.calls import Call
-from datagen.expand import PREFIXES, SUFFIXES, expand_skill, generate_pairs, normalize, skill_pairs, slot_pools, targets
-from datagen.skills import load_pack, parse_skill_file
+from skilltune.calls import Call
+from datagen.expand import PREFIXES, SUFFIXES, expand_skill, generate_pairs, skill_pairs, slot_pools, targets
+from skilltune.pairs import normalize
+from skilltune.skills import load_pack, parse_skill_file
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from datagen.calls import Call
+from skilltune.calls import Call
 from datagen.instructions import derived_prompt, derived_tools, instructions_command, style_problem
-from datagen.jsonio import read_jsonl, schema_problem
-from datagen.render import gold_call
+from skilltune.jsonio import read_jsonl, schema_problem
+from skilltune.records import gold_call
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = REPO / "examples" / "instructions" / "pairs.jsonl"

@@ -1,4 +1,4 @@
-"""datagen/jsonio.py: every bad byte is a `file:line` DataError, and what it writes reads back."""
+"""skilltune/jsonio.py: every bad byte is a `file:line` DataError, and what it writes reads back."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from datagen.jsonio import (DataError, dumps, iter_json_lines, loads, read_json, read_text, remove_stale_siblings,
+from skilltune.jsonio import (DataError, dumps, iter_json_lines, loads, read_json, read_text, remove_stale_siblings,
                             write_json, write_jsonl, write_text)
 
 

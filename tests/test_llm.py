@@ -19,11 +19,12 @@ import pytest
 from click.testing import CliRunner
 from openai_server import ScriptedOpenAIServer
 
-from datagen.calls import parse_call
-from datagen.expand import normalize
-from datagen.jsonio import schema_problem
-from datagen.llm import cache_key, llm_command, merge_review_command, request_body
-from datagen.skills import load_pack, parse_skill_file
+from skilltune.calls import parse_call
+from skilltune.pairs import normalize
+from skilltune.jsonio import schema_problem
+from datagen.llm import llm_command, merge_review_command, request_body
+from skilltune.cache import cache_key
+from skilltune.skills import load_pack, parse_skill_file
 
 REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "examples" / "skills"

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from datagen.calls import Call, parse_call
+from skilltune.calls import Call, parse_call
 from eval.match import Expected, argument_counts, judge_calls, match_call, match_calls, same_value
 from eval.parse import Parsed, parse_output
 

@@ -15,7 +15,7 @@ from openai_server import ScriptedOpenAIServer
 
 from datagen import openai_ft
 from datagen.__main__ import cli
-from datagen.jsonio import schema_problem
+from skilltune.jsonio import schema_problem
 from datagen.openai_export import (
     FileCheck,
     default_epochs,

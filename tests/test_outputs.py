@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from datagen.jsonio import DataError
-from datagen.outputs import check_output_folder
+from skilltune.jsonio import DataError
+from skilltune.outputs import check_output_folder
 
 REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "examples" / "skills"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datagen.calls import Call
+from skilltune.calls import Call
 from eval import parse as parse_module
 from eval.parse import PARSE_ERRORS, Parsed, parse_output
 

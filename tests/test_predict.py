@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from openai_server import ScriptedOpenAIServer
 
-from datagen.calls import Call
-from datagen.jsonio import read_json, read_jsonl, write_jsonl
-from datagen.render import chat_record
+from skilltune.calls import Call
+from skilltune.jsonio import read_json, read_jsonl, write_jsonl
+from skilltune.records import chat_record
 from eval.__main__ import cli
 from eval.predict import (
     OpenAIBackend,

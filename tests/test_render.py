@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from datagen.calls import Call
-from datagen.render import chat_record, gold_call, record_problem, system_prompt, tool_definitions
-from datagen.skills import load_pack
+from skilltune.calls import Call
+from skilltune.records import chat_record, gold_call, record_problem, system_prompt, tool_definitions
+from skilltune.skills import load_pack
 
 REPO = Path(__file__).resolve().parent.parent
 SKILLS = load_pack(REPO / "examples" / "skills")
@@ -66,7 +66,7 @@ def test_record_problem_rules():
 
 
 def test_chat_record_problem_rules():
-    from datagen.render import chat_record_problem
+    from skilltune.records import chat_record_problem
 
     def record(*roles, last="an answer"):
         messages = [{"role": role, "content": f"{role} text"} for role in roles]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from datagen.jsonio import read_json, write_jsonl
+from skilltune.jsonio import read_json, write_jsonl
 from eval.report import build_report, side_by_side
 from eval.match import match_calls
 from eval.parse import parse_output
@@ -130,7 +130,7 @@ def test_score_command_names_the_bad_line(tmp_path):
 
 @pytest.mark.parametrize("bad", ["models", "test_file"])
 def test_report_schema_requires_header_keys(tmp_path, bad):
-    from datagen.jsonio import DataError, write_json
+    from skilltune.jsonio import DataError, write_json
 
     report = build_report({"tuned": score(ROWS)}, "t.jsonl")
     del report[bad]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from datagen.skills import Param, SkillFileError, load_pack, parse_skill_file
+from skilltune.skills import Param, SkillFileError, load_pack, parse_skill_file
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = (Path(__file__).parent / "fixtures" / "weather_ok.txt").read_text()
@@ -196,8 +196,8 @@ def test_bad_parameter_declarations_name_the_signature_line(tmp_path, value, rea
 
 @pytest.mark.parametrize("style", ["python", "json", "tools"])
 def test_a_pack_with_typed_parameters_makes_valid_records(tmp_path, style):
-    from datagen.jsonio import read_jsonl
-    from datagen.render import gold_call
+    from skilltune.jsonio import read_jsonl
+    from skilltune.records import gold_call
 
     pack = tmp_path / "pack"
     pack.mkdir()

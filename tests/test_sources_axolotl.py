@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from datagen.documents import documents_command
-from datagen.jsonio import read_jsonl
+from skilltune.jsonio import read_jsonl
 from openai_server import ScriptedOpenAIServer
 from test_documents import scripted_reply
 

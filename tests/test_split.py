@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from datagen.expand import normalize
-from datagen.jsonio import DataError, read_jsonl, sha256_of
-from datagen.render import user_text
+from skilltune.pairs import normalize
+from skilltune.jsonio import DataError, read_jsonl, sha256_of
+from skilltune.records import user_text
 from datagen.split import NOISY_TEST, SPLITS, validate_records
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,8 +107,8 @@ def test_bad_pack_leaves_no_partial_output(write_pack, tmp_path):
 
 
 def test_phrasings_of_one_base_utterance_stay_in_one_split():
-    from datagen.calls import Call
-    from datagen.expand import Pair
+    from skilltune.calls import Call
+    from skilltune.pairs import Pair
     from datagen.split import split_pairs
 
     pairs = [
@@ -126,8 +126,8 @@ def test_phrasings_of_one_base_utterance_stay_in_one_split():
 
 
 def test_speech_noise_changes_the_requested_share_and_never_leaks():
-    from datagen.calls import Call
-    from datagen.expand import Pair
+    from skilltune.calls import Call
+    from skilltune.pairs import Pair
     from datagen.split import add_speech_noise
 
     pairs = [Pair(f"What is the weather in City{i}, please?", Call("weather", {"location": f"City{i}"})) for i in range(400)]
@@ -144,8 +144,8 @@ def test_speech_noise_changes_the_requested_share_and_never_leaks():
 
 
 def test_speech_noise_never_repeats_an_utterance_within_a_split():
-    from datagen.calls import Call
-    from datagen.expand import Pair
+    from skilltune.calls import Call
+    from skilltune.pairs import Pair
     from datagen.split import add_speech_noise
 
     # "um ..." twins: noise that adds a filler to the plain one would repeat its twin
@@ -185,7 +185,7 @@ def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
 
 
 def test_validate_reads_the_record_kind_from_the_manifest(tmp_path):
-    from datagen.jsonio import write_json, write_jsonl
+    from skilltune.jsonio import write_json, write_jsonl
 
     answer = {"messages": [{"role": "user", "content": "What is the refund window?"},
                            {"role": "assistant", "content": "30 days from delivery."}]}

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datagen.calls import Call
-from datagen.render import chat_record, system_prompt, tool_definitions
-from datagen.skills import load_pack
+from skilltune.calls import Call
+from skilltune.records import chat_record, system_prompt, tool_definitions
+from skilltune.skills import load_pack
 from eval.parse import parse_output
 from skilltune.standins import FAMILIES, build_standin
 

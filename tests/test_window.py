@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from datagen.window import sliding_window
+from skilltune.window import sliding_window
 
 
 def run_window(jobs: list[int], concurrency: int, follow_up=None):

@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from datagen.jsonio import loads
+from skilltune.jsonio import loads
 
 NO_CALL_NAME = "other"
 
@@ -31,11 +31,11 @@ class Call:
 
     def to_python(self) -> str:
         """`weather(location="Berlin")`; keyword order is kept as given."""
-        args = ", ".join(f"{key}={_literal(value)}" for key, value in self.arguments.items())
+        args = ", ".join(f"{key}={value_text(value)}" for key, value in self.arguments.items())
         return f"{self.name}({args})"
 
 
-def _literal(value) -> str:
+def value_text(value) -> str:
     # strings as JSON strings: the double quotes the training targets use, and escapes (\n, \", \\,
     # \u0007) that are also valid Python, so a note with a line break still parses back
     if isinstance(value, str):

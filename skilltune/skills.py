@@ -36,8 +36,8 @@ from pathlib import Path
 
 import jsonschema
 
-from datagen.calls import Call, CallSyntaxError, parse_call
-from datagen.jsonio import DataError, read_text
+from skilltune.calls import Call, CallSyntaxError, parse_call
+from skilltune.jsonio import DataError, read_text
 
 PROMPT_HEADER = "#### Prompt:"
 PROMPT_EXAMPLES_HEADER = "#### Prompt Examples:"

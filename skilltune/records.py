@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from datagen.calls import (
+from skilltune.calls import (
     NO_CALL_NAME,
     Call,
     CallSyntaxError,
@@ -23,8 +23,8 @@ from datagen.calls import (
     call_to_json,
     parse_call,
 )
-from datagen.jsonio import loads
-from datagen.skills import Skill
+from skilltune.jsonio import loads
+from skilltune.skills import Skill
 
 STYLES = ("python", "json", "tools")
 

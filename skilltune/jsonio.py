@@ -1,6 +1,6 @@
 """JSON and JSONL files checked against the repo's JSON Schemas, written atomically.
 
-Every file skilltune writes has a schema in `datagen/schemas/` or `eval/schemas/`; it is checked
+Every file skilltune writes has a schema in `skilltune/schemas/`; it is checked
 on write and on read, and a bad line is reported as `path:line: reason`. Writers go through a
 temporary file (or folder) and a rename, so a failure never leaves a partial output behind.
 """
@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 
 import jsonschema
 
-SCHEMA_DIRS = (Path(__file__).parent / "schemas", Path(__file__).parent.parent / "eval" / "schemas")
+SCHEMA_DIRS = (Path(__file__).parent / "schemas",)
 
 
 class DataError(ValueError):

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from datagen.jsonio import DataError, iter_jsonl, read_json, remove_stale_siblings, staging_prefix, terminate_cleanly
+from skilltune.jsonio import DataError, iter_json_lines, iter_jsonl, loads, read_json, read_text, remove_stale_siblings, staging_prefix, terminate_cleanly
 
 # What `eval run`, `eval score`, `eval bfcl` and `eval compare` write into their --out folder.
 EVAL_OUTPUTS = ("predictions-*.jsonl", "report.json", "report.md", "confusion-*.png", "compare.md",
@@ -55,14 +55,22 @@ def _is_eval_output(path: Path) -> bool:
 
 
 def _is_skilltune_eval_file(path: Path) -> bool:
-    """A report.json or predictions file that reads as skilltune's (its schema), not just by name."""
+    """An eval output that reads as skilltune's (its schema or its first line), not just by name."""
     try:
         if path.name == "report.json":
             read_json(path, "report")
             return True
+        if fnmatch.fnmatchcase(path.name, "bfcl-*-predictions.jsonl"):
+            first = next(iter_json_lines(path), (0, None))[1]
+            return isinstance(first, dict) and {"id", "output"} <= first.keys()
         if fnmatch.fnmatchcase(path.name, "predictions-*.jsonl"):
             return next(iter_jsonl(path, "prediction"), None) is not None
-    except DataError:
+        if fnmatch.fnmatchcase(path.name, "bfcl-*.json"):
+            result = loads(read_text(path))
+            return isinstance(result, dict) and {"n", "exact_match"} <= result.keys()
+        if path.name in ("report.md", "compare.md"):
+            return read_text(path).startswith("# Function-calling eval")
+    except (DataError, ValueError, OSError):
         pass
     return False
 
