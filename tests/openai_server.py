@@ -582,3 +582,32 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- a scripted model of datagen documents, for the `reply` mode
+
+CHUNK_TEXT = re.compile(r'Text:\n"""\n(.*?)\n"""', re.DOTALL)
+
+
+def chunk_of(body: dict) -> str:
+    return CHUNK_TEXT.search(body["messages"][-1]["content"]).group(1)
+
+
+def documents_reply(body: dict) -> str:
+    """Question requests (they carry response_format) get the typed JSON, distinct per chunk; a
+    chunk holding GARBAGE gets prose with no question. Answer requests get the chunk's first
+    words, or the refusal when the question is about "nothing"."""
+    text = chunk_of(body)
+    if "response_format" in body:
+        if "GARBAGE" in text:
+            return "Sure! Here are some great questions for you. Enjoy"
+        count = int(re.search(r"Write (\d+) different questions", body["messages"][-1]["content"]).group(1))
+        tag = hashlib.sha256(text.encode()).hexdigest()[:10]
+        questions = [f"What does passage {tag} say about topic {n}?" for n in range(count)]
+        if "UNANSWERABLE" in text:
+            questions[-1] = f"What does passage {tag} say about nothing?"
+        return json.dumps({"questions": questions})
+    question = body["messages"][-1]["content"].split("Question: ", 1)[1].split("\n", 1)[0]
+    if "nothing" in question:
+        return "I don't know"  # no period: the generator must still write exactly UNKNOWN_ANSWER
+    return "It says: " + " ".join(text.split()[:8])

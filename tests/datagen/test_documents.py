@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from openai_server import ScriptedOpenAIServer
+from openai_server import ScriptedOpenAIServer, chunk_of, documents_reply
 
 from datagen.__main__ import cli
 from datagen.documents import (
@@ -32,9 +32,8 @@ from datagen.documents import (
     windows,
 )
 from skilltune.jsonio import read_json, read_jsonl, sha256_of
+from conftest import REPO, SMOLLM2, needs_smollm2
 
-REPO = Path(__file__).resolve().parent.parent
-SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
 SECRET = "sk-test-documents-never-on-disk-77"
 # straight to 127.0.0.1 whatever proxy the environment names; OPENAI_BASE_URL must not leak in
 LOCAL_ENV = {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": None, "NO_PROXY": "127.0.0.1,localhost",
@@ -53,38 +52,9 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
     return root
 
 
-# --- a scripted model behind the test server's `reply` mode
-
-CHUNK_TEXT = re.compile(r'Text:\n"""\n(.*?)\n"""', re.DOTALL)
-
-
-def chunk_of(body: dict) -> str:
-    return CHUNK_TEXT.search(body["messages"][-1]["content"]).group(1)
-
-
-def scripted_reply(body: dict) -> str:
-    """Question requests (they carry response_format) get the typed JSON, distinct per chunk; a
-    chunk holding GARBAGE gets prose with no question. Answer requests get the chunk's first
-    words, or the refusal when the question is about "nothing"."""
-    text = chunk_of(body)
-    if "response_format" in body:
-        if "GARBAGE" in text:
-            return "Sure! Here are some great questions for you. Enjoy"
-        count = int(re.search(r"Write (\d+) different questions", body["messages"][-1]["content"]).group(1))
-        tag = hashlib.sha256(text.encode()).hexdigest()[:10]
-        questions = [f"What does passage {tag} say about topic {n}?" for n in range(count)]
-        if "UNANSWERABLE" in text:
-            questions[-1] = f"What does passage {tag} say about nothing?"
-        return json.dumps({"questions": questions})
-    question = body["messages"][-1]["content"].split("Question: ", 1)[1].split("\n", 1)[0]
-    if "nothing" in question:
-        return "I don't know"  # no period: the generator must still write exactly UNKNOWN_ANSWER
-    return "It says: " + " ".join(text.split()[:8])
-
-
 @pytest.fixture
 def server():
-    with ScriptedOpenAIServer(default="reply", reply=scripted_reply) as test_server:
+    with ScriptedOpenAIServer(default="reply", reply=documents_reply) as test_server:
         yield test_server
 
 
@@ -215,7 +185,7 @@ def test_whitespace_only_chunks_are_dropped_and_chunks_are_trimmed():
     assert [(chunk.index, chunk.text, chunk.start) for chunk in chunks] == [(0, "ab", 0), (1, "cd", 10)]
 
 
-@pytest.mark.skipif(not (SMOLLM2 / "tokenizer.json").exists(), reason="embedded model not prepared")
+@needs_smollm2
 def test_token_chunks_are_cut_at_token_boundaries_with_overlap():
     tokenizer = load_tokenizer(SMOLLM2)
     text = "one two three four five six seven eight nine ten"
@@ -235,7 +205,7 @@ def test_token_chunks_are_cut_at_token_boundaries_with_overlap():
         assert len(tokenizer(chunk.text, add_special_tokens=False)["input_ids"]) <= 64
 
 
-@pytest.mark.skipif(not (SMOLLM2 / "tokenizer.json").exists(), reason="embedded model not prepared")
+@needs_smollm2
 def test_the_command_chunks_by_tokens(server, tmp_path):
     examples = REPO / "examples" / "documents"
     tokenizer = load_tokenizer(SMOLLM2)
@@ -451,11 +421,11 @@ def test_a_failed_run_resumes_from_the_cache(tmp_path):
     root = write_tree(tmp_path / "docs", {f"{name}.md": f"Document {name} says {name} twice." for name in "abcd"})
     out, cache = tmp_path / "out", tmp_path / "cache"
     # one at a time, answers before the next chunk's questions: a#q, a#answer, b#q succeed, b#answer gets 500
-    with ScriptedOpenAIServer(modes=["reply"] * 3, default="500", reply=scripted_reply) as failing:
+    with ScriptedOpenAIServer(modes=["reply"] * 3, default="500", reply=documents_reply) as failing:
         failed = run(failing, root, out, "--questions-per-chunk", "1", "--concurrency", "1", cache=cache)
         assert failed.exit_code == 1 and failing.counts == {"reply": 3, "500": 1}
     assert len(list(cache.iterdir())) == 3 and not out.exists()
-    with ScriptedOpenAIServer(default="reply", reply=scripted_reply) as healthy:
+    with ScriptedOpenAIServer(default="reply", reply=documents_reply) as healthy:
         resumed = run(healthy, root, out, "--questions-per-chunk", "1", "--concurrency", "1", cache=cache)
         assert resumed.exit_code == 0, resumed.output
         assert healthy.total == 5  # 8 planned requests, 3 already answered
@@ -508,7 +478,7 @@ def test_the_cli_group_has_the_command_and_help_shows_an_example():
 # --- the offline default: the embedded SmolLM2
 
 
-@pytest.mark.skipif(not (SMOLLM2 / "model.safetensors").exists(), reason="embedded model not prepared")
+@needs_smollm2
 def test_local_smollm2_backend_runs_offline_and_a_rerun_is_cached(tmp_path):
     root = write_tree(tmp_path / "docs", {"rules.txt": (
         "Check-out is by 11 am. Breakfast is served in the garden room from 7:30 to 10 am. "

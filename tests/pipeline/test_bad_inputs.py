@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from skilltune.jsonio import read_json, write_jsonl
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "examples" / "skills"
 
 

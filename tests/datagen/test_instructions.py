@@ -12,8 +12,8 @@ from skilltune.calls import Call
 from datagen.instructions import derived_prompt, derived_tools, instructions_command, style_problem
 from skilltune.jsonio import read_jsonl, schema_problem
 from skilltune.records import gold_call
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PAIRS = REPO / "examples" / "instructions" / "pairs.jsonl"
 PACK = REPO / "examples" / "skills"
 

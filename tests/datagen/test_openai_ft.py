@@ -26,8 +26,8 @@ from datagen.openai_export import (
     structure_problems,
 )
 from datagen.openai_ft import openai_ft_command
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-fine-tune-never-on-disk-77"
 LOCAL_ENV = {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": None, "NO_PROXY": "127.0.0.1,localhost",
              "no_proxy": "127.0.0.1,localhost"}

@@ -6,8 +6,8 @@ import pytest
 from skilltune.calls import Call
 from skilltune.records import chat_record, gold_call, record_problem, system_prompt, tool_definitions
 from skilltune.skills import load_pack
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SKILLS = load_pack(REPO / "examples" / "skills")
 CALL = Call("notes", {"action": "add", "note": "buy milk"})
 

@@ -10,6 +10,7 @@ from skilltune.jsonio import DataError
 from eval.bfcl import BfclCase, bfcl_data_dir, bfcl_files, gold_answer_text, load_bfcl
 from eval.match import Expected, match_calls
 from eval.parse import parse_output
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +242,7 @@ def test_bfcl_command_rescores_saved_predictions(simple, tmp_path):
     saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
     run = [sys.executable, "-m", "eval", "bfcl", "--category", "simple_python", "--limit", "10",
            "--predictions", str(saved), "--out", str(tmp_path / "out")]
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     result = subprocess.run(run, cwd=repo, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "10 cases, exact match 90.0% strict, 90.0% lenient, no call 10.0%" in result.stdout

@@ -25,8 +25,8 @@ from skilltune.jsonio import schema_problem
 from datagen.llm import llm_command, merge_review_command, request_body
 from skilltune.cache import cache_key
 from skilltune.skills import load_pack, parse_skill_file
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "examples" / "skills"
 SECRET = "sk-test-never-on-disk-4242"
 # the client must go straight to 127.0.0.1, whatever proxy the environment names

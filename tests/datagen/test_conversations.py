@@ -14,8 +14,8 @@ from datagen.conversations import (
     split_and_mix,
 )
 from skilltune.jsonio import DataError, read_jsonl
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "examples" / "conversations"
 LOGS = SAMPLES / "logs"
 PUBLIC = SAMPLES / "public_instructions.jsonl"

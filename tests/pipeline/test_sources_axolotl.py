@@ -14,10 +14,9 @@ from click.testing import CliRunner
 
 from datagen.documents import documents_command
 from skilltune.jsonio import read_jsonl
-from openai_server import ScriptedOpenAIServer
-from test_documents import scripted_reply
+from openai_server import ScriptedOpenAIServer, documents_reply
+from conftest import REPO, needs_smollm2
 
-REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -26,9 +25,10 @@ def datagen(*args: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@needs_smollm2  # Axolotl tokenizes with the embedded model's tokenizer
 def test_each_source_validates_and_loads_in_axolotl_preprocess(tmp_path):
     documents, conversations, instructions = tmp_path / "documents", tmp_path / "conversations", tmp_path / "instructions"
-    with ScriptedOpenAIServer(default="reply", reply=scripted_reply) as server:
+    with ScriptedOpenAIServer(default="reply", reply=documents_reply) as server:
         result = CliRunner().invoke(documents_command, [
             str(REPO / "examples" / "documents"), "--out", str(documents), "--cache", str(tmp_path / "cache"),
             "--base-url", server.url, "--model", "test-model", "--max-retries", "0"])

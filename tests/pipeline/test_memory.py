@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from skilltune.memory import GIB, NF4_BITS, count_parameters, estimate
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 MISTRAL_7B = dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                   num_attention_heads=32, num_key_value_heads=8)
 LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from skilltune.standins import build_standin
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 STAMP = ".venv/.skilltune-installed"
 
 

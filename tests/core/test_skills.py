@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from skilltune.skills import Param, SkillFileError, load_pack, parse_skill_file
+from conftest import FIXTURES, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURE = (Path(__file__).parent / "fixtures" / "weather_ok.txt").read_text()
+FIXTURE = (FIXTURES / "weather_ok.txt").read_text()
 NOTES = """#### Prompt:
 notes(action="add|list", note="[note]")
 Notes.

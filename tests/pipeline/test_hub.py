@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "hf_skilltuneMadeUpToken0123456789abcdef"  # never a real token; must never be printed
 AUTH_CHECK = re.compile(r"^/api/models/(.+)/auth-check$")
 # how each mode answers auth-check: status, X-Error-Code, X-Error-Message

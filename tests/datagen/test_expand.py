@@ -5,8 +5,8 @@ from skilltune.calls import Call
 from datagen.expand import PREFIXES, SUFFIXES, expand_skill, generate_pairs, skill_pairs, slot_pools, targets
 from skilltune.pairs import normalize
 from skilltune.skills import load_pack, parse_skill_file
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _skill(tmp_path, examples: str):

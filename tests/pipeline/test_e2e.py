@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from skilltune.jsonio import read_json, read_jsonl
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
 STAMP = VENV / ".skilltune-installed"
 

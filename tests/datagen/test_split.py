@@ -9,8 +9,8 @@ from skilltune.pairs import normalize
 from skilltune.jsonio import DataError, read_jsonl, sha256_of
 from skilltune.records import user_text
 from datagen.split import NOISY_TEST, SPLITS, validate_records
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def datagen(*args, cwd=REPO):

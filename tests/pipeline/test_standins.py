@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from skilltune.standins import FAMILIES, STAMP, build_standin, family_of
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 GPU_CONFIGS = ["llama2", "mistral", "zephyr", "llama3", "qwen2.5"]
 
 

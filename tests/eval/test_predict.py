@@ -27,9 +27,8 @@ from eval.predict import (
     output_text,
     prediction_rows,
 )
+from conftest import REPO, SMOLLM2, require_smollm2
 
-REPO = Path(__file__).resolve().parent.parent
-SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
 SECRET = "sk-test-predict-never-on-disk-7313"
 SYSTEM = "Answer with one function call: weather, timer, or other()."
 TOOLS = [
@@ -281,13 +280,11 @@ def test_vllm_backend_without_vllm_names_the_install(monkeypatch, tmp_path):
 def smollm2():
     import torch
 
-    if not (SMOLLM2 / "config.json").exists():
-        pytest.skip(f"{SMOLLM2} missing: `make model` builds it")
     # one torch thread: on cores shared with other busy processes, torch's threads wait on each
     # other and a decoding step takes ~6x longer than with one (measured on 2 shared cores)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield TransformersBackend(SMOLLM2, batch_size=4, max_new_tokens=24)
+    yield TransformersBackend(require_smollm2(), batch_size=4, max_new_tokens=24)
     torch.set_num_threads(threads)
 
 
@@ -373,7 +370,7 @@ def test_training_chat_template_is_the_one_the_config_trains_with():
 
     from eval.predict import training_chat_template
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     smollm2 = yaml.safe_load((repo / "configs" / "smollm2.yml").read_text())
     assert training_chat_template(smollm2, repo) == (repo / "configs" / "templates" / "chatml_tools.jinja").read_text()
     assert training_chat_template({"chat_template": "tokenizer_default"}) is None

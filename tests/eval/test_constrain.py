@@ -12,9 +12,8 @@ from skilltune.calls import Call, call_from_json, call_to_json, parse_call
 from skilltune.records import system_prompt
 from skilltune.skills import Param, Skill, load_pack
 from eval.constrain import START, CallGrammar, GrammarLogitsProcessor, grammar_processors, token_texts
+from conftest import REPO, SMOLLM2, needs_smollm2
 
-REPO = Path(__file__).resolve().parent.parent
-SMOLLM2 = REPO / "models" / "SmolLM2-135M-Instruct"
 PACK = load_pack(REPO / "examples" / "skills")
 
 
@@ -264,8 +263,6 @@ def test_mutated_calls_are_complete_only_if_valid(pack, style, data):
 
 # --- the logits processor on the real tokenizer -----------------------------------------------
 
-needs_smollm2 = pytest.mark.skipif(not (SMOLLM2 / "tokenizer.json").exists(),
-                                   reason=f"{SMOLLM2} is missing: make it with scripts/prepare_smollm2.py (make model)")
 
 
 @pytest.fixture(scope="module")

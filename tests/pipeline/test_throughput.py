@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import REPO
 from skilltune.throughput import ThroughputCallback, base_parameters, count_tokens, peak_tflops
 
-REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import gpu_report  # noqa: E402
 

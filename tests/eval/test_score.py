@@ -13,8 +13,8 @@ from eval.report import build_report, side_by_side
 from eval.match import match_calls
 from eval.parse import parse_output
 from eval.score import judge, score
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def row(index, gold, output, model="tuned"):

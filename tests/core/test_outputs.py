@@ -17,8 +17,8 @@ import pytest
 
 from skilltune.jsonio import DataError
 from skilltune.outputs import check_output_folder
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PACK = REPO / "examples" / "skills"
 
 

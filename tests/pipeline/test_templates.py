@@ -18,9 +18,8 @@ from skilltune.records import chat_record, system_prompt, tool_definitions
 from skilltune.skills import load_pack
 from eval.parse import parse_output
 from skilltune.standins import FAMILIES, build_standin
+from conftest import REPO, require_smollm2
 
-REPO = Path(__file__).resolve().parent.parent
-EMBEDDED = REPO / "models" / "SmolLM2-135M-Instruct"
 CONFIGS = sorted(path.stem for path in (REPO / "configs").glob("*.yml"))
 IGNORE = -100
 
@@ -33,9 +32,7 @@ def family_folders(tmp_path_factory):
 
 def tokenizer_folder(config_name: str, family_folders) -> Path:
     if config_name == "smollm2":  # the embedded model's real tokenizer is on disk
-        if not (EMBEDDED / "tokenizer.json").exists():
-            pytest.skip("models/SmolLM2-135M-Instruct not built (make model)")
-        return EMBEDDED
+        return require_smollm2()
     return family_folders[config_name]
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.yml"))
 GPU_CONFIGS = ["llama2", "mistral", "zephyr", "llama3", "qwen2.5"]
 
