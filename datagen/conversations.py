@@ -46,8 +46,9 @@ from typing import Iterator
 import click
 
 from skilltune.pairs import normalize
-from skilltune.jsonio import STRICT_DECODER, DataError, iter_json_lines, read_text, sha256_of, write_json, write_jsonl
-from skilltune.outputs import atomic_directory, check_output_folder
+from datagen.dataset import write_dataset_folder
+from skilltune.jsonio import STRICT_DECODER, DataError, iter_json_lines, read_text
+from skilltune.outputs import check_output_folder
 from skilltune.cli import OneLineErrors, fail
 from skilltune.records import chat_record_problem
 
@@ -398,20 +399,6 @@ def split_and_mix(user: list[dict], public: list[dict], val_fraction: float, mix
     return {"train": train, "val": val}, counts, wanted
 
 
-def write_chat_dataset(out: Path, splits: dict[str, list[dict]], counts: dict, manifest_info: dict,
-                       inputs: tuple = ()) -> dict:
-    """train.jsonl, val.jsonl and manifest.json in `out`, replaced whole or not at all."""
-    files = {}
-    with atomic_directory(out, inputs) as staging:
-        for split, records in splits.items():
-            path = staging / f"{split}.jsonl"
-            write_jsonl(path, records, "record")
-            files[path.name] = sha256_of(path)
-        manifest = {**manifest_info, "style": "chat", "counts": counts, "files": files}
-        write_json(staging / "manifest.json", manifest, "manifest")
-    return manifest
-
-
 def report_lines(read: int, kept: int, dropped: Counter) -> list[str]:
     width = max(len(reason) for reason in REASONS) + 10
     lines = [f"{'conversations read':<{width}}{read:>6}", f"{'kept':<{width}}{kept:>6}"]
@@ -470,7 +457,7 @@ def conversations_command(inputs, out, fmt, system, min_turns, max_turns, drop_n
         if not kept:
             fail(f"no conversation survived the filters ({len(conversations)} read)")
         splits, counts, wanted = split_and_mix(kept, public, val_fraction, mix_ratio, seed)
-        write_chat_dataset(out, splits, counts, {
+        write_dataset_folder(out, splits, {
             "generator": "datagen conversations",
             "seed": seed,
             "style": "chat",
@@ -480,6 +467,7 @@ def conversations_command(inputs, out, fmt, system, min_turns, max_turns, drop_n
                 "drop_name_patterns": list(patterns), "mix": str(mix) if mix else None, "mix_ratio": mix_ratio,
                 "val_fraction": val_fraction,
             },
+            "counts": counts,
         }, run_inputs)
     except (DataError, OSError) as err:
         fail(str(err))

@@ -51,8 +51,9 @@ import click
 import jsonschema
 
 from skilltune.pairs import normalize
-from skilltune.jsonio import DataError, sha256_of, write_json, write_jsonl, write_text
-from skilltune.outputs import atomic_directory, check_output_folder
+from datagen.dataset import write_dataset_folder
+from skilltune.jsonio import DataError, write_json, write_text
+from skilltune.outputs import check_output_folder
 # the cache and the one-line error handling of `datagen llm`, shared so both commands behave alike
 from skilltune.cli import OneLineErrors, fail
 from skilltune.cache import ResponseCache, cache_key
@@ -616,24 +617,20 @@ def csv_text(pairs: list[dict]) -> str:
 
 def write_outputs(out: Path, pairs: list[dict], system: str | None, manifest_info: dict, inputs: tuple = ()) -> dict:
     """qa.csv, qa.json, train.jsonl, val.jsonl and manifest.json, replacing `out` whole."""
-    files: dict[str, str] = {}
-    counts: dict[str, dict[str, int]] = {}
-    with atomic_directory(out, inputs) as staging:
-        write_text(staging / "qa.csv", csv_text(pairs))
-        write_json(staging / "qa.json", {"source": manifest_info["source"], "pairs": pairs}, "qa")
-        for split in SPLITS:
-            records = [chat_record(pair, system) for pair in pairs if pair["split"] == split]
-            for number, record in enumerate(records, 1):
-                problem = chat_record_problem(record)
-                if problem:  # a bug: answers are never empty here
-                    raise DataError(staging / f"{split}.jsonl", number, f"refusing to write: {problem}")
-            write_jsonl(staging / f"{split}.jsonl", records, "record")
-            counts[split] = {"documents": len(records)}
-        for name in ("qa.csv", "qa.json", "train.jsonl", "val.jsonl"):
-            files[name] = sha256_of(staging / name)
-        manifest = {**manifest_info, "style": "chat", "counts": counts, "files": files}
-        write_json(staging / "manifest.json", manifest, "manifest")
-    return manifest
+    splits = {}
+    for split in SPLITS:
+        records = [chat_record(pair, system) for pair in pairs if pair["split"] == split]
+        for number, record in enumerate(records, 1):
+            problem = chat_record_problem(record)
+            if problem:  # a bug: answers are never empty here
+                raise DataError(out / f"{split}.jsonl", number, f"refusing to write: {problem}")
+        splits[split] = records
+    side_files = {
+        "qa.csv": lambda path: write_text(path, csv_text(pairs)),
+        "qa.json": lambda path: write_json(path, {"source": manifest_info["source"], "pairs": pairs}, "qa"),
+    }
+    counts = {split: {"documents": len(records)} for split, records in splits.items()}
+    return write_dataset_folder(out, splits, {**manifest_info, "style": "chat", "counts": counts}, inputs, side_files)
 
 
 # --- command line

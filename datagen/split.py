@@ -12,8 +12,8 @@ from pathlib import Path
 
 from skilltune.pairs import Pair, normalize
 from datagen.noise import add_noise
-from skilltune.jsonio import DataError, iter_jsonl, read_json, read_jsonl, sha256_of, write_json, write_jsonl
-from skilltune.outputs import atomic_directory
+from datagen.dataset import write_dataset_folder
+from skilltune.jsonio import DataError, iter_jsonl, read_json, read_jsonl
 from skilltune.records import chat_record_problem, record_problem, user_text
 
 SPLITS = ("train", "val", "test")
@@ -110,24 +110,11 @@ def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> 
 
 def write_dataset(out: Path | str, splits: dict[str, list[Pair]], render, manifest_info: dict,
                   inputs: tuple = ()) -> dict:
-    """Write one `<split>.jsonl` per split and `manifest.json` into `out`, replacing it whole.
-
-    `out` must pass the output-folder rule (skilltune.outputs) with the run's `inputs`.
-
-    `render(pair) -> record` builds each record (style, system prompt and tools are its business).
-    """
-    out = Path(out)
-    counts: dict[str, dict[str, int]] = {}
-    files: dict[str, str] = {}
-    with atomic_directory(out, inputs) as staging:
-        for split, pairs in splits.items():
-            path = staging / f"{split}.jsonl"
-            write_jsonl(path, [render(pair) for pair in pairs], "record")
-            files[path.name] = sha256_of(path)
-            counts[split] = dict(sorted(Counter(pair.call.name for pair in pairs).items()))
-        manifest = {**manifest_info, "counts": counts, "files": files}
-        write_json(staging / "manifest.json", manifest, "manifest")
-    return manifest
+    """Render each split's pairs (`render(pair) -> record`) and write the folder, counts per skill
+    in its manifest (datagen.dataset: `out` is replaced whole, after the output-folder rule)."""
+    counts = {split: dict(sorted(Counter(pair.call.name for pair in pairs).items())) for split, pairs in splits.items()}
+    records = {split: [render(pair) for pair in pairs] for split, pairs in splits.items()}
+    return write_dataset_folder(out, records, {**manifest_info, "counts": counts}, inputs)
 
 
 RECORD_KINDS = ("skills", "chat")
