@@ -20,29 +20,25 @@ from pathlib import Path
 import click
 import yaml
 
+from skilltune.cli import fail
 from skilltune.jsonio import DataError, iter_json_lines, iter_jsonl, read_json, read_text, write_text
 from skilltune.outputs import check_output_folder
 from eval.report import build_report, gate_problems, markdown, side_by_side, write_report
 from eval.score import gold_problem, noisy_entry, score
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
 def _read_config(path: Path) -> dict:
     try:
         config = yaml.safe_load(read_text(path))
     except DataError as err:
-        _fail(str(err))
+        fail(str(err))
     except yaml.YAMLError as err:
-        _fail(f"{path}: not valid YAML: {' '.join(str(err).split())}")
+        fail(f"{path}: not valid YAML: {' '.join(str(err).split())}")
     for key in ("base_model", "output_dir"):
         if not isinstance(config, dict) or not config.get(key):
-            _fail(f"{path}: no `{key}:`")
+            fail(f"{path}: no `{key}:`")
         if not isinstance(config[key], str):
-            _fail(f"{path}: `{key}: {config[key]!r}` must be a model name or a folder path")
+            fail(f"{path}: `{key}: {config[key]!r}` must be a model name or a folder path")
     return config
 
 
@@ -68,9 +64,9 @@ def _test_records(path: Path, limit: int | None) -> list[dict]:
                 raise DataError(path, number, problem)
             records.append(record)
     except DataError as err:
-        _fail(str(err))
+        fail(str(err))
     if not records:
-        _fail(f"{path}: no records")
+        fail(f"{path}: no records")
     return records
 
 
@@ -102,7 +98,7 @@ def _pack_for(test_file: Path | None, pack: Path | None):
     try:
         return load_pack(pack)
     except (SkillFileError, FileNotFoundError) as err:
-        _fail(str(err))
+        fail(str(err))
 
 
 def _gate(report: dict, min_exact_match: float | None, baseline: Path | None, max_drop: float,
@@ -112,17 +108,17 @@ def _gate(report: dict, min_exact_match: float | None, baseline: Path | None, ma
         return
     label = _default_model(report, gate_model)
     if label not in report["models"]:
-        _fail(f"--gate-model {label!r}: the report has {', '.join(report['models'])}")
+        fail(f"--gate-model {label!r}: the report has {', '.join(report['models'])}")
     reference = None
     if baseline is not None:
         try:
             saved = read_json(baseline, "report")
         except DataError as err:
-            _fail(str(err))
+            fail(str(err))
         fallback = saved["models"][-1] if saved["models"] else None
         reference = saved.get(label) or saved.get(fallback)
         if not isinstance(reference, dict):
-            _fail(f"{baseline}: no scores for {label!r} or any other model (models: {saved['models']})")
+            fail(f"{baseline}: no scores for {label!r} or any other model (models: {saved['models']})")
     problems = gate_problems(report[label], label, min_exact_match, reference, max_drop)
     for problem in problems:
         click.echo(f"gate failed: {problem}", err=True)
@@ -146,11 +142,11 @@ def _score_and_report(prediction_files: list[Path], test_file: str, out: Path, s
             rows_by_model.setdefault(row["model"], {}).setdefault(row["split"], []).append(row)
             rows += 1
         if not rows:
-            _fail(f"{path}: no predictions")
+            fail(f"{path}: no predictions")
     scores = {}
     for label, by_split in rows_by_model.items():
         if "test" not in by_split:
-            _fail(f"model {label!r} has no predictions on the clean test split")
+            fail(f"model {label!r} has no predictions on the clean test split")
         scores[label] = score(by_split["test"], schemas=schemas, signatures=signatures)
         if "test_noisy" in by_split:
             scores[label]["noisy"] = noisy_entry(score(by_split["test_noisy"], schemas=schemas, signatures=signatures))
@@ -225,15 +221,15 @@ def _check_backend_options(backend: str, config: Path | None, base_url: str | No
                            base_model_name: str | None) -> None:
     if backend == "openai":
         if not base_url or not model:
-            _fail("--backend openai needs --base-url and --model (the model to score as `tuned`)")
+            fail("--backend openai needs --base-url and --model (the model to score as `tuned`)")
         if config is not None:
-            _fail("--config is not used with --backend openai (name the models with --model and --base-model-name)")
+            fail("--config is not used with --backend openai (name the models with --model and --base-model-name)")
         return
     if config is None:
-        _fail(f"--backend {backend} needs --config (base_model and the adapter in output_dir are read from it)")
+        fail(f"--backend {backend} needs --config (base_model and the adapter in output_dir are read from it)")
     for option, value in (("--base-url", base_url), ("--model", model), ("--base-model-name", base_model_name)):
         if value is not None:
-            _fail(f"{option} is only for --backend openai")
+            fail(f"{option} is only for --backend openai")
 
 
 @cli.command()
@@ -284,7 +280,7 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
 
     _check_backend_options(backend, config, base_url, model, base_model_name)
     if constrained and backend != "transformers":
-        _fail("--constrained works with --backend transformers only (it plugs into transformers' generate)")
+        fail("--constrained works with --backend transformers only (it plugs into transformers' generate)")
     settings = _read_config(config) if config is not None else None
     splits = {"test": test_file, "test_noisy": noisy_test} if noisy_test else {"test": test_file}
     # everything that can be wrong with the inputs and --out is found before a model loads
@@ -293,12 +289,12 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
     if settings is not None:
         adapter_dir = Path(settings["output_dir"])
         if not (adapter_dir / "adapter_config.json").exists():
-            _fail(f"{adapter_dir}: no trained adapter (adapter_config.json); run `make train` first")
+            fail(f"{adapter_dir}: no trained adapter (adapter_config.json); run `make train` first")
         inputs += [adapter_dir] + ([settings["base_model"]] if Path(settings["base_model"]).exists() else [])
     try:
         check_output_folder(out, inputs, kind="eval")
     except DataError as err:
-        _fail(str(err))
+        fail(str(err))
     skills = _pack_for(test_file, pack)
     processors = _grammar(skills, test_file, max_new_tokens) if constrained else None
 
@@ -314,13 +310,13 @@ def run(config: Path | None, test_file: Path, noisy_test: Path | None, out: Path
                 prediction_files.append(path)
             del predictor  # the next model loads into the memory this one held
     except (PredictError, DataError) as err:
-        _fail(str(err))
+        fail(str(err))
     except OSError as err:  # --out became unwritable while generating
-        _fail(" ".join(str(err).split()))
+        fail(" ".join(str(err).split()))
     try:  # the predictions are saved: `eval score` re-scores them if this fails
         report = _score_and_report(prediction_files, str(test_file), out, skills)
     except (DataError, OSError) as err:
-        _fail(f"{err}; the predictions are saved: {', '.join(map(str, prediction_files))}")
+        fail(f"{err}; the predictions are saved: {', '.join(map(str, prediction_files))}")
     _gate(report, min_exact_match, baseline, max_drop, gate_model)
 
 
@@ -329,10 +325,10 @@ def _grammar(skills, test_file: Path, max_new_tokens: int):
     from eval.constrain import grammar_processors
 
     if not skills:
-        _fail("--constrained needs the skill pack: pass --pack (no manifest.json source next to the test file)")
+        fail("--constrained needs the skill pack: pass --pack (no manifest.json source next to the test file)")
     style = _manifest_of(test_file).get("style", "python")
     if style not in ("python", "json"):
-        _fail(f"--constrained supports the python and json answer styles, not {style!r}")
+        fail(f"--constrained supports the python and json answer styles, not {style!r}")
     return grammar_processors(skills, style=style, max_new_tokens=max_new_tokens)
 
 
@@ -355,7 +351,7 @@ def score_command(predictions: tuple[Path, ...], out: Path, test_file: str, pack
         check_output_folder(out, predictions, kind="eval")
         report = _score_and_report(list(predictions), test_file or "(saved predictions)", out, _pack_for(None, pack))
     except (DataError, OSError) as err:
-        _fail(str(err))
+        fail(str(err))
     _gate(report, min_exact_match, baseline, max_drop, gate_model)
 
 
@@ -384,18 +380,18 @@ def compare(reports: tuple[Path, ...], model_label: str | None, out: Path | None
         try:
             check_output_folder(out, kind="eval")  # compare.md only: reports there stay as they are
         except DataError as err:
-            _fail(str(err))
+            fail(str(err))
     for path in reports:
         path = path / "report.json" if path.is_dir() else path
         try:
             report = read_json(path, "report")
         except DataError as err:
-            _fail(str(err) if path.exists() else f"{path}: no such file (a run folder holds report.json)")
+            fail(str(err) if path.exists() else f"{path}: no such file (a run folder holds report.json)")
         if not report["models"]:
-            _fail(f"{path}: the report has no models")
+            fail(f"{path}: the report has no models")
         label = _default_model(report, model_label)
         if label not in report["models"] or not isinstance(report.get(label), dict):
-            _fail(f"{path}: no scores for model {label!r} (it lists {', '.join(report['models'])})")
+            fail(f"{path}: no scores for model {label!r} (it lists {', '.join(report['models'])})")
         name = path.parent.name or str(path)
         while name in scores:  # two runs from folders of the same name
             name += "'"
@@ -446,30 +442,30 @@ def bfcl(category: str, out: Path, predictions: Path | None, backend: str, base_
     try:
         cases = load_bfcl(*bfcl_files(category))[:limit]
     except (FileNotFoundError, DataError) as err:
-        _fail(str(err))
+        fail(str(err))
     predictions_path = Path(out) / f"bfcl-{category}-predictions.jsonl"
     try:
         check_output_folder(out, [predictions] if predictions else [], kind="eval")
     except DataError as err:
-        _fail(str(err))
+        fail(str(err))
     if predictions is not None:
         saved = {}
         try:
             for number, row in iter_json_lines(predictions):
                 if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("output"), str)):
-                    _fail(f"{predictions}:{number}: expected a JSON object with id and output (both strings)")
+                    fail(f"{predictions}:{number}: expected a JSON object with id and output (both strings)")
                 saved[row["id"]] = row["output"]
         except DataError as err:
-            _fail(str(err))
+            fail(str(err))
         missing = [case.id for case in cases if case.id not in saved]
         if missing:
-            _fail(f"{predictions}: no output for {len(missing)} case(s), e.g. {missing[0]}")
+            fail(f"{predictions}: no output for {len(missing)} case(s), e.g. {missing[0]}")
         outputs = [saved[case.id] for case in cases]
     else:
         if backend == "openai" and not (base_url and model):
-            _fail("--backend openai needs --base-url and --model")
+            fail("--backend openai needs --base-url and --model")
         if backend == "transformers" and not base_model:
-            _fail("--backend transformers needs --base-model")
+            fail("--backend transformers needs --base-model")
         try:
             predictor = (OpenAIBackend(base_url, model, max_tokens=max_new_tokens, label=f"bfcl {category}")
                          if backend == "openai" else
@@ -477,7 +473,7 @@ def bfcl(category: str, out: Path, predictions: Path | None, backend: str, base_
                                              label=f"bfcl {category}"))
             outputs = predictor.generate([case_record(case) for case in cases])
         except PredictError as err:
-            _fail(str(err))
+            fail(str(err))
         write_text(predictions_path, "".join(json.dumps({"id": case.id, "output": output}) + "\n"
                                              for case, output in zip(cases, outputs)))
     result = score_bfcl(cases, outputs)
