@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from openai_server import ScriptedOpenAIServer, chunk_of, documents_reply
 
-from datagen.__main__ import cli
+from datagen.cli import cli
 from datagen.documents import (
     DEFAULT_GLOBS,
     QUESTIONS_SCHEMA,

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from openai_server import ScriptedOpenAIServer
 
 from datagen import openai_ft
-from datagen.__main__ import cli
+from datagen.cli import cli
 from skilltune.jsonio import schema_problem
 from datagen.openai_export import (
     FileCheck,

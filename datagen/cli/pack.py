@@ -1,0 +1,188 @@
+"""`datagen check|skills|validate|stats`: a skill pack to checked training records, and their counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from skilltune.cli import fail
+from datagen.expand import generate_pairs, read_pair_files, shortfalls
+from skilltune.jsonio import DataError
+from skilltune.outputs import check_output_folder
+from skilltune.records import STYLES, chat_record, system_prompt, tool_definitions
+from skilltune.skills import SkillFileError, load_pack
+from datagen.split import RECORD_KINDS, SplitError, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
+
+
+def _load_pack_or_fail(pack: Path):
+    try:
+        return load_pack(pack)
+    except (SkillFileError, FileNotFoundError) as err:
+        fail(str(err))
+
+
+@click.command()
+@click.argument("pack", type=click.Path(path_type=Path), default=Path("examples/skills"))
+def check(pack: Path) -> None:
+    """Parse every skill file in PACK strictly; print one line per skill.
+
+    \b
+    Example:
+      python -m datagen check examples/skills
+    """
+    skills = _load_pack_or_fail(pack)
+    for skill in skills:
+        prompt_examples = sum(example.in_prompt for example in skill.examples)
+        click.echo(
+            f"{skill.name:<10} {skill.short_signature():<40} "
+            f"{len(skill.examples) - prompt_examples} examples, {prompt_examples} prompt examples"
+        )
+    click.echo(f"{pack}: {len(skills)} skills OK")
+
+
+@click.command()
+@click.option("--pack", type=click.Path(path_type=Path), default=Path("examples/skills"), show_default=True,
+              help="Folder of skill files.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Dataset folder to (re)write.")
+@click.option("--n", "total", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Records in all splits together, balanced over the skills.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed and pack: byte-identical files.")
+@click.option("--negatives", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
+              help="Share of other() (not a skill request) records.")
+@click.option("--noise", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Share of train/val records given speech-transcript noise; test_noisy.jsonl is all noisy.")
+@click.option("--style", type=click.Choice(STYLES), default="python", show_default=True,
+              help="Answer style: python call text, JSON function_call, or OpenAI tool_calls + tools column.")
+@click.option("--system/--no-system", default=True, show_default=True,
+              help="Start each record with a one-line system prompt naming the skills.")
+@click.option("--pairs", "pair_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pairs from `datagen llm` (JSONL) to use beside the pack's examples; repeatable.")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
+def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise: float, style: str, system: bool,
+           pair_files: tuple[Path, ...], val_fraction: float, test_fraction: float) -> None:
+    """Expand PACK into train/val/test(+test_noisy) chat records with a manifest.
+
+    \b
+    Example:
+      python -m datagen skills --pack examples/skills --out data/skills --n 1000 --seed 0
+    """
+    inputs = (pack, *pair_files)
+    try:
+        check_output_folder(out, inputs)
+    except DataError as err:
+        fail(str(err))
+    skill_list = _load_pack_or_fail(pack)
+    try:
+        extra = read_pair_files(pair_files, skill_list)
+    except DataError as err:
+        fail(str(err))
+    pairs = generate_pairs(skill_list, total, negatives, seed, extra)
+    short = shortfalls(pairs, skill_list, total, negatives)
+    if short:  # a smaller share of some skills would skew the mix the options ask for
+        made = sum(map(len, pairs.values()))
+        fail(f"{pack}: --n {total} cannot be met: the pack gives {'; '.join(short[:4])}"
+             f"{f' (and {len(short) - 4} more)' if len(short) > 4 else ''} distinct records "
+             f"({made} in all); lower --n or add examples")
+    deduped, n_ambiguous = dedup_across_skills(pairs)
+    if n_ambiguous:
+        click.echo(f"warning: dropped {n_ambiguous} utterances that two skills claim with different calls", err=True)
+    try:
+        splits = add_speech_noise(split_pairs(deduped, seed, val_fraction, test_fraction), noise, seed)
+    except SplitError as err:
+        fail(f"{pack}: {err}")
+    prompt = system_prompt(skill_list) if system else None
+    tools = tool_definitions(skill_list) if style == "tools" else None
+    manifest_info = {
+        "generator": "datagen skills",
+        "seed": seed,
+        "style": style,
+        "source": str(pack),
+        "options": {
+            "n": total, "negatives": negatives, "noise": noise, "system": system,
+            "pairs": [str(path) for path in pair_files],
+            "val_fraction": val_fraction, "test_fraction": test_fraction,
+        },
+    }
+    try:
+        manifest = write_dataset(out, splits, lambda pair: chat_record(prompt, pair.user, pair.call, style, tools),
+                                 manifest_info, inputs)
+    except (DataError, OSError) as err:
+        fail(str(err))
+    totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}
+    click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(["auto", *RECORD_KINDS]), default="auto", show_default=True,
+              help="skills: every answer is a call; chat: free-text answers; auto: from the folder's manifest.json")
+def validate(files: tuple[Path, ...], kind: str) -> None:
+    """Check record JSONL FILES against the record schema and style rules; fail on the first bad line.
+
+    Skill records must answer with a call; chat records (documents, conversations, instruction
+    pairs: manifest style "chat") with alternating user/assistant turns ending in an answer.
+    Given several files, also fails when one normalized utterance is in two of them (split leakage).
+
+    \b
+    Example:
+      python -m datagen validate data/skills/train.jsonl data/skills/val.jsonl data/skills/test.jsonl
+    """
+    try:
+        for path in files:
+            click.echo(f"{path}: {validate_records(path, None if kind == 'auto' else kind)} records OK")
+        if len(files) > 1:
+            leaked = shared_utterances(list(files))
+            if leaked:
+                fail(f"{len(leaked)} utterances appear in more than one file, e.g. {sorted(leaked)[0]!r}")
+    except DataError as err:
+        fail(str(err))
+
+
+@click.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Local tokenizer folder (e.g. models/SmolLM2-135M-Instruct) to count tokens with.")
+@click.option("--sequence-len", type=click.IntRange(min=1), default=None, help="Flag records longer than this.")
+@click.option("--histogram", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save a token-length histogram PNG here (needs --tokenizer).")
+def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histogram: Path | None) -> None:
+    """Records per skill and split in FOLDER; token lengths with --tokenizer.
+
+    \b
+    Example:
+      python -m datagen stats data/skills --tokenizer models/SmolLM2-135M-Instruct --sequence-len 256 \\
+          --histogram runs/lengths.png
+    """
+    from datagen.stats import dataset_stats, save_histogram
+
+    if histogram and not tokenizer:
+        fail("--histogram needs --tokenizer")
+    loaded = None
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        loaded = AutoTokenizer.from_pretrained(str(tokenizer))
+    try:
+        result = dataset_stats(folder, loaded, sequence_len)
+    except DataError as err:
+        fail(str(err))
+    if not result:
+        fail(f"{folder}: no *.jsonl files")
+    skills = sorted({skill for entry in result.values() for skill in entry["per_skill"]})
+    header = f"{'skill':<12}" + "".join(f"{split:>12}" for split in result)
+    click.echo(header)
+    for skill in skills:
+        click.echo(f"{skill:<12}" + "".join(f"{entry['per_skill'].get(skill, 0):>12}" for entry in result.values()))
+    click.echo(f"{'total':<12}" + "".join(f"{entry['records']:>12}" for entry in result.values()))
+    for split, entry in result.items():
+        if "tokens" in entry:
+            tokens = entry["tokens"]
+            line = f"{split}: tokens min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, max {tokens['max']}, total {tokens['total']}"
+            if sequence_len:
+                line += f"; {tokens['over_sequence_len']} over sequence_len {sequence_len}"
+            click.echo(line)
+    if histogram:
+        save_histogram(result, sequence_len, histogram)
+        click.echo(f"histogram: {histogram}")
