@@ -8,7 +8,7 @@ found through the package's RECORD, checked against the sha256 recorded there, d
 transformers' GGUF loader and saved with `save_pretrained`, so Axolotl and peft load it as any
 local model. No hub access.
 
-Two fixes on the way (see DESIGN.md): the GGUF conversion leaves `eos_token` as `<|im_start|>`
+Two fixes on the way (README, "What `make train` does"): the GGUF conversion leaves `eos_token` as `<|im_start|>`
 and no pad token, while the model ends a turn with `<|im_end|>`; both are set to `<|im_end|>` in
 the tokenizer and the generation config, or the tuned model would never stop.
 
