@@ -26,20 +26,34 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
+from datagen.split import dedup_across_skills, record_kind, split_pairs, write_dataset
 from skilltune.calls import NO_CALL_NAME, Call, CallSyntaxError, call_to_json
-from skilltune.pairs import Pair, normalize
 from skilltune.jsonio import DataError, iter_jsonl, write_jsonl
 from skilltune.outputs import check_output_file, check_output_folder
-from skilltune.cli import OneLineErrors, fail
-from skilltune.records import STYLES, answer_call, answer_message, chat_record, record_problem, system_prompt, tool_definitions
-from skilltune.skills import Skill, SkillFileError, load_pack
-from datagen.split import SPLITS, SplitError, dedup_across_skills, record_kind, split_pairs, write_dataset
+from skilltune.pairs import Pair, normalize
+from skilltune.records import answer_call, answer_message, chat_record, record_problem, system_prompt, tool_definitions
+from skilltune.skills import Skill, load_pack
 
 INPUT_SEPARATOR = "\n\n"
+
+
+@dataclass
+class InstructionSettings:
+    """What `datagen instructions` was asked to do."""
+
+    sources: tuple[Path, ...]  # --to chat: pair JSONL files; --to instructions: dataset folders or record files
+    target: str  # "chat" or "instructions"
+    out: Path
+    style: str  # one of STYLES (--to chat)
+    pack: Path | None  # the skill pack every call must fit; None: tools derived from the calls
+    system: bool
+    val_fraction: float
+    test_fraction: float
+    seed: int
+    splits: list[str]  # --to instructions: which <split>.jsonl of a dataset folder to export
 
 
 def request_text(row: dict) -> str:
@@ -127,39 +141,55 @@ def derived_prompt(names: list[str]) -> str:
     text = f"Answer with one function call: {', '.join(listed)}"
     return text + (f", or {NO_CALL_NAME}()." if NO_CALL_NAME in names else ".")
 
+def _split(kept: dict[str, list[Pair]], settings: InstructionSettings) -> dict[str, list[Pair]]:
+    if settings.val_fraction or settings.test_fraction:
+        return split_pairs(kept, settings.seed, settings.val_fraction, settings.test_fraction)
+    # split_pairs gives each function at least one val and test record; zero means none
+    return {"train": [pair for function in sorted(kept) for pair in kept[function]]}
 
-def pairs_to_chat(paths, out: Path, style: str, skills: list[Skill] | None, system: bool, val_fraction: float,
-                  test_fraction: float, seed: int, source: str) -> tuple[dict, int]:
-    """Write the skill dataset folder; returns its manifest and how many repeated pairs were dropped."""
-    pairs = read_instruction_pairs(paths, skills, style)
+
+def _prompt_and_tools(skills: list[Skill] | None, kept: dict[str, list[Pair]]) -> tuple[str, list[dict]]:
+    if skills is not None:
+        return system_prompt(skills), tool_definitions(skills)
+    return derived_prompt(list(kept)), derived_tools([pair.call for group in kept.values() for pair in group])
+
+
+def _chat_skills(settings: InstructionSettings) -> list[Skill] | None:
+    """The pack's skills (None without --pack), once --out and the sources are known to do for --to chat."""
+    check_output_folder(settings.out, (*settings.sources, *([settings.pack] if settings.pack else [])))
+    folders = [source for source in settings.sources if source.is_dir()]
+    if folders:
+        raise DataError(folders[0], 0, "--to chat reads instruction pair .jsonl files, not folders")
+    return load_pack(settings.pack) if settings.pack else None
+
+
+def pairs_to_chat(settings: InstructionSettings) -> tuple[dict, int]:
+    """--to chat: write the skill dataset folder; returns its manifest and how many repeated pairs
+    were dropped. DataError, SkillFileError, SplitError or OSError when it cannot."""
+    skills = _chat_skills(settings)
+    pairs = read_instruction_pairs(settings.sources, skills, settings.style)
     if not pairs:
-        raise DataError(", ".join(map(str, paths)), 0, "no instruction pairs")
+        raise DataError(", ".join(map(str, settings.sources)), 0, "no instruction pairs")
     by_function: dict[str, list[Pair]] = defaultdict(list)
     for pair in pairs:
         by_function[pair.call.name].append(pair)
     kept, _ = dedup_across_skills(by_function)
     dropped = len(pairs) - sum(map(len, kept.values()))
-    if val_fraction or test_fraction:
-        splits = split_pairs(kept, seed, val_fraction, test_fraction)
-    else:  # split_pairs gives each function at least one val and test record; zero means none
-        splits = {"train": [pair for function in sorted(kept) for pair in kept[function]]}
-    if skills is not None:
-        prompt, tools = system_prompt(skills), tool_definitions(skills)
-    else:
-        prompt, tools = derived_prompt(list(kept)), derived_tools([pair.call for group in kept.values() for pair in group])
+    prompt, tools = _prompt_and_tools(skills, kept)
     manifest = write_dataset(
-        out,
-        splits,
-        lambda pair: chat_record(prompt if system else None, pair.user, pair.call, style,
-                                 tools if style == "tools" else None),
+        settings.out,
+        _split(kept, settings),
+        lambda pair: chat_record(prompt if settings.system else None, pair.user, pair.call, settings.style,
+                                 tools if settings.style == "tools" else None),
         {
             "generator": "datagen instructions",
-            "seed": seed,
-            "style": style,
-            "source": source,
-            "options": {"system": system, "val_fraction": val_fraction, "test_fraction": test_fraction},
+            "seed": settings.seed,
+            "style": settings.style,
+            "source": ", ".join(map(str, settings.sources)),
+            "options": {"system": settings.system, "val_fraction": settings.val_fraction,
+                        "test_fraction": settings.test_fraction},
         },
-        inputs=tuple(paths),
+        inputs=tuple(settings.sources),
     )
     return manifest, dropped
 
@@ -190,56 +220,19 @@ def records_to_pairs(path: Path) -> list[dict]:
             raise DataError(path, number, problem)
         turns = [message for message in record["messages"] if message["role"] != "system"]
         if len(turns) != 2:
-            raise DataError(path, number, f"{len(turns) // 2} exchanges; an instruction pair holds one request and its call")
+            raise DataError(path, number,
+                            f"{len(turns) // 2} exchanges; an instruction pair holds one request and its call")
         instruction, _, extra = turns[0]["content"].partition(INPUT_SEPARATOR)
         rows.append({"instruction": instruction, "input": extra, "output": call_to_json(answer_call(turns[1]))})
     return rows
 
 
-@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--to", "target", type=click.Choice(["chat", "instructions"]), required=True,
-              help="chat: instruction pair JSONL files -> skill dataset folder; instructions: the reverse.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="--to chat: dataset folder to (re)write; --to instructions: the pairs JSONL file.")
-@click.option("--style", type=click.Choice(STYLES), default="python", show_default=True,
-              help="Answer style of the skill records (--to chat).")
-@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Skill pack every call must fit; its schemas are the tools column. Default: derive tools from the calls.")
-@click.option("--system/--no-system", default=True, show_default=True,
-              help="Start each record with the one-line system prompt naming the functions (--to chat).")
-@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
-@click.option("--test-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Same pairs and seed: byte-identical files.")
-@click.option("--splits", default=",".join(SPLITS), show_default=True,
-              help="--to instructions: which <split>.jsonl of a dataset folder to export, comma-separated.")
-def instructions_command(sources, target, out, style, pack, system, val_fraction, test_fraction, seed, splits) -> None:
-    """Convert instruction pairs (SOURCES: JSONL files) to skill records, or skill datasets back to pairs.
 
-    \b
-    Example:
-      python -m datagen instructions examples/instructions/pairs.jsonl --to chat --out data/instructions \\
-          --style tools --pack examples/skills
-      python -m datagen instructions data/instructions --to instructions --out pairs.jsonl
-    """
-    try:
-        if target == "instructions":
-            files = record_files(sources, [s.strip() for s in splits.split(",") if s.strip()])
-            check_output_file(out, [*sources, *files])
-            rows = [row for path in files for row in records_to_pairs(path)]
-            write_jsonl(out, rows, "instruction")
-            click.echo(f"wrote {out}: {len(rows)} instruction pairs")
-            return
-        check_output_folder(out, (*sources, *([pack] if pack else [])))
-        directories = [str(source) for source in sources if source.is_dir()]
-        if directories:
-            fail(f"{directories[0]}: --to chat reads instruction pair .jsonl files, not folders")
-        skills = load_pack(pack) if pack else None
-        manifest, dropped = pairs_to_chat(sources, out, style, skills, system, val_fraction, test_fraction, seed,
-                                          ", ".join(map(str, sources)))
-    except (DataError, SkillFileError, SplitError, OSError) as err:
-        fail(str(err))
-    if dropped:
-        click.echo(f"warning: dropped {dropped} pairs whose request was already there (or claimed by two calls)", err=True)
-    totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}
-    click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
+def chat_to_pairs(settings: InstructionSettings) -> int:
+    """--to instructions: write the pairs of the record files to settings.out; returns how many.
+    DataError or OSError when it cannot."""
+    files = record_files(settings.sources, settings.splits)
+    check_output_file(settings.out, [*settings.sources, *files])
+    rows = [row for path in files for row in records_to_pairs(path)]
+    write_jsonl(settings.out, rows, "instruction")
+    return len(rows)

@@ -50,9 +50,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import click
-
-from skilltune.cli import OneLineErrors, fail
 from skilltune.jsonio import DataError, iter_json_lines, write_jsonl
 from skilltune.outputs import check_output_file
 
@@ -93,7 +90,6 @@ MAX_DEFAULT_EPOCHS = 25
 ROLES = ("system", "user", "assistant", "tool")
 EXAMPLE_KEYS = ("messages", "tools", "parallel_tool_calls")
 MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
-MAX_PROBLEMS_SHOWN = 100
 
 
 class TokenizerUnavailable(RuntimeError):
@@ -348,58 +344,28 @@ def source_file(source: Path, split: str) -> Path:
     return source
 
 
-def print_problems(problems: list[str]) -> None:
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        click.echo(problem, err=True)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        click.echo(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more", err=True)
+@dataclass
+class ExportSettings:
+    """What `openai-export` was asked to do."""
+
+    source: Path  # a dataset folder or a records JSONL
+    out: Path
+    split: str  # with a dataset folder: the split file to export
+    base_model: str
+    max_tokens_per_example: int | None  # None: the base model's documented limit
+    n_epochs: int | None  # None: OpenAI's default for the number of examples
 
 
-def limit_options(command):
-    """--max-tokens-per-example and --n-epochs, shared by openai-export and openai-ft."""
-    command = click.option("--n-epochs", type=click.IntRange(1, 50), default=None,
-                           help="Epochs to estimate billing with (openai-ft: also sent to the job); "
-                                "default: OpenAI's rule from the number of examples.")(command)
-    return click.option("--max-tokens-per-example", type=click.IntRange(min=1), default=None,
-                        help="Override the base model's documented per-example token limit.")(command)
+def check_export(settings: ExportSettings) -> FileCheck:
+    """The records to export in their OpenAI form, checked; writes nothing. DataError for a bad
+    source or --out, ValueError for an unknown base model, TokenizerUnavailable."""
+    path = source_file(settings.source, settings.split)
+    check_output_file(settings.out, [path])
+    numbered = [(line, openai_example(record, line)) for line, record in iter_json_lines(path)]
+    return check_examples(path, numbered, settings.base_model, settings.max_tokens_per_example, settings.n_epochs)
 
 
-@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="OpenAI fine-tuning JSONL to write (only when every check passes).")
-@click.option("--split", default="train", show_default=True, help="With a dataset folder: the split file to export.")
-@click.option("--base-model", default=DEFAULT_BASE_MODEL, show_default=True,
-              help="The model to fine-tune: sets the per-example token limit and the tokenizer.")
-@limit_options
-def openai_export_command(source: Path, out: Path, split: str, base_model: str, max_tokens_per_example: int | None,
-                          n_epochs: int | None) -> None:
-    """Write SOURCE (a dataset folder or a records JSONL) as an OpenAI chat fine-tuning file, checked.
-
-    Every problem is printed as FILE:LINE: reason (FILE being the records file) and nothing is
-    written. On success prints examples, tokens and the estimated billed training tokens.
-
-    \b
-    Example:
-      python -m datagen openai-export data/skills --out data/openai/train.jsonl
-      python -m datagen openai-export data/skills/val.jsonl --out data/openai/val.jsonl --n-epochs 3
-    """
-    try:
-        path = source_file(source, split)
-        check_output_file(out, [path])
-        numbered = [(line, openai_example(record, line)) for line, record in iter_json_lines(path)]
-        check = check_examples(path, numbered, base_model, max_tokens_per_example, n_epochs)
-    except (DataError, ValueError, TokenizerUnavailable) as err:
-        fail(str(err))
-    if check.problems:
-        print_problems(check.problems)
-        fail(f"{path}: {len(check.problems)} problems; {out} not written")
-    try:
-        write_jsonl(out, check.examples, SCHEMA)
-    except DataError as err:  # what the checks let through and the schema or JSON refuses (NaN)
-        fail(str(err))
-    except OSError as err:
-        fail(" ".join(str(err).split()))
-    for line in check.summary():
-        click.echo(line)
-    click.echo(f"wrote {out}")
+def write_examples(check: FileCheck, out: Path) -> None:
+    """Write the examples of a check that found no problems (DataError for what the schema or JSON
+    still refuses, NaN say; OSError)."""
+    write_jsonl(out, check.examples, SCHEMA)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import click
 
 from datagen.cli.pack import check, skills, stats, validate
-from datagen.conversations import conversations_command
+from datagen.cli.conversations import conversations_command
 from datagen.documents import documents_command
-from datagen.instructions import instructions_command
+from datagen.cli.instructions import instructions_command
 from datagen.llm import llm_command, merge_review_command
-from datagen.openai_export import openai_export_command
-from datagen.openai_ft import openai_ft_command
+from datagen.cli.openai import openai_export_command, openai_ft_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

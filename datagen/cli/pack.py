@@ -22,6 +22,19 @@ def _load_pack_or_fail(pack: Path):
         fail(str(err))
 
 
+def split_fraction_options(command):
+    """--val-fraction and --test-fraction, shared by skills and instructions (which splits the same way)."""
+    for name in ("--test-fraction", "--val-fraction"):  # the last applied is listed first
+        command = click.option(name, type=click.FloatRange(0, 0.5), default=0.1, show_default=True)(command)
+    return command
+
+
+def echo_split_totals(out: Path, manifest: dict) -> None:
+    """`wrote OUT: train N, val N, ...`: the records per split of a dataset folder just written."""
+    totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}
+    click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
+
+
 @click.command()
 @click.argument("pack", type=click.Path(path_type=Path), default=Path("examples/skills"))
 def check(pack: Path) -> None:
@@ -58,8 +71,7 @@ def check(pack: Path) -> None:
               help="Start each record with a one-line system prompt naming the skills.")
 @click.option("--pairs", "pair_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Pairs from `datagen llm` (JSONL) to use beside the pack's examples; repeatable.")
-@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
-@click.option("--test-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True)
+@split_fraction_options
 def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise: float, style: str, system: bool,
            pair_files: tuple[Path, ...], val_fraction: float, test_fraction: float) -> None:
     """Expand PACK into train/val/test(+test_noisy) chat records with a manifest.
@@ -110,8 +122,7 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
                                  manifest_info, inputs)
     except (DataError, OSError) as err:
         fail(str(err))
-    totals = {split: sum(counts.values()) for split, counts in manifest["counts"].items()}
-    click.echo(f"wrote {out}: " + ", ".join(f"{split} {n}" for split, n in totals.items()))
+    echo_split_totals(out, manifest)
 
 
 @click.command()

@@ -3,18 +3,30 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
+from conversation_files import QA, write_log, write_openai
 
+from datagen.cli.conversations import conversations_command
+from datagen.conversation_formats import read_conversations
 from datagen.conversations import (
-    APOLOGY, DUPLICATE, MID_SYSTEM, NAME, NO_ANSWER, REASONS, REPEATED, TOO_FEW, TOO_MANY,
-    Filters, conversations_command, filter_conversations, iter_json_array, read_conversations, read_public,
+    APOLOGY,
+    DUPLICATE,
+    MID_SYSTEM,
+    NAME,
+    NO_ANSWER,
+    REASONS,
+    REPEATED,
+    TOO_FEW,
+    TOO_MANY,
+    Filters,
+    filter_conversations,
+    read_public,
     split_and_mix,
 )
-from skilltune.jsonio import DataError, read_jsonl
-from conftest import REPO
+from skilltune.jsonio import read_jsonl
 
 SAMPLES = REPO / "examples" / "conversations"
 LOGS = SAMPLES / "logs"
@@ -35,29 +47,8 @@ def report(result) -> dict[str, int]:
     return rows
 
 
-def write_log(folder: Path, name: str, messages: list[tuple[str, str]]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.jsonl"
-    path.write_text("".join(json.dumps({"role": role, "content": content}) + "\n" for role, content in messages))
-    return path
-
-
-def write_openai(path: Path, conversations: list[list[tuple[str, str]]], titles=None) -> Path:
-    lines = []
-    for index, messages in enumerate(conversations):
-        entry = {"messages": [{"role": role, "content": content} for role, content in messages]}
-        if titles:
-            entry["title"] = titles[index]
-        lines.append(json.dumps(entry))
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def keep_all(**options) -> Filters:
     return Filters(drop_name_patterns=(), **options)
-
-
-QA = [("user", "How long do I boil an egg?"), ("assistant", "About nine minutes for a firm yolk.")]
 
 
 # --- the shipped samples
@@ -131,38 +122,6 @@ def test_log_format_merges_same_role_runs_and_drops_the_unanswered_end(tmp_path)
     assert kept == [{"messages": [{"role": "user", "content": "I bike to work.\n\n12 km."},
                                   {"role": "assistant", "content": "About 40 minutes."}]}]
     assert not dropped
-
-
-def test_openai_format_with_titles(tmp_path):
-    path = write_openai(tmp_path / "export.jsonl", [QA, [("system", "Be brief."), *QA]], ["Eggs", "Eggs again"])
-    conversations = read_conversations((path,))
-    assert [(c.name, c.line) for c in conversations] == [("Eggs", 1), ("Eggs again", 2)]
-    assert conversations[1].messages[0] == {"role": "system", "content": "Be brief."}
-
-
-def test_sharegpt_format_maps_roles_and_knows_entry_lines(tmp_path):
-    path = tmp_path / "share.json"
-    path.write_text(
-        '[\n'
-        '  {"conversations": [{"from": "human", "value": "hi there"}, {"from": "gpt", "value": "Hello."}]},\n'
-        '  {"title": "Poem",\n'
-        '   "conversations": [{"from": "system", "value": "Rhyme."}, {"from": "human", "value": "A poem?"},\n'
-        '                     {"from": "gpt", "value": "Roses are red."}]}\n'
-        ']\n'
-    )
-    conversations = read_conversations((path,))
-    assert [(c.name, c.line) for c in conversations] == [("", 2), ("Poem", 3)]
-    assert [m["role"] for m in conversations[1].messages] == ["system", "user", "assistant"]
-
-
-def test_a_folder_is_read_file_by_file_and_each_format_detected(tmp_path):
-    write_log(tmp_path, "a-log", QA)
-    write_openai(tmp_path / "b-openai.jsonl", [QA, QA])
-    (tmp_path / "c-share.json").write_text(json.dumps([{"conversations": [{"from": "human", "value": "x"}]}]))
-    (tmp_path / "notes.txt").write_text("not read")
-    conversations = read_conversations((tmp_path,))
-    assert [(c.path.name, c.line) for c in conversations] == [
-        ("a-log.jsonl", 1), ("b-openai.jsonl", 1), ("b-openai.jsonl", 2), ("c-share.json", 1)]
 
 
 def test_forced_format_reads_an_openai_file_as_a_log_and_fails(tmp_path):
@@ -362,18 +321,3 @@ def test_nothing_kept_is_an_error(tmp_path):
     write_log(tmp_path / "logs", "test", QA)
     result = run(tmp_path / "logs", "--out", tmp_path / "out")
     _assert_fails_cleanly(tmp_path, result, "no conversation survived the filters (1 read)")
-
-
-def test_json_array_reader_names_lines(tmp_path):
-    path = tmp_path / "a.json"
-    path.write_text('[1,\n 2,\n\n {"a":\n  3}\n]\n')
-    assert list(iter_json_array(path)) == [(1, 1), (2, 2), (4, {"a": 3})]
-    path.write_text('[1,\n 2\n 3]\n')
-    with pytest.raises(DataError, match=r"a\.json:3: not JSON: expected ',' or '\]'"):
-        list(iter_json_array(path))
-    path.write_text('{"conversations": []}')
-    with pytest.raises(DataError, match=r"a\.json:1: expected a JSON list"):
-        list(iter_json_array(path))
-    path.write_text('[]\n[]')
-    with pytest.raises(DataError, match=r"a\.json:2: not JSON: extra data"):
-        list(iter_json_array(path))

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 
+from datagen.cli.instructions import instructions_command
+from datagen.instructions import derived_prompt, derived_tools, style_problem
 from skilltune.calls import Call
-from datagen.instructions import derived_prompt, derived_tools, instructions_command, style_problem
 from skilltune.jsonio import read_jsonl, schema_problem
 from skilltune.records import gold_call
-from conftest import REPO
 
 PAIRS = REPO / "examples" / "instructions" / "pairs.jsonl"
 PACK = REPO / "examples" / "skills"
