@@ -47,7 +47,7 @@ import hashlib
 import json
 import statistics
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from skilltune.jsonio import DataError, iter_json_lines, write_jsonl
@@ -112,7 +112,7 @@ def model_limits(base_model: str, max_tokens_per_example: int | None = None) -> 
     return limit, encoding_name
 
 
-@lru_cache(maxsize=None)
+@cache
 def encoding(name: str):
     """tiktoken's Encoding `name`, built offline from the bpe-openai wheel's copy of OpenAI's file."""
     import tiktoken
@@ -213,7 +213,8 @@ def _message_problems(message, number: int, tool_names: set[str] | None) -> list
         problems.append(f"{where}: content must be a string" if "content" in message else f"{where}: no content")
     elif not content.strip():
         problems.append(f"{where}: empty content")
-    if "weight" in message and (role != "assistant" or message["weight"] not in (0, 1) or isinstance(message["weight"], bool)):
+    weight = message.get("weight")
+    if "weight" in message and (role != "assistant" or weight not in (0, 1) or isinstance(weight, bool)):
         problems.append(f"{where}: weight must be 0 or 1, on an assistant message")
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):
         problems.append(f"{where}: a tool message needs tool_call_id")

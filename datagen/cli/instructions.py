@@ -29,7 +29,8 @@ def comma_list(ctx, param, value: str) -> list[str]:
 @click.option("--style", type=click.Choice(STYLES), default="python", show_default=True,
               help="Answer style of the skill records (--to chat).")
 @click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Skill pack every call must fit; its schemas are the tools column. Default: derive tools from the calls.")
+              help="Skill pack every call must fit; its schemas are the tools column. "
+                   "Default: derive tools from the calls.")
 @click.option("--system/--no-system", default=True, show_default=True,
               help="Start each record with the one-line system prompt naming the functions (--to chat).")
 @split_fraction_options

@@ -6,13 +6,22 @@ from pathlib import Path
 
 import click
 
-from skilltune.cli import fail
 from datagen.expand import generate_pairs, read_pair_files, shortfalls
+from datagen.split import (
+    RECORD_KINDS,
+    SplitError,
+    add_speech_noise,
+    dedup_across_skills,
+    shared_utterances,
+    split_pairs,
+    validate_records,
+    write_dataset,
+)
+from skilltune.cli import fail
 from skilltune.jsonio import DataError
 from skilltune.outputs import check_output_folder
 from skilltune.records import STYLES, chat_record, system_prompt, tool_definitions
 from skilltune.skills import SkillFileError, load_pack
-from datagen.split import RECORD_KINDS, SplitError, add_speech_noise, dedup_across_skills, shared_utterances, split_pairs, validate_records, write_dataset
 
 
 def _load_pack_or_fail(pack: Path):
@@ -190,7 +199,8 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
     for split, entry in result.items():
         if "tokens" in entry:
             tokens = entry["tokens"]
-            line = f"{split}: tokens min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, max {tokens['max']}, total {tokens['total']}"
+            line = (f"{split}: tokens min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, "
+                    f"max {tokens['max']}, total {tokens['total']}")
             if sequence_len:
                 line += f"; {tokens['over_sequence_len']} over sequence_len {sequence_len}"
             click.echo(line)

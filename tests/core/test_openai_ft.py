@@ -57,7 +57,8 @@ def test_openai_ft_runs_a_job_to_success(datasets, server, tmp_path):
     statuses = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("status: ")]
     assert statuses == ["validating_files", "queued", "running", "succeeded"]
     assert out.count("Created fine-tuning job: ftjob-test1") == 1  # each event printed once, oldest first
-    assert out.index("Validating training file") < out.index("Fine-tuning job started") < out.index("New fine-tuned model")
+    assert (out.index("Validating training file") < out.index("Fine-tuning job started")
+            < out.index("New fine-tuned model"))
     assert "estimated billed training tokens" in out and "n_epochs 2 (given)" in out
 
     (uploaded,) = server.uploaded_files

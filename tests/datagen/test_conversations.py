@@ -87,7 +87,8 @@ def test_turn_bounds_on_the_samples(tmp_path):
     # exchanges of the 7 kept samples: 3, 2, 1, 2, 1, 2, 1; the duplicate has 1 and the bounds
     # are checked before duplicates, so with --min-turns 2 it is "too few" rather than "duplicate"
     at_least_two = report(run(LOGS, "--out", tmp_path / "a", "--min-turns", "2"))
-    assert (at_least_two["kept"], at_least_two[f"dropped: {TOO_FEW}"], at_least_two[f"dropped: {DUPLICATE}"]) == (4, 4, 0)
+    assert (at_least_two["kept"], at_least_two[f"dropped: {TOO_FEW}"],
+            at_least_two[f"dropped: {DUPLICATE}"]) == (4, 4, 0)
     at_most_one = report(run(LOGS, "--out", tmp_path / "b", "--max-turns", "1"))
     assert (at_most_one["kept"], at_most_one[f"dropped: {TOO_MANY}"], at_most_one[f"dropped: {DUPLICATE}"]) == (3, 4, 1)
 
@@ -135,7 +136,8 @@ def test_forced_format_reads_an_openai_file_as_a_log_and_fails(tmp_path):
 
 
 def test_name_filter_defaults_and_a_custom_pattern(tmp_path):
-    titles = ["test", "Test 3", "untitled-2", "New Chat", "new conversation (4)", "latest test results", "Testing ideas"]
+    titles = ["test", "Test 3", "untitled-2", "New Chat", "new conversation (4)", "latest test results",
+              "Testing ideas"]
     path = write_openai(tmp_path / "export.jsonl", [QA] * len(titles), titles)
     conversations = read_conversations((path,))
     # DUPLICATE would hide names behind repeats; give each its own answer

@@ -24,7 +24,8 @@ def run(*args):
 
 
 def pair(instruction: str, name: str, arguments: dict, input_text: str = "") -> dict:
-    return {"instruction": instruction, "input": input_text, "output": {"function_call": {"name": name, "arguments": arguments}}}
+    call = {"name": name, "arguments": arguments}
+    return {"instruction": instruction, "input": input_text, "output": {"function_call": call}}
 
 
 def write_pairs(path: Path, rows: list) -> Path:
@@ -55,7 +56,7 @@ def test_sample_pairs_to_chat_validate_and_come_back_unchanged(tmp_path, style):
     assert checked.returncode == 0, checked.stderr  # calls parse, and no request is in two splits
     first = next(read_jsonl(out / "train.jsonl", "record"))
     assert first["messages"][0]["content"] == ("Answer with one function call: math, news, notes, openai, runapp, "
-                                               "story, timecheck, timer, weather, or other().")  # the pack's, file order
+                                               "story, timecheck, timer, weather, or other().")  # the pack's file order
     assert ("tools" in first) == (style == "tools")
 
     back = tmp_path / "back.jsonl"
@@ -189,7 +190,8 @@ def test_export_refuses_chat_datasets_and_multi_turn_records(tmp_path):
              {"role": "user", "content": "weather"}, {"role": "assistant", "content": "weather()"}]
     records.write_text(json.dumps({"messages": turns[2:]}) + "\n" + json.dumps({"messages": turns}) + "\n")
     result = run(records, "--to", "instructions", "--out", tmp_path / "out")
-    _assert_fails_cleanly(tmp_path, result, f"{records}:2: 2 exchanges; an instruction pair holds one request and its call")
+    _assert_fails_cleanly(tmp_path, result,
+                          f"{records}:2: 2 exchanges; an instruction pair holds one request and its call")
 
 
 def test_export_writes_schema_valid_pairs_from_a_skills_dataset(tmp_path):

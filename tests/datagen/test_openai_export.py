@@ -37,7 +37,8 @@ def test_export_of_a_skill_dataset_gives_valid_lines_that_round_trip(datasets, t
         for source, message in zip(record["messages"], example["messages"]):
             if source.get("tool_calls"):  # the call kept, with an id; the empty content dropped
                 assert "content" not in message
-                assert [call["function"] for call in message["tool_calls"]] == [c["function"] for c in source["tool_calls"]]
+                functions = [call["function"] for call in message["tool_calls"]]
+                assert functions == [call["function"] for call in source["tool_calls"]]
                 assert all(call["id"] and call["type"] == "function" for call in message["tool_calls"])
             else:
                 assert message == source
@@ -80,7 +81,8 @@ def test_format_problems_are_named_per_line(tmp_path):
         ({**good, "extra": 1}, "unknown key 'extra'"),
         ({"messages": [{"role": "bot", "content": "x"}, good["messages"][1]]}, "message 1: unknown role 'bot'"),
         ({"messages": [{"role": "user", "content": 5}, good["messages"][1]]}, "message 1: content must be a string"),
-        ({"messages": [{"role": "user", "content": "x", "mood": "ok"}, good["messages"][1]]}, "message 1: unknown key 'mood'"),
+        ({"messages": [{"role": "user", "content": "x", "mood": "ok"}, good["messages"][1]]},
+         "message 1: unknown key 'mood'"),
         ({"messages": [good["messages"][0], {"role": "assistant", "tool_calls": [
             {"id": "c", "type": "function", "function": {"name": "weather", "arguments": "{oops"}}]}]},
          "message 2 tool_calls[0]: arguments must be the text of a JSON object"),
@@ -144,7 +146,8 @@ def test_export_bad_input_is_one_error_line(datasets, tmp_path):
 def test_help_has_an_example_block():
     for command in ("openai-export", "openai-ft"):
         result = CliRunner().invoke(cli, [command, "--help"])
-        assert result.exit_code == 0 and "Example:\n" in result.output and f"python -m datagen {command}" in result.output
+        assert result.exit_code == 0
+        assert "Example:\n" in result.output and f"python -m datagen {command}" in result.output
 
 
 def test_a_copied_dataset_folder_exports_its_chosen_split(datasets, tmp_path):
