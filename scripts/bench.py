@@ -99,7 +99,7 @@ def bench_llm(work: Path) -> dict:
     import openai  # noqa: F401  imported before timing, so neither run pays for it
     from click.testing import CliRunner
 
-    from datagen.llm import llm_command
+    from datagen.cli.llm import llm_command
 
     env = {"OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": None}
     args = ["--pack", str(REPO / "examples" / "skills"), "--model", "bench", "--per-skill", "100", "--batch", "5",

@@ -7,9 +7,9 @@ import click
 
 from datagen.cli.pack import check, skills, stats, validate
 from datagen.cli.conversations import conversations_command
-from datagen.documents import documents_command
+from datagen.cli.documents import documents_command
 from datagen.cli.instructions import instructions_command
-from datagen.llm import llm_command, merge_review_command
+from datagen.cli.llm import llm_command, merge_review_command
 from datagen.cli.openai import openai_export_command, openai_ft_command
 
 

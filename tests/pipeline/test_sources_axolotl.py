@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from datagen.documents import documents_command
+from datagen.cli.documents import documents_command
 from skilltune.jsonio import read_jsonl
 from openai_server import ScriptedOpenAIServer, documents_reply
 from conftest import REPO, needs_smollm2
