@@ -13,7 +13,8 @@ The prompt is the record's messages before the gold answer (`record["messages"][
                          vLLM or llama.cpp servers): temperature 0, bounded concurrency
     VLLMBackend          vLLM's offline engine on a CUDA GPU (the optional `gpu` extra)
 
-The chat template is the one Axolotl trained with (`chat_template: tokenizer_default`).
+Loading and greedy generation of a local model are skilltune/local_model.py's (datagen uses them
+too); the chat template is the one Axolotl trained with (`training_chat_template`).
 Generation stops at the tokenizer's end-of-turn token (eos, which scripts/prepare_smollm2.py sets
 to <|im_end|>).
 """
@@ -22,13 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from tqdm import tqdm
 
 from skilltune.jsonio import write_jsonl
+from skilltune.local_model import (  # noqa: F401  (attach_adapter, batches, training_chat_template: eval's API too)
+    Chat,
+    LogitsProcessorsFactory,
+    attach_adapter,
+    batches,
+    load_model,
+    render_prompts,
+    training_chat_template,
+)
+from skilltune.local_model import generate as generate_chats
 from skilltune.openai_api import EndpointError, async_client, one_line, post_chat
 from skilltune.records import gold_call, user_text
 
@@ -52,101 +62,17 @@ def prompt_messages(record: dict) -> list[dict]:
 # --- transformers
 
 
-def load_model(base_model: str | Path, tokenizer_dir: str | Path | None = None, load_in_4bit: bool = False):
-    """A model and its tokenizer for greedy generation. `tokenizer_dir`: the tokenizer Axolotl saved
-    with the adapter (tokens a config adds, its eos), the embeddings grown to fit it as Axolotl grew
-    them in training. `load_in_4bit`: nf4 base weights, as a QLoRA config trained on (bitsandbytes
-    runs them on a CPU too). Offline mode is the caller's (the Makefile sets it for local models only),
-    so a hub base model that is not cached yet downloads as in training."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or base_model))
-    tokenizer.padding_side = "left"  # generated tokens must follow the prompt directly in a batch
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.float32 if device == "cpu" else torch.bfloat16
-    options: dict = {"dtype": dtype if device == "cpu" else "auto"}
-    if load_in_4bit:  # the settings Axolotl uses for `load_in_4bit: true`
-        options["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
-        options["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(str(base_model), **options)
-    if model.get_input_embeddings().num_embeddings < len(tokenizer):
-        torch.manual_seed(0)  # the new rows are drawn at random: the same ones every run
-        model.resize_token_embeddings(len(tokenizer))
-    if not load_in_4bit:
-        model.to(device)
-    model.eval()
-    return model, tokenizer
-
-
-def attach_adapter(model, adapter_dir: str | Path):
-    from peft import PeftModel
-
-    if not (Path(adapter_dir) / "adapter_config.json").exists():
-        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json; train first (make train)")
-    return PeftModel.from_pretrained(model, str(adapter_dir)).eval()
-
-
-# (tokenizer, padded prompt length of the batch) -> processors for that batch's model.generate
-LogitsProcessorsFactory = Callable[[object, int], list]
-
-
-def batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Record indices grouped into batches: longest prompts first, so the rows of a batch need
-    little padding (and a GPU meets its memory peak in the first batch), in the fewest batches
-    `batch_size` allows, of near-equal sizes (100 records at 32: 25 + 25 + 25 + 25, not
-    32 + 32 + 32 + 4, as a batch costs nearly as much whether it holds 4 rows or 32 on a CPU)."""
-    order = sorted(range(len(lengths)), key=lambda index: -lengths[index])
-    count = -(-len(order) // batch_size)
-    size, larger = divmod(len(order), count) if count else (0, 0)
-    groups, start = [], 0
-    for number in range(count):
-        end = start + size + (number < larger)
-        groups.append(order[start:end])
-        start = end
-    return groups
+def chat_of(record: dict) -> Chat:
+    """The record as the conversation a model answers: the prompt and the record's tools."""
+    return Chat(prompt_messages(record), record.get("tools"))
 
 
 def generate(model, tokenizer, records: list[dict], batch_size: int = 32, max_new_tokens: int = 64,
              label: str = "generating", logits_processors: LogitsProcessorsFactory | None = None) -> list[str]:
     """Greedy completions for each record's prompt (all messages before the gold answer), in
-    record order, generated in batches of similar prompt length (`batches`)."""
-    import torch
-    from transformers import LogitsProcessorList
-
-    prompts = [
-        tokenizer.apply_chat_template(
-            prompt_messages(record), tools=record.get("tools"), add_generation_prompt=True, tokenize=False
-        )
-        for record in records
-    ]
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
-    outputs: list[str] = [""] * len(prompts)
-    with tqdm(total=len(prompts), desc=label, unit="ex") as progress:
-        for indices in batches(lengths, batch_size):
-            batch = tokenizer([prompts[index] for index in indices], return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(model.device)
-            prompt_length = batch["input_ids"].shape[1]
-            # built per batch: a constrained decoder tracks each row's tokens after the prompt
-            processors = LogitsProcessorList(logits_processors(tokenizer, prompt_length) if logits_processors else [])
-            with torch.inference_mode():
-                generated = model.generate(
-                    **batch,
-                    do_sample=False,
-                    max_new_tokens=max_new_tokens,
-                    eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id,
-                    logits_processor=processors,
-                )
-            texts = tokenizer.batch_decode(generated[:, prompt_length:], skip_special_tokens=True)
-            for index, text in zip(indices, texts):
-                outputs[index] = text
-            progress.update(len(indices))
-    return outputs
+    record order: skilltune.local_model.generate on the records' chats."""
+    return generate_chats(model, tokenizer, [chat_of(record) for record in records], batch_size, max_new_tokens,
+                          label=label, logits_processors=logits_processors)
 
 
 class TransformersBackend:
@@ -167,9 +93,8 @@ class TransformersBackend:
         self.label = label or ("tuned" if adapter else "base")
         self.batch_size, self.max_new_tokens, self.logits_processors = batch_size, max_new_tokens, logits_processors
         try:
-            self.model, self.tokenizer = load_model(base_model, tokenizer_dir, load_in_4bit)
-            if chat_template is not None:  # the template the model was trained with (training_chat_template)
-                self.tokenizer.chat_template = chat_template
+            # chat_template: the one the model was trained with (training_chat_template)
+            self.model, self.tokenizer = load_model(base_model, tokenizer_dir, load_in_4bit, chat_template)
             if adapter is not None:
                 self.model = attach_adapter(self.model, adapter)
         except OSError as err:  # transformers' "not found": a missing folder, offline hub, broken files
@@ -179,23 +104,6 @@ class TransformersBackend:
     def generate(self, records: list[dict]) -> list[str]:
         return generate(self.model, self.tokenizer, records, self.batch_size, self.max_new_tokens,
                         label=self.label, logits_processors=self.logits_processors)
-
-
-def training_chat_template(config: dict, root: Path = Path(".")) -> str | None:
-    """The Jinja chat template an Axolotl config trains with, so prompts at eval time are laid out
-    as in training: `chat_template: jinja` reads `chat_template_jinja` (a file, relative to `root`,
-    or the template itself); a named Axolotl template (`qwen_25`) comes from Axolotl; None means the
-    tokenizer's own (`tokenizer_default`, or no key)."""
-    name = config.get("chat_template")
-    jinja = config.get("chat_template_jinja")
-    if jinja:
-        path = root / jinja
-        return path.read_text(encoding="utf-8") if "{" not in jinja and path.is_file() else jinja
-    if name in (None, "tokenizer_default") or str(name).startswith("tokenizer_default_fallback_"):
-        return None
-    from axolotl.utils.chat_templates import get_chat_template
-
-    return get_chat_template(name)
 
 
 # --- OpenAI-compatible endpoints
@@ -323,11 +231,7 @@ class VLLMBackend:
 
     def generate(self, records: list[dict]) -> list[str]:
         tokenizer = self.llm.get_tokenizer()
-        texts = [
-            tokenizer.apply_chat_template(prompt_messages(record), tools=record.get("tools"),
-                                          add_generation_prompt=True, tokenize=False)
-            for record in records
-        ]
+        texts = render_prompts(tokenizer, [chat_of(record) for record in records])
         # the template already holds the special tokens; `LLM.chat` encodes its prompts the same way
         prompts = [{"prompt_token_ids": tokenizer.encode(text, add_special_tokens=False)} for text in texts]
         results = self.llm.generate(prompts, self.sampling, use_tqdm=True, lora_request=self.lora)
