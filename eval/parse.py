@@ -10,7 +10,8 @@ JSON with `json`. The formats understood, in the order they are tried:
   Python        `weather(location="Berlin")`, dotted names (`math.factorial(number=5)`), several calls
                 as a list `[f(a=1), g(b=2)]` or one per line, all of it possibly inside chatter or
                 markdown code fences
-  JSON in text  a call-shaped JSON object inside chatter, when no Python call was found
+  JSON in text  a call-shaped JSON object inside chatter, when no Python call was found (the
+                scanner that finds JSON objects in chatter is eval/json_scan.py)
 
 Every step reads the text in time linear in its length (model output is hostile data: a megabyte
 of "{" must not take minutes), and an output over MAX_OUTPUT_CHARS is not read at all.
@@ -34,10 +35,11 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
-from skilltune.calls import Call
+from eval.json_scan import CLOSERS, json_objects_in
+from skilltune.calls import Call, CallSyntaxError, FunctionReading, call_from_function
 
 PARSE_ERRORS = ("parse:syntax", "parse:non_literal", "parse:positional", "parse:keyword", "parse:json",
                 "parse:too_long")
@@ -54,17 +56,6 @@ _CALL_START = re.compile(rf"(?<![\w.]){_NAME}(?=\()")
 # markdown code fence markers (```python); their content stays
 _FENCE = re.compile(r"```[\w+-]*")
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
-_CLOSERS = {"(": ")", "[": "]", "{": "}"}
-# where a JSON object with a key may start in chatter: "{" then optional whitespace and a quote
-# (`{}` holds no call); the regex engine skips everything else, so a megabyte of "{" is one search
-_OBJECT_START = re.compile(r'\{(?=[ \t\n\r]*")')
-# one JSON token after optional whitespace, as json.loads reads them (NaN and Infinity included);
-# a string cannot hold a raw control character or an unknown escape
-_JSON_TOKEN = re.compile(
-    r'[ \t\n\r]*(?:(?P<string>"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")'
-    r"|(?P<scalar>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|true|false|null|NaN|-?Infinity)"
-    r"|(?P<mark>[][{}:,]))"
-)
 # what _closing steps through: string literals (whole, so the brackets in them do not count), an
 # opening quote never closed (a one-line string ends at the line; a backslash escapes any
 # character), and brackets; the text between them is skipped by the regex engine, not by Python
@@ -160,24 +151,28 @@ def _calls_from_json(value) -> tuple[Call, ...]:
     return (_call_from_function(value),)
 
 
+def _lenient_json(text: str):
+    try:
+        return json.loads(text)  # NaN and Infinity too: a model's number is scored, not refused
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+# model output names functions as BFCL does (`math.factorial`), and some models write `parameters`
+MODEL_FUNCTIONS = FunctionReading(is_name=lambda name: bool(_FULL_NAME.fullmatch(name)),
+                                  argument_keys=("arguments", "parameters"), decode=_lenient_json,
+                                  null_is_empty=True)
+
+
 def _call_from_function(function) -> Call:
-    """`{"name": ..., "arguments" | "parameters": {...} or "<json>"}` -> Call."""
+    """`{"name": ..., "arguments" | "parameters": {...} or "<json>"}` -> Call; anything else is
+    parse:json (the reason skilltune.calls gives is not kept: output scoring counts failure types)."""
     if not isinstance(function, dict):
         raise _Failure("parse:json")
-    name = function.get("name")
-    arguments = function.get("arguments", function.get("parameters", {}))
-    if not isinstance(name, str) or not _FULL_NAME.fullmatch(name):
-        raise _Failure("parse:json")
-    if isinstance(arguments, str):  # OpenAI sends the arguments as a JSON string
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except (ValueError, RecursionError):
-            raise _Failure("parse:json") from None
-    if arguments is None:
-        arguments = {}
-    if not isinstance(arguments, dict):
-        raise _Failure("parse:json")
-    return Call(name, arguments)
+    try:
+        return call_from_function(function, MODEL_FUNCTIONS)
+    except CallSyntaxError:
+        raise _Failure("parse:json") from None
 
 
 def _is_call_shaped(value) -> bool:
@@ -191,83 +186,9 @@ def _is_call_shaped(value) -> bool:
 
 
 def _embedded_json_calls(text: str) -> tuple[Call, ...] | None:
-    """Call-shaped JSON objects inside chatter ("Here you go: {"name": ...}"); None when none.
-
-    Left to right, the first "{" that opens a whole JSON object is taken, and the search goes on
-    after it. Decoding from every "{" was quadratic: each failure built a JSONDecodeError, which
-    counts the lines from the start of the text. Instead `_scan_object` reads an object token by
-    token and notes the answer for every "{" it reads as a bracket (the same as reading from that
-    "{"), so a read starts only at a "{" that earlier reads saw inside a string. Two reads that
-    disagree there see every later quote the other way round (a backslash outside a string ends
-    a read), so no third one starts where both went: a character is read at most twice, and only
-    complete objects are decoded, each character at most once."""
-    calls: list[Call] = []
-    ends: dict[int, int | None] = {}  # "{" position -> index past its object, None: not JSON
-    resume = 0
-    for start in _OBJECT_START.finditer(text):
-        position = start.start()
-        if position < resume:
-            continue
-        if position not in ends:
-            _scan_object(text, position, ends)
-        end = ends[position]
-        if end is None:
-            continue
-        value = _decoded(text[position:end])
-        if _is_call_shaped(value):
-            calls.extend(_calls_from_json(value))
-        resume = end
+    """Call-shaped JSON objects inside chatter ("Here you go: {"name": ...}"); None when none."""
+    calls = [call for value in json_objects_in(text) if _is_call_shaped(value) for call in _calls_from_json(value)]
     return tuple(calls) if calls else None
-
-
-def _decoded(source: str):
-    """json.loads, None when it fails: an object `_scan_object` accepted can still hold a number
-    over Python's 4,300-digit limit, or be nested deeper than the decoder recurses (the object is
-    then passed over whole)."""
-    try:
-        return json.loads(source)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _scan_object(text: str, start: int, ends: dict[int, int | None]) -> None:
-    """Read the JSON object at text[start] ("{") token by token as far as it is JSON, without
-    building it, and note in `ends` where it and every object opened inside it end: the index
-    past its "}", or None for those still open where the text stops being JSON."""
-    containers: list[tuple[str, int]] = []  # each open "{" or "[" and where it opened
-    expect = "value"  # what may come next: a value, a key, a colon or a comma
-    closable = False  # whether the open container may close here: just opened, or after a value
-    position = start
-    while token := _JSON_TOKEN.match(text, position):
-        kind = token.lastgroup
-        piece = token.group(kind)
-        if kind != "mark":  # a string or a scalar
-            if expect == "key" and kind == "string":
-                expect, closable = "colon", False
-            elif expect == "value":
-                expect, closable = "comma", True
-            else:
-                break
-        elif piece in "{[" and expect == "value":
-            containers.append((piece, token.start(kind)))
-            expect, closable = ("key" if piece == "{" else "value"), True
-        elif piece in "}]" and closable and _CLOSERS[containers[-1][0]] == piece:
-            opened, begun = containers.pop()
-            if opened == "{":
-                ends[begun] = token.end()
-            if not containers:
-                return
-            expect, closable = "comma", True
-        elif piece == ":" and expect == "colon":
-            expect, closable = "value", False
-        elif piece == "," and expect == "comma":
-            expect, closable = ("key" if containers[-1][0] == "{" else "value"), False
-        else:
-            break
-        position = token.end()
-    for opened, begun in containers:
-        if opened == "{":
-            ends[begun] = None
 
 
 # --- Hermes ----------------------------------------------------------------------------------
@@ -338,13 +259,13 @@ def _is_inside_expression(before: str) -> bool:
 def _closing(text: str, opening: int) -> int | None:
     """The index just past the bracket that closes text[opening], skipping string literals;
     None when the text ends first, a string is left open, or a bracket closes the wrong one."""
-    stack = [_CLOSERS[text[opening]]]
+    stack = [CLOSERS[text[opening]]]
     for token in _BRACKET_SCAN.finditer(text, opening + 1):
         kind, piece = token.lastgroup, token.group()
         if kind == "unclosed":
             return None
         if kind == "opening":
-            stack.append(_CLOSERS[piece])
+            stack.append(CLOSERS[piece])
         elif kind == "closing":
             if piece != stack.pop():
                 return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from skilltune.jsonio import loads
@@ -106,25 +107,47 @@ def call_from_json(obj) -> Call:
     """Read `{"function_call": {"name", "arguments"}}`; `arguments` may be a dict or a JSON string."""
     if not isinstance(obj, dict) or not isinstance(obj.get("function_call"), dict):
         raise CallSyntaxError('expected {"function_call": {"name": ..., "arguments": {...}}}')
-    return _call_from_function(obj["function_call"])
+    return call_from_function(obj["function_call"])
 
 
 def call_from_tool_call(tool_call) -> Call:
     """Read an OpenAI tool call: `{"type": "function", "function": {"name", "arguments": "<json>"}}`."""
     if not isinstance(tool_call, dict) or not isinstance(tool_call.get("function"), dict):
         raise CallSyntaxError('expected {"type": "function", "function": {"name": ..., "arguments": "..."}}')
-    return _call_from_function(tool_call["function"])
+    return call_from_function(tool_call["function"])
 
 
-def _call_from_function(function: dict) -> Call:
-    name, arguments = function.get("name"), function.get("arguments", {})
-    if not isinstance(name, str) or not name.isidentifier():
+@dataclass(frozen=True)
+class FunctionReading:
+    """What readers of a `{"name", "arguments"}` object differ in. Records are data this project
+    wrote, read exactly (RECORD_FUNCTIONS); model output is read as leniently as models write it
+    (eval/parse.py's MODEL_FUNCTIONS: dotted names, `parameters`, null arguments, NaN)."""
+
+    is_name: Callable[[str], bool]  # a function name it accepts
+    argument_keys: tuple[str, ...]  # where the arguments may stand, the first key present wins
+    decode: Callable[[str], object]  # arguments given as a JSON string -> value; raises ValueError
+    null_is_empty: bool  # `"arguments": null` reads as no arguments
+
+
+RECORD_FUNCTIONS = FunctionReading(is_name=str.isidentifier, argument_keys=("arguments",), decode=loads,
+                                   null_is_empty=False)
+
+
+def call_from_function(function: dict, reading: FunctionReading = RECORD_FUNCTIONS) -> Call:
+    """`{"name": ..., "arguments": {...} or "<json>"}` -> Call, read as `reading` says.
+
+    Raises CallSyntaxError with a short reason when the name or the arguments are not acceptable."""
+    name = function.get("name")
+    if not isinstance(name, str) or not reading.is_name(name):
         raise CallSyntaxError(f"function name {name!r} is not an identifier")
-    if isinstance(arguments, str):
+    arguments = next((function[key] for key in reading.argument_keys if key in function), {})
+    if isinstance(arguments, str):  # OpenAI sends the arguments as a JSON string
         try:
-            arguments = loads(arguments) if arguments.strip() else {}
+            arguments = reading.decode(arguments) if arguments.strip() else {}
         except ValueError as err:  # syntax, NaN, an integer too long to read
             raise CallSyntaxError(f"arguments are not JSON: {getattr(err, 'msg', err)}") from None
+    if arguments is None and reading.null_is_empty:
+        arguments = {}
     if not isinstance(arguments, dict):
         raise CallSyntaxError("arguments must be a JSON object")
     return Call(name, arguments)

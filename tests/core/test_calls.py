@@ -72,3 +72,29 @@ def test_json_arguments_with_nan_are_refused():
 
     with pytest.raises(CallSyntaxError, match="not JSON"):
         call_from_tool_call({"type": "function", "function": {"name": "f", "arguments": '{"x": NaN}'}})
+
+
+@pytest.mark.parametrize("function, reason", [
+    ({"name": "math.factorial", "arguments": {}}, "is not an identifier"),  # dotted: model output only
+    ({"name": "f", "arguments": None}, "must be a JSON object"),
+    ({"name": "f", "arguments": "[1]"}, "must be a JSON object"),
+    ({"name": "f", "arguments": "{bad"}, "not JSON"),
+])
+def test_call_from_function_reads_records_exactly(function, reason):
+    from skilltune.calls import call_from_function
+
+    with pytest.raises(CallSyntaxError, match=reason):
+        call_from_function(function)
+
+
+def test_call_from_function_reads_as_the_reading_says():
+    from skilltune.calls import RECORD_FUNCTIONS, FunctionReading, call_from_function
+
+    # `parameters` is no key of a record's call, so it is not read there
+    assert call_from_function({"name": "f", "parameters": {"x": 1}, "arguments": '{"y": 2}'}) == Call("f", {"y": 2})
+    assert call_from_function({"name": "f", "parameters": {"x": 1}}) == Call("f")
+    lenient = FunctionReading(is_name=lambda name: True, argument_keys=("arguments", "parameters"),
+                              decode=RECORD_FUNCTIONS.decode, null_is_empty=True)
+    assert call_from_function({"name": "a.b", "parameters": {"x": 1}}, lenient) == Call("a.b", {"x": 1})
+    assert call_from_function({"name": "f", "arguments": None, "parameters": {"x": 1}}, lenient) == Call("f")
+    assert call_from_function({"name": "f", "arguments": "  "}, lenient) == Call("f")

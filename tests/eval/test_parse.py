@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skilltune.calls import Call
+from eval import json_scan
 from eval import parse as parse_module
 from eval.parse import PARSE_ERRORS, Parsed, parse_output
 
@@ -152,9 +153,10 @@ def test_an_output_over_the_length_cap_is_a_typed_failure():
 
 
 def _work(text: str, monkeypatch) -> dict[str, int]:
-    """What parse_output does on TEXT, counted: lines of eval/parse.py run, characters of text the
-    JSON decoder is handed (a failed decode also counts the lines before its error), and characters
-    of text read for the context of each Python call."""
+    """What parse_output does on TEXT, counted: lines run of eval/parse.py and of eval/json_scan.py
+    (its JSON-in-chatter scanner), characters of text the JSON decoder is handed (a failed decode
+    also counts the lines before its error), and characters of text read for the context of each
+    Python call."""
     counts = {"lines": 0, "decoded": 0, "context": 0}
     raw_decode, inside_expression = json.JSONDecoder.raw_decode, parse_module._is_inside_expression
 
@@ -167,7 +169,7 @@ def _work(text: str, monkeypatch) -> dict[str, int]:
         return inside_expression(before)
 
     def trace(frame, event, arg):
-        if frame.f_code.co_filename != parse_module.__file__:
+        if frame.f_code.co_filename not in (parse_module.__file__, json_scan.__file__):
             return None
         if event == "line":
             counts["lines"] += 1
