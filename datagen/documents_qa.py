@@ -10,6 +10,7 @@ endpoint or to the local model (LocalBackend).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 import jsonschema
 
 from datagen.documents import Chunk, DocumentsError
+from skilltune import local_model
 from skilltune.cache import ResponseCache
 from skilltune.completions import CachedCompletions, CompletionBackend, CompletionCounts, unfence
 from skilltune.pairs import normalize
@@ -175,7 +177,8 @@ def is_unknown(text: str) -> bool:
 
 
 class LocalBackend:
-    """A local model folder with greedy transformers generation: offline, no key.
+    """A local model folder with greedy generation by skilltune/local_model.py (eval's generator
+    too): offline, no key.
 
     The reply has the chat-completions shape, so it is cached and read like a server's.
     response_format is not enforced here (the prompt still asks for JSON); a 135M model seldom
@@ -192,16 +195,10 @@ class LocalBackend:
         self.model = self.tokenizer = None
 
     def load(self) -> None:
-        import os
-
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(self.folder), dtype=torch.float32, local_files_only=True
-        ).eval()
+        # on the CPU in float32 even where there is a GPU: the answers (and so the cache) stay the
+        # ones this backend has always given
+        self.model, self.tokenizer = local_model.load_model(self.folder, local_files_only=True, device="cpu")
 
     async def __aenter__(self):
         return self
@@ -216,19 +213,8 @@ class LocalBackend:
         return self.generate(body)
 
     def generate(self, body: dict) -> dict:
-        import torch
-
-        prompt = self.tokenizer.apply_chat_template(body["messages"], add_generation_prompt=True, tokenize=False)
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                do_sample=False,
-                max_new_tokens=body["max_tokens"],
-                eos_token_id=self.tokenizer.eos_token_id,
-                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-            )
-        text = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        chat = local_model.Chat(body["messages"])
+        [text] = local_model.generate(self.model, self.tokenizer, [chat], max_new_tokens=body["max_tokens"], label=None)
         return {
             "object": "chat.completion",
             "model": body["model"],
