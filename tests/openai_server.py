@@ -5,42 +5,8 @@ It is a real HTTP server (stdlib `ThreadingHTTPServer` in a background thread), 
 client's own, not a mock's. It makes no outgoing connections and binds to 127.0.0.1 port 0.
 
 Each request to `POST /v1/chat/completions` takes the next mode from a script (a queue set by the
-constructor or `script()`), or `default` once the queue is empty:
-
-    ok          valid {user, arguments} pairs, sent as a forced tool call
-    ok_content  the same pairs as plain `message.content` JSON inside a ```json fence
-    slow        sleeps `slow_ms`, then answers like ok
-    duplicate   the same pairs for every request of a skill (so all but the first are duplicates)
-    429         status 429 with a `Retry-After: <retry_after>` header
-    500         status 500
-    malformed   200 with content that is not JSON and no tool call
-    invalid     JSON pairs that do not fit: unknown argument, wrong function, unparsable call, empty user
-    content_number / content_list / content_null
-                200 whose message `content` is 42 / [1, 2] / null, with no tool call
-    arguments_object
-                the ok pairs in a tool call whose `arguments` is a JSON object, not JSON text
-    short_body  200 whose Content-Length promises more than is sent before the connection closes
-    cut_json    200 whose body (with a matching Content-Length) is JSON cut off halfway
-    reply       whatever the constructor's `reply(body)` returns: a str becomes `message.content`,
-                a dict is the whole message (e.g. with `tool_calls`); for scoring eval prompts
-
-Files and fine-tuning jobs, as the `openai` client's `files.create` and `fine_tuning.jobs.*` call them:
-
-    POST /v1/files                          multipart upload; the bytes are kept (`uploaded_files`)
-    POST /v1/fine_tuning/jobs               a job on an uploaded file (400 for an unknown file id)
-    GET  /v1/fine_tuning/jobs/{id}          the job; the first GET finds it validating_files, and each
-                                            GET after moves it one step: queued, running, succeeded
-    GET  /v1/fine_tuning/jobs/{id}/events   its events, newest first, one or more per step
-    POST /v1/fine_tuning/jobs/{id}/cancel   cancelled, unless it has finished
-
-The training file is checked minimally at validation (each line a JSON object whose messages include
-an assistant message); a bad one fails the job with error code `invalid_training_file` naming the
-line. `fine_tune="failed"` (constructor or attribute) scripts a job that fails while running, with
-an error object, instead of succeeding. Jobs, with the create request's body, are in `fine_tuning_jobs`.
-
-"ok" pairs are a pure function of the request body (skill name from the prompt's `Skill:` line,
-argument schema and batch size from the `tools` definition, utterances from a hash of the
-messages), so the same request always gets the same answer, from any server instance.
+constructor or `script()`), or `default` once the queue is empty; the modes, the fine-tuning job
+routes and what each answers are listed in openai_answers.py.
 
     with ScriptedOpenAIServer(modes=["429", "ok"], latency_ms=50) as server:
         ... base_url=server.url ...
@@ -50,22 +16,26 @@ messages), so the same request always gets the same answer, from any server inst
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import random
 import re
 import threading
 import time
-from email.parser import BytesParser
-from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from typing import Callable
 
-MODES = ("ok", "ok_content", "slow", "duplicate", "429", "500", "malformed", "invalid", "content_number",
-         "content_list", "content_null", "arguments_object", "short_body", "cut_json", "reply")
-CONTENT_MODES = {"content_number": 42, "content_list": [1, 2], "content_null": None}
-SKILL_LINE = re.compile(r"^Skill: ([A-Za-z_]\w*)\(", re.MULTILINE)
+from openai_answers import (  # noqa: F401  (documents_reply and chunk_of: imported from here by tests)
+    MODES,
+    answer,
+    chunk_of,
+    documents_reply,
+    error_body,
+    multipart_fields,
+    public_job,
+    training_file_problem,
+)
+
 JOB_ROUTE = re.compile(r"^/v1/fine_tuning/jobs/([^/]+)(/events|/cancel)?$")
 
 
@@ -187,10 +157,10 @@ class ScriptedOpenAIServer:
         with self._lock:
             training = self._files.get(body.get("training_file"))
             if training is None:
-                return 400, _error(f"invalid training_file: {body.get('training_file')!r} was not uploaded here",
+                return 400, error_body(f"invalid training_file: {body.get('training_file')!r} was not uploaded here",
                                    "invalid_request_error", param="training_file")
             if not body.get("model"):
-                return 400, _error("model is required", "invalid_request_error", param="model")
+                return 400, error_body("model is required", "invalid_request_error", param="model")
             job_id = f"ftjob-test{len(self._jobs) + 1}"
             method = body.get("method") or {"type": "supervised", "supervised": {}}
             given = (method.get(method.get("type"), {}) or {}).get("hyperparameters") or body.get("hyperparameters") or {}
@@ -207,7 +177,7 @@ class ScriptedOpenAIServer:
                                   "problem": training_file_problem(training["data"])}
             self._event(job_id, f"Created fine-tuning job: {job_id}")
             self._event(job_id, f"Validating training file: {training['id']}")
-            return 200, _public(job)
+            return 200, public_job(job)
 
     def _event(self, job_id: str, message: str, level: str = "info") -> None:
         events = self._jobs[job_id]["events"]
@@ -220,7 +190,7 @@ class ScriptedOpenAIServer:
         with self._lock:
             entry = self._jobs.get(job_id)
             if entry is None:
-                return 404, _error(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+                return 404, error_body(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
             job = entry["job"]
             entry["polls"] += 1
             if entry["polls"] == 1:
@@ -245,7 +215,7 @@ class ScriptedOpenAIServer:
                 job["trained_tokens"] = len(self._files[job["training_file"]]["data"].split())
                 self._event(job_id, f"New fine-tuned model created: {job['fine_tuned_model']}")
                 self._finish(job_id, "succeeded", None)
-            return 200, _public(job)
+            return 200, public_job(job)
 
     def _finish(self, job_id: str, status: str, error: dict | None) -> None:
         job = self._jobs[job_id]["job"]
@@ -261,7 +231,7 @@ class ScriptedOpenAIServer:
         with self._lock:
             entry = self._jobs.get(job_id)
             if entry is None:
-                return 404, _error(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+                return 404, error_body(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
             newest_first = list(reversed(entry["events"]))
             return 200, {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}
 
@@ -269,11 +239,11 @@ class ScriptedOpenAIServer:
         with self._lock:
             entry = self._jobs.get(job_id)
             if entry is None:
-                return 404, _error(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+                return 404, error_body(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
             if entry["job"]["status"] in ("succeeded", "failed", "cancelled"):
-                return 400, _error(f"job {job_id} has already {entry['job']['status']}", "invalid_request_error")
+                return 400, error_body(f"job {job_id} has already {entry['job']['status']}", "invalid_request_error")
             self._finish(job_id, "cancelled", None)
-            return 200, _public(entry["job"])
+            return 200, public_job(entry["job"])
 
     # --- lifecycle
 
@@ -293,161 +263,6 @@ class ScriptedOpenAIServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-# --- answers
-
-
-def _digest(body: dict) -> str:
-    return hashlib.sha256(json.dumps(body.get("messages"), sort_keys=True).encode()).hexdigest()
-
-
-def _prompt_text(body: dict) -> str:
-    return "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict))
-
-
-def _request_shape(body: dict) -> tuple[str, dict, int]:
-    """(skill name, argument schema, pairs wanted) as far as the request tells them."""
-    match = SKILL_LINE.search(_prompt_text(body))
-    skill = match.group(1) if match else "unknown"
-    arguments_schema, wanted = {}, 3
-    for tool in body.get("tools") or []:
-        pairs = tool.get("function", {}).get("parameters", {}).get("properties", {}).get("pairs", {})
-        arguments_schema = pairs.get("items", {}).get("properties", {}).get("arguments", {})
-        wanted = pairs.get("maxItems", wanted)
-    return skill, arguments_schema, wanted
-
-
-def _arguments(schema: dict, salt: str, number: int) -> dict:
-    values = {}
-    for name, spec in schema.get("properties", {}).items():
-        enum, kind = spec.get("enum"), spec.get("type")
-        if enum:
-            values[name] = enum[number % len(enum)]
-        elif kind in ("integer", "number", "boolean"):
-            values[name] = {"integer": number, "number": number + 0.5, "boolean": number % 2 == 0}[kind]
-        else:
-            values[name] = f"thing {salt} {number}"
-    return values
-
-
-def good_pairs(body: dict, repeat: bool = False) -> list[dict]:
-    """Pairs that fit the requested skill; distinct per request unless `repeat`."""
-    skill, schema, wanted = _request_shape(body)
-    salt = "same" if repeat else _digest(body)[:10]
-    return [
-        {"user": f"please do {skill} for case {salt} number {number}", "arguments": _arguments(schema, salt, number)}
-        for number in range(wanted)
-    ]
-
-
-def bad_pairs(body: dict) -> list[dict]:
-    """One pair per kind of misfit the generator must reject."""
-    skill, _, _ = _request_shape(body)
-    salt = _digest(body)[:10]
-    return [
-        {"user": f"unknown argument {salt}", "arguments": {"no_such_argument": "x"}},
-        {"user": f"wrong function {salt}", "call": "no_such_skill()"},
-        {"user": f"broken call {salt}", "call": f"{skill}(oops="},
-        {"user": "   ", "arguments": {}},
-    ]
-
-
-def _tool_message(body: dict, pairs: list[dict], number: int) -> dict:
-    tool_name = ((body.get("tools") or [{}])[0].get("function") or {}).get("name", "submit_pairs")
-    return {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [{
-            "id": f"call_{number}",
-            "type": "function",
-            "function": {"name": tool_name, "arguments": json.dumps({"pairs": pairs})},
-        }],
-    }
-
-
-def _completion(body: dict, message: dict, number: int) -> dict:
-    prompt_tokens = len(_prompt_text(body).split())
-    completion_tokens = len(json.dumps(message).split())
-    return {
-        "id": f"chatcmpl-test-{number}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.get("model", "test-model"),
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
-        }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def answer(mode: str, body: dict, number: int, retry_after: str = "0",
-           reply: Callable[[dict], str | dict] | None = None) -> tuple[int, dict, dict]:
-    """(status, extra headers, JSON body) for one request in `mode` (after any sleeping)."""
-    if mode == "429":
-        return 429, {"Retry-After": retry_after}, _error("rate limit reached (test server)", "rate_limit_error")
-    if mode == "500":
-        return 500, {}, _error("internal error (test server)", "server_error")
-    if mode == "reply":
-        result = reply(body)
-        message = {"role": "assistant", **(result if isinstance(result, dict) else {"content": result})}
-    elif mode in CONTENT_MODES:
-        message = {"role": "assistant", "content": CONTENT_MODES[mode]}
-    elif mode == "arguments_object":
-        message = _tool_message(body, good_pairs(body), number)
-        message["tool_calls"][0]["function"]["arguments"] = {"pairs": good_pairs(body)}
-    elif mode == "malformed":
-        message = {"role": "assistant", "content": "Sure! Here are some great examples: user asks for"}
-    elif mode == "ok_content":
-        text = json.dumps({"pairs": good_pairs(body)}, indent=1)
-        message = {"role": "assistant", "content": f"```json\n{text}\n```"}
-    elif mode == "invalid":
-        message = _tool_message(body, bad_pairs(body), number)
-    elif not body.get("tools"):  # ok, slow, duplicate for a client that offers no function
-        message = {"role": "assistant", "content": json.dumps({"pairs": good_pairs(body, repeat=mode == "duplicate")})}
-    else:  # ok, slow, duplicate
-        message = _tool_message(body, good_pairs(body, repeat=mode == "duplicate"), number)
-    return 200, {}, _completion(body, message, number)
-
-
-def _error(message: str, kind: str, param: str | None = None) -> dict:
-    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
-
-
-def _public(job: dict) -> dict:
-    """The job as the API shows it (without the test server's own bookkeeping)."""
-    return {key: value for key, value in job.items() if key not in ("suffix", "outcome")}
-
-
-def training_file_problem(data: bytes) -> str | None:
-    """A minimal check of an uploaded training file: "line N: reason" or None."""
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    for number, line in enumerate(lines, 1):
-        try:
-            example = json.loads(line)
-        except json.JSONDecodeError:
-            return f"line {number}: not JSON"
-        messages = example.get("messages") if isinstance(example, dict) else None
-        if not isinstance(messages, list) or not messages:
-            return f"line {number}: no messages"
-        if not any(isinstance(message, dict) and message.get("role") == "assistant" for message in messages):
-            return f"line {number}: no assistant message"
-    return None if lines else "the file is empty"
-
-
-def multipart_fields(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """{field name: (file name or None, bytes)} of a multipart/form-data body, read by the stdlib's MIME parser."""
-    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
-    if not message.is_multipart():
-        raise ValueError("not a multipart/form-data body")
-    return {part.get_param("name", header="content-disposition"): (part.get_filename(), part.get_payload(decode=True))
-            for part in message.iter_parts()}
 
 
 class _Server(ThreadingHTTPServer):
@@ -495,7 +310,7 @@ def _make_handler(server: ScriptedOpenAIServer):
                 limit = int((parse_qs(url.query).get("limit") or ["20"])[0])
                 self._send(*server.job_events(job.group(1), limit))
             else:
-                self._send(404, _error(f"no route GET {self.path}", "invalid_request_error"))
+                self._send(404, error_body(f"no route GET {self.path}", "invalid_request_error"))
 
         def _json_body(self, raw: bytes) -> dict | None:
             try:
@@ -503,7 +318,7 @@ def _make_handler(server: ScriptedOpenAIServer):
             except json.JSONDecodeError:
                 body = None
             if not isinstance(body, dict):
-                self._send(400, _error("request body is not a JSON object", "invalid_request_error"))
+                self._send(400, error_body("request body is not a JSON object", "invalid_request_error"))
                 return None
             return body
 
@@ -511,12 +326,12 @@ def _make_handler(server: ScriptedOpenAIServer):
             try:
                 fields = multipart_fields(self.headers.get("Content-Type", ""), raw)
             except ValueError as err:
-                self._send(400, _error(str(err), "invalid_request_error"))
+                self._send(400, error_body(str(err), "invalid_request_error"))
                 return
             filename, data = fields.get("file", (None, None))
             purpose = (fields.get("purpose", (None, b""))[1] or b"").decode()
             if data is None or purpose != "fine-tune":
-                self._send(400, _error("expected a `file` part and purpose=fine-tune", "invalid_request_error"))
+                self._send(400, error_body("expected a `file` part and purpose=fine-tune", "invalid_request_error"))
                 return
             self._send(200, server.upload(filename or "upload.jsonl", purpose, data))
 
@@ -537,7 +352,7 @@ def _make_handler(server: ScriptedOpenAIServer):
                 self._send(*server.cancel_job(job.group(1)))
                 return
             if path != "/v1/chat/completions":
-                self._send(404, _error(f"no route POST {self.path}", "invalid_request_error"))
+                self._send(404, error_body(f"no route POST {self.path}", "invalid_request_error"))
                 return
             body = self._json_body(raw)
             if body is None:
@@ -582,32 +397,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-# --- a scripted model of datagen documents, for the `reply` mode
-
-CHUNK_TEXT = re.compile(r'Text:\n"""\n(.*?)\n"""', re.DOTALL)
-
-
-def chunk_of(body: dict) -> str:
-    return CHUNK_TEXT.search(body["messages"][-1]["content"]).group(1)
-
-
-def documents_reply(body: dict) -> str:
-    """Question requests (they carry response_format) get the typed JSON, distinct per chunk; a
-    chunk holding GARBAGE gets prose with no question. Answer requests get the chunk's first
-    words, or the refusal when the question is about "nothing"."""
-    text = chunk_of(body)
-    if "response_format" in body:
-        if "GARBAGE" in text:
-            return "Sure! Here are some great questions for you. Enjoy"
-        count = int(re.search(r"Write (\d+) different questions", body["messages"][-1]["content"]).group(1))
-        tag = hashlib.sha256(text.encode()).hexdigest()[:10]
-        questions = [f"What does passage {tag} say about topic {n}?" for n in range(count)]
-        if "UNANSWERABLE" in text:
-            questions[-1] = f"What does passage {tag} say about nothing?"
-        return json.dumps({"questions": questions})
-    question = body["messages"][-1]["content"].split("Question: ", 1)[1].split("\n", 1)[0]
-    if "nothing" in question:
-        return "I don't know"  # no period: the generator must still write exactly UNKNOWN_ANSWER
-    return "It says: " + " ".join(text.split()[:8])
