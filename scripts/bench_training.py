@@ -368,87 +368,6 @@ def bench(work: Path, steps: int = 20, warmup: int = 2, repeats: int = 2, n: int
     }
 
 
-def render(result: dict) -> list[str]:
-    """The "Training" section of BENCHMARKS.md."""
-    machine, v = result["machine"], result["versions"]
-    packing, runs = result["packing"], result["throughput"]
-    base = packing["unpacked-256"]
-    rows = []
-    for p in packing.values():
-        kind = (f"sample_packing, sequence_len {p['sequence_len']}, padded to it" if p["sample_packing"]
-                else f"no packing, each batch padded to its longest row (sequence_len {p['sequence_len']})")
-        rows.append(f"| packing efficiency, {kind}, micro batch {p['micro_batch_size']} | "
-                    f"{100 * p['efficiency']:.1f} % ({p['nonpad']:,} / {p['slots']:,} tokens, {p['batches']} batches, "
-                    f"{p['records']} of {p['dataset_records']} records) |")
-
-    def mean(name: str, key: str) -> float:
-        return statistics.mean(run[key] for run in runs[name])
-
-    def each(name: str, key: str, fmt: str = ",.0f") -> str:
-        return " / ".join(format(run[key], fmt) for run in runs[name])
-
-    ax0, n = runs["axolotl"][0], len(runs["axolotl"])
-    ratio = mean("axolotl", "tokens_per_s") / mean("plain", "tokens_per_s")
-    return [
-        "## Training",
-        "",
-        f"Written by scripts/bench_training.py on {result['date']}; {machine['platform']}, {machine['cpus']} CPU cores,",
-        f"no GPU; torch {v['torch']}, transformers {v['transformers']}, peft {v['peft']}, axolotl {v['axolotl']}.",
-        "Model: SmolLM2-135M-Instruct, LoRA r16/alpha32/dropout 0.05 on all 7 linear projections, fp32, SDPA.",
-        f"Data: `{result['data']}` ({base['dataset_records']} training records, {base['dataset_tokens']:,} tokens,",
-        "tokenized by Axolotl with configs/smollm2.yml).",
-        "",
-        "| benchmark | result |",
-        "|---|---|",
-        *rows,
-        f"| `axolotl train` configs/smollm2.yml (no packing, micro batch 8, sequence_len 256), {ax0['steps']} steps "
-        f"after {ax0['warmup_steps']} warm-up, mean of {n} run{'s' if n > 1 else ''} | {mean('axolotl', 'tokens_per_s'):,.0f} tokens/s "
-        f"(runs: {each('axolotl', 'tokens_per_s')}; {mean('axolotl', 'median_step_s'):.2f} s a step) |",
-        f"| plain transformers + peft loop: same model, LoRA, rows, micro batch, optimizer, schedule, steps | "
-        f"{mean('plain', 'tokens_per_s'):,.0f} tokens/s (runs: {each('plain', 'tokens_per_s')}; "
-        f"{mean('plain', 'median_step_s'):.2f} s a step) |",
-        f"| Axolotl / plain loop, non-pad tokens/s | {ratio:.2f}x |",
-        f"| same runs, padded tokens/s (all the positions the model computes) | "
-        f"{mean('axolotl', 'padded_tokens_per_s'):,.0f} vs {mean('plain', 'padded_tokens_per_s'):,.0f} |",
-        f"| `axolotl train` start-up: process start to first step (data preprocessed) | "
-        f"{mean('axolotl', 'startup_s'):.1f} s (runs: {each('axolotl', 'startup_s', '.1f')}; whole process "
-        f"{mean('axolotl', 'process_wall_s'):.0f} s for {ax0['warmup_steps'] + ax0['steps']} steps) |",
-        f"| `axolotl preprocess` ({base['dataset_records']} records), whole command | {result['preprocess_s']:.1f} s |",
-        f"| plain loop start-up: process start to first step | {mean('plain', 'startup_s'):.1f} s |",
-        "",
-        "Packing efficiency: non-pad tokens / all tokens of the batches Axolotl's own train dataloader",
-        "yields (`trainer.get_train_dataloader()`: its multipack batch sampler and collator), one epoch;",
-        "packed epochs drop the last incomplete batch, so they hold fewer records. Target >= 95 % with",
-        f"packing: {'met' if min(p['efficiency'] for p in packing.values() if p['sample_packing']) >= 0.95 else 'MISSED'} "
-        "at both lengths. Axolotl 0.19 accepts sample_packing with SDPA on CPU (no flash-attn",
-        "needed; it names SDPA a packing-capable backend) and builds these batches; packed training is",
-        "not timed here. Tokens/s: non-pad input tokens (prompt and answer; the loss covers only the",
-        "answer's label tokens) of the timed steps over their wall time from the end of the last",
-        "warm-up step to the end of the last step (data loading, forward, backward, optimizer, logging);",
-        "start-up apart. Both runs are unpacked:",
-        "the comparison is of the training loop, not of packing. They shuffle differently (Axolotl's",
-        "sampler vs a seeded torch one), so their batches differ in padding; the padded-token row",
-        "compares the work done. Both use 2 torch threads, no gradient checkpointing (Axolotl's:",
-        f"{'on' if ax0['gradient_checkpointing'] else 'off'}), the same LoRA ({ax0['trainable_params']:,} trainable "
-        f"parameters), and pad to the longest row",
-        f"(Axolotl's {ax0['collator']}, pad_to_sequence_len false). CPU seconds other processes took",
-        f"during the runs: Axolotl {each('axolotl', 'other_cpu_s', '.0f')}, plain {each('plain', 'other_cpu_s', '.0f')}.",
-        *(["The two loops' ranges overlap: on this machine they train equally fast within the run-to-run",
-           "spread (the same loop varies by 10-20 % between runs with the cores otherwise idle); on CPU the",
-           "step is the model's matmuls, which both run through the same torch and peft code. What Axolotl",
-           "costs is start-up: its imports, config validation, plugin and patch set-up and model load."]
-          if _overlap(runs) else
-          [f"Axolotl is {'faster' if ratio > 1 else 'slower'} than the plain loop beyond the run-to-run spread."]),
-        "",
-    ]
-
-
-def _overlap(runs: dict) -> bool:
-    ax = [run["tokens_per_s"] for run in runs["axolotl"]]
-    plain = [run["tokens_per_s"] for run in runs["plain"]]
-    return min(ax) <= max(plain) and min(plain) <= max(ax)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "training.json")
@@ -472,7 +391,9 @@ def main() -> None:
         result = bench(work, args.steps, args.warmup, args.repeats)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print("\n".join(render(result)))
+    from bench_report import render_training  # the same rendering make bench splices in
+
+    print("\n".join(render_training(result)))
 
 
 if __name__ == "__main__":
