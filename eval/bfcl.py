@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from skilltune.jsonio import DataError, iter_json_lines
 from eval.match import Expected, judge_calls
 from eval.parse import parse_output
 from eval.score import ratio
+from skilltune.jsonio import DataError, iter_json_lines, write_text
 
 # BFCL's parameter types that are not JSON Schema's
 _TYPES = {"dict": "object", "float": "number", "tuple": "array"}
@@ -228,3 +229,44 @@ def score_bfcl(cases: list[BfclCase], outputs: list[str]) -> dict:
         "error_types": dict(sorted(Counter(row["error_type"] for row in rows if row["error_type"]).items())),
         "rows": rows,
     }
+
+
+# --- a run: outputs saved or generated, the result written -------------------------------------
+
+
+def predictions_path(out: Path | str, category: str) -> Path:
+    """Where a run saves the raw outputs it generated: {id, output} per line."""
+    return Path(out) / f"bfcl-{category}-predictions.jsonl"
+
+
+def result_path(out: Path | str, category: str) -> Path:
+    return Path(out) / f"bfcl-{category}.json"
+
+
+def read_saved_outputs(path: Path, cases: list[BfclCase]) -> list[str]:
+    """Each case's output from a saved predictions file (JSON lines of {id, output}), in case order.
+    A bad line, or a case the file has no output for, raises DataError."""
+    saved = {}
+    for number, row in iter_json_lines(path):
+        if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("output"), str)):
+            raise DataError(path, number, "expected a JSON object with id and output (both strings)")
+        saved[row["id"]] = row["output"]
+    missing = [case.id for case in cases if case.id not in saved]
+    if missing:
+        raise DataError(path, 0, f"no output for {len(missing)} case(s), e.g. {missing[0]}")
+    return [saved[case.id] for case in cases]
+
+
+def generate_outputs(cases: list[BfclCase], predictor) -> list[str]:
+    """Each case's raw output from `predictor` (an eval/predict.py backend), in case order."""
+    return predictor.generate([case_record(case) for case in cases])
+
+
+def write_outputs(path: Path, cases: list[BfclCase], outputs: list[str]) -> None:
+    """Generated outputs as a predictions file `read_saved_outputs` reads back."""
+    write_text(path, "".join(json.dumps({"id": case.id, "output": output}) + "\n"
+                             for case, output in zip(cases, outputs)))
+
+
+def write_result(path: Path, result: dict) -> None:
+    write_text(path, json.dumps(result, indent=1) + "\n")

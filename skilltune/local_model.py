@@ -37,9 +37,9 @@ Offline mode is the caller's (HF_HUB_OFFLINE, or `local_files_only=True`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from tqdm import tqdm
 
