@@ -5,12 +5,19 @@ import json
 
 import pytest
 
-from skilltune.calls import Call
-from skilltune.jsonio import DataError
-from eval.bfcl import BfclCase, bfcl_data_dir, bfcl_files, gold_answer_text, load_bfcl
+from eval.bfcl import (
+    BfclCase,
+    bfcl_data_dir,
+    bfcl_files,
+    gold_answer_text,
+    load_bfcl,
+    read_saved_outputs,
+    write_outputs,
+)
 from eval.match import Expected, match_calls
 from eval.parse import parse_output
-from conftest import REPO
+from skilltune.calls import Call
+from skilltune.jsonio import DataError
 
 
 @pytest.fixture(scope="module")
@@ -231,27 +238,22 @@ def test_case_record_offers_the_functions_as_tools(simple):
     assert function["parameters"]["type"] == "object"  # BFCL's "dict", as JSON Schema
 
 
-def test_bfcl_command_rescores_saved_predictions(simple, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_saved_outputs_come_back_in_case_order(simple, tmp_path):
+    path = tmp_path / "bfcl-simple_python-predictions.jsonl"
+    cases = simple[:3]
+    write_outputs(path, cases, ["a", "b", "c"])
+    assert read_saved_outputs(path, cases) == ["a", "b", "c"]
+    assert read_saved_outputs(path, cases[::-1]) == ["c", "b", "a"]
 
-    saved = tmp_path / "predictions.jsonl"
-    lines = [{"id": case.id, "output": gold_answer_text(case)} for case in simple[:10]]
-    lines[3]["output"] = "no idea"
-    saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    run = [sys.executable, "-m", "eval", "bfcl", "--category", "simple_python", "--limit", "10",
-           "--predictions", str(saved), "--out", str(tmp_path / "out")]
-    repo = REPO
-    result = subprocess.run(run, cwd=repo, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "10 cases, exact match 90.0% strict, 90.0% lenient, no call 10.0%" in result.stdout
-    scored = json.loads((tmp_path / "out" / "bfcl-simple_python.json").read_text())
-    assert [row["id"] for row in scored["rows"] if not row["valid"]] == [simple[3].id]
-    saved.write_text(saved.read_text() + "{broken\n")
-    broken = subprocess.run(run, cwd=repo, capture_output=True, text=True)
-    assert broken.returncode == 1 and f"{saved}:11: not JSON" in broken.stderr
-    lines[5]["output"] = None  # a saved output that is not text: one line naming it, not a traceback
-    saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    null = subprocess.run(run, cwd=repo, capture_output=True, text=True)
-    assert null.returncode == 1 and null.stderr == f"error: {saved}:6: expected a JSON object with id and output (both strings)\n"
+
+@pytest.mark.parametrize("lines, message", [
+    (['{"id": "simple_python_0", "output": 7}'], ":1: expected a JSON object with id and output (both strings)"),
+    (['{"id": "simple_python_0", "output": "x"}'], ": no output for 1 case(s), e.g. simple_python_1"),
+    (['{"id": "simple_python_0", "output": "x"}', "{broken"], ":2: not JSON"),
+])
+def test_bad_saved_outputs_name_the_file_and_line(simple, tmp_path, lines, message):
+    path = tmp_path / "saved.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as failure:
+        read_saved_outputs(path, simple[:2])
+    assert str(failure.value).startswith(f"{path}{message}")

@@ -17,17 +17,16 @@ from openai_server import ScriptedOpenAIServer
 from skilltune.calls import Call
 from skilltune.jsonio import read_json, read_jsonl, write_jsonl
 from skilltune.records import chat_record
-from eval.__main__ import cli
+from eval.cli import cli
 from eval.predict import (
     OpenAIBackend,
     PredictError,
     TransformersBackend,
     VLLMBackend,
-    batches,
     output_text,
     prediction_rows,
 )
-from conftest import REPO, SMOLLM2, require_smollm2
+from conftest import SMOLLM2, require_smollm2
 
 SECRET = "sk-test-predict-never-on-disk-7313"
 SYSTEM = "Answer with one function call: weather, timer, or other()."
@@ -297,14 +296,6 @@ def varied_records() -> list[dict]:
 
 def test_batched_and_one_at_a_time_give_the_same_outputs(smollm2):
     data = varied_records()
-    tokenizer = smollm2.tokenizer
-    prompts = [tokenizer.apply_chat_template(r["messages"][:-1], add_generation_prompt=True, tokenize=False) for r in data]
-    lengths = [len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts]
-    # 6 records at batch size 4: two batches of 3, longest prompts first; the first really is padded
-    assert batches(lengths, 4) == [sorted(range(6), key=lambda index: -lengths[index])[:3],
-                                   sorted(range(6), key=lambda index: -lengths[index])[3:]]
-    first = [lengths[index] for index in batches(lengths, 4)[0]]
-    assert max(first) - min(first) >= 10
     batched = smollm2.generate(data)
     one_at_a_time = copy.copy(smollm2)
     one_at_a_time.batch_size = 1
@@ -312,69 +303,28 @@ def test_batched_and_one_at_a_time_give_the_same_outputs(smollm2):
     assert all(batched)
 
 
-@pytest.mark.parametrize("count, batch_size, sizes", [(0, 4, []), (1, 32, [1]), (5, 2, [2, 2, 1]), (100, 32, [25, 25, 25, 25]),
-                                                      (64, 32, [32, 32]), (33, 32, [17, 16])])
-def test_batches_are_few_even_and_longest_first(count, batch_size, sizes):
-    lengths = [(index * 37) % 11 for index in range(count)]
-    groups = batches(lengths, batch_size)
-    assert [len(group) for group in groups] == sizes
-    assert sorted(index for group in groups for index in group) == list(range(count))  # each record once
-    flat = [lengths[index] for group in groups for index in group]
-    assert flat == sorted(lengths, reverse=True)
+def test_the_backend_answers_each_records_prompt_and_tools_with_the_shared_generator(smollm2):
+    # how chats are batched, decoded and constrained is tests/core/test_local_model.py's
+    from skilltune.local_model import Chat, generate
+
+    data = [*records(2, "tools"), *varied_records()[:2]]
+    chats = [Chat(record["messages"][:-1], record.get("tools")) for record in data]
+    assert smollm2.generate(data) == generate(smollm2.model, smollm2.tokenizer, chats, batch_size=4, max_new_tokens=24)
 
 
-def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
-    from transformers import LogitsProcessor
-
-    data = varied_records()[:3]
-    calls: list[int] = []
-    first_choice: dict[int, list[int]] = {}  # batch number -> greedy first token of each row
-
-    class Record(LogitsProcessor):  # passive: notes the first token each row chose
-        def __init__(self, batch: int, prompt_length: int):
-            self.batch, self.prompt_length = batch, prompt_length
-
-        def __call__(self, input_ids, scores):
-            if input_ids.shape[1] == self.prompt_length:
-                first_choice[self.batch] = scores.argmax(-1).tolist()
-            return scores
-
-    class Ban(Record):  # bans, at the first step, the token each row chose there
-        def __call__(self, input_ids, scores):
-            if input_ids.shape[1] == self.prompt_length:
-                scores[range(len(scores)), first_choice[self.batch]] = float("-inf")
-            return scores
-
-    def factory(kind):
-        def processors(tokenizer, prompt_length: int) -> list:
-            assert tokenizer is smollm2.tokenizer
-            calls.append(prompt_length)
-            return [kind(len(calls) % 2, prompt_length)]  # two batches per run: 2 + 1 records
-        return processors
-
+def test_the_backend_builds_its_logits_processors_once_per_batch(smollm2):
+    prompt_lengths: list[int] = []
     short = copy.copy(smollm2)
-    short.batch_size, short.max_new_tokens = 2, 6
-    short.logits_processors = factory(Record)
-    plain = short.generate(data)
-    assert len(calls) == 2 and sorted(first_choice) == [0, 1]  # one call per batch
-    short.logits_processors = factory(Ban)
-    banned = short.generate(data)
-    assert len(calls) == 4
-    assert calls[2:] == calls[:2]  # the padded prompt length of each batch
-    for before, after in zip(plain, banned):
-        assert before != after
+    short.batch_size, short.max_new_tokens = 2, 2
+    short.logits_processors = lambda tokenizer, prompt_length: prompt_lengths.append(prompt_length) or []
+    short.generate(varied_records()[:3])
+    assert len(prompt_lengths) == 2  # 3 records at batch size 2: 2 + 1
 
 
-def test_training_chat_template_is_the_one_the_config_trains_with():
-    import yaml
+def test_eval_predict_names_the_shared_generators_functions():
+    from skilltune import local_model
+    from eval import predict
 
-    from eval.predict import training_chat_template
-
-    repo = REPO
-    smollm2 = yaml.safe_load((repo / "configs" / "smollm2.yml").read_text())
-    assert training_chat_template(smollm2, repo) == (repo / "configs" / "templates" / "chatml_tools.jinja").read_text()
-    assert training_chat_template({"chat_template": "tokenizer_default"}) is None
-    assert training_chat_template({}) is None
-    assert "<tool_call>" in training_chat_template({"chat_template": "qwen_25"})  # Axolotl's own, by name
-    inline = "{% for m in messages %}{{ m.content }}{% endfor %}"
-    assert training_chat_template({"chat_template": "jinja", "chat_template_jinja": inline}) == inline
+    # eval/cli/run.py and scripts import these from eval.predict; they are the shared generator's
+    for name in ("training_chat_template", "load_model", "attach_adapter", "batches"):
+        assert getattr(predict, name) is getattr(local_model, name)

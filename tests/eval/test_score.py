@@ -1,36 +1,14 @@
-import json
-import re
-import subprocess
-import sys
-from pathlib import Path
+"""eval/score.py: the metrics of prediction rows (reports are test_report.py's, the commands
+test_cli.py's)."""
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from scored_rows import ROWS, row
 
-from skilltune.jsonio import read_json, write_jsonl
-from eval.report import build_report, side_by_side
 from eval.match import match_calls
 from eval.parse import parse_output
 from eval.score import judge, score
-from conftest import REPO
-
-
-
-def row(index, gold, output, model="tuned"):
-    skill = gold.split("(")[0]
-    return {"index": index, "model": model, "split": "test", "skill": skill, "user": f"utterance {index}", "gold": gold, "output": output}
-
-
-ROWS = [
-    row(0, 'weather(location="Berlin")', 'weather(location="Berlin")'),  # right
-    row(1, 'weather(location="Oslo")', 'weather(location="Bergen")'),  # right name, wrong value
-    row(2, 'timer(duration="5 minutes")', 'timer(duration="5 min'),  # a call attempt that does not parse
-    row(3, "other()", "other()"),  # right
-    row(4, 'weather(location="New York")', 'weather(location="new york")'),  # right only when lenient
-    row(5, 'timer(duration="1 hour")', "Sorry, I can't set timers."),  # no call where one was needed
-    row(6, "other()", 'news(topic="cats")'),  # a call where none was needed
-]
 
 
 def test_score_counts():
@@ -88,77 +66,6 @@ def test_confusion_matrix_rows_are_gold_and_columns_predicted():
     ]
 
 
-def test_side_by_side_table_shows_both_models():
-    base = score([row(i, r["gold"], "I cannot help", model="base") for i, r in enumerate(ROWS)])
-    table = side_by_side(build_report({"base": base, "tuned": score(ROWS)}, "test.jsonl"))
-    lines = table.splitlines()
-    assert lines[0].split() == ["base", "tuned"]
-    # "I cannot help" is a right answer (no call) on the two other() rows only
-    assert lines[1].split() == ["exact", "match", "28.6%", "28.6%"]
-    assert "  weather" in table and "33.3% of 3" in table
-
-
-def test_score_command_rescores_saved_predictions(tmp_path):
-    tuned = tmp_path / "predictions-tuned.jsonl"
-    write_jsonl(tuned, ROWS, "prediction")
-    result = subprocess.run(
-        [sys.executable, "-m", "eval", "score", str(tuned), "--out", str(tmp_path / "report")],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    report = read_json(tmp_path / "report" / "report.json", "report")
-    assert report["models"] == ["tuned"]
-    assert report["tuned"]["exact_match"] == 2 / 7
-    markdown = (tmp_path / "report" / "report.md").read_text()
-    assert "| exact match | 28.6% |" in markdown
-    assert "`weather(location=\"Bergen\")`" in markdown
-    assert "![confusion matrix of tuned](confusion-tuned.png)" in markdown
-    assert (tmp_path / "report" / "confusion-tuned.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_score_command_names_the_bad_line(tmp_path):
-    path = tmp_path / "predictions.jsonl"
-    path.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps({**ROWS[1], "output": 3}) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "eval", "score", str(path), "--out", str(tmp_path / "r")],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    assert result.returncode == 1
-    assert f"{path}:2: output: 3 is not of type 'string'" in result.stderr
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.mark.parametrize("bad", ["models", "test_file"])
-def test_report_schema_requires_header_keys(tmp_path, bad):
-    from skilltune.jsonio import DataError, write_json
-
-    report = build_report({"tuned": score(ROWS)}, "t.jsonl")
-    del report[bad]
-    with pytest.raises(DataError, match="is a required property"):
-        write_json(tmp_path / "report.json", report, "report")
-    assert not (tmp_path / "report.json").exists()
-
-
-def test_noisy_predictions_become_the_noisy_entry(tmp_path):
-    clean = tmp_path / "predictions-tuned.jsonl"
-    noisy = tmp_path / "predictions-tuned-noisy.jsonl"
-    write_jsonl(clean, ROWS, "prediction")
-    # on noisy speech the model gets only the other() rows right: 2/7, and makes no call at all
-    noisy_rows = [{**r, "split": "test_noisy", "output": "other()" if r["skill"] == "other" else "hmm"} for r in ROWS]
-    write_jsonl(noisy, noisy_rows, "prediction")
-    result = subprocess.run(
-        [sys.executable, "-m", "eval", "score", str(clean), str(noisy), "--out", str(tmp_path / "report")],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    report = read_json(tmp_path / "report" / "report.json", "report")
-    assert report["tuned"]["exact_match"] == 2 / 7
-    assert report["tuned"]["noisy"] == {
-        "n": 7, "exact_match": 2 / 7, "exact_match_lenient": 2 / 7, "name_accuracy": 2 / 7, "parse_failure_rate": 0.0,
-    }
-    assert re.search(r"exact match, noisy speech +28\.6%", result.stdout)
-
-
 def test_the_identical_answer_shortcut_agrees_with_full_parsing():
     golds = ['weather(location="Berlin")', "other()", 'notes(action="add", note="buy milk")', 'timer(duration="5 minutes")']
     for gold in golds:
@@ -190,45 +97,6 @@ def test_judge_lenient_shortcut_agrees_with_asking_lenient_match(gold, calls, ch
     expected = [call for call in parse_output(gold).calls if not call.is_no_call]
     lenient = match_calls(parse_output(output), expected, lenient=True)
     assert judged["valid_lenient"] == lenient["valid"], (gold, output, judged["error_type"])
-
-
-def _report(tmp_path, name: str, outputs: list[str]) -> Path:
-    path = tmp_path / name / "predictions-tuned.jsonl"
-    write_jsonl(path, [{**r, "output": output} for r, output in zip(ROWS, outputs)], "prediction")
-    result = subprocess.run([sys.executable, "-m", "eval", "report", str(path), "--out", str(path.parent)],
-                            cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return path.parent / "report.json"
-
-
-def test_gate_fails_under_the_threshold_and_on_a_drop_against_the_baseline(tmp_path):
-    good = _report(tmp_path, "good", [r["gold"] for r in ROWS])  # 100 %
-    predictions = tmp_path / "bad" / "predictions-tuned.jsonl"
-    write_jsonl(predictions, ROWS, "prediction")  # 2/7 = 28.6 %
-
-    def gate(*options):
-        return subprocess.run([sys.executable, "-m", "eval", "score", str(predictions), "--out", str(tmp_path / "r"),
-                               *options], cwd=REPO, capture_output=True, text=True)
-
-    assert gate("--min-exact-match", "0.25").returncode == 0
-    failed = gate("--min-exact-match", "0.5")
-    assert failed.returncode == 1 and "gate failed: tuned: exact match 28.6% is under the threshold 50.0%" in failed.stderr
-    dropped = gate("--baseline", str(good), "--max-drop", "0.05")
-    assert dropped.returncode == 1 and "dropped from the baseline's 100.0%" in dropped.stderr
-
-
-def test_compare_puts_runs_side_by_side_and_gates_on_the_first(tmp_path):
-    first = _report(tmp_path, "run-a", [r["gold"] for r in ROWS])
-    second = _report(tmp_path, "run-b", [r["output"] for r in ROWS])
-    result = subprocess.run([sys.executable, "-m", "eval", "compare", str(first.parent), str(second),
-                             "--out", str(tmp_path / "cmp")], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split() == ["run-a", "run-b"]
-    assert re.search(r"exact match +100\.0% +28\.6%", result.stdout)
-    assert "| exact match | 100.0% | 28.6% |" in (tmp_path / "cmp" / "compare.md").read_text()
-    gated = subprocess.run([sys.executable, "-m", "eval", "compare", str(first), str(second), "--max-drop", "0.1"],
-                           cwd=REPO, capture_output=True, text=True)
-    assert gated.returncode == 1 and "run-b: exact match 28.6% dropped" in gated.stderr
 
 
 def test_a_huge_failing_output_is_cut_in_the_report_not_in_the_predictions():
