@@ -44,7 +44,7 @@ def calls_text(parsed: Parsed) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def _gold(text: str) -> tuple[Call, list[Expected]]:
+def parsed_gold(text: str) -> tuple[Call, list[Expected]]:
     """The gold call and what matching compares with ([] for other()), parsed once per text."""
     call = parse_call(text)
     return call, [] if call.is_no_call else [Expected.from_call(call)]
@@ -53,7 +53,7 @@ def _gold(text: str) -> tuple[Call, list[Expected]]:
 def gold_problem(text: str) -> str | None:
     """Why `text` cannot be a gold answer (scoring reads it as Python call text), or None."""
     try:
-        _gold(text)
+        parsed_gold(text)
     except (ValueError, RecursionError) as err:  # CallSyntaxError is a ValueError
         return f"gold answer {text[:60]!r} is not call text such as f(x=1): {err or 'nested too deeply'}"
     return None
@@ -62,7 +62,7 @@ def gold_problem(text: str) -> str | None:
 def judge(row: dict, schemas: Mapping[str, dict] | None = None,
           signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
     """One prediction row -> the row plus what scoring needs (`valid`, `valid_lenient`, ...)."""
-    gold, expected = _gold(row["gold"])
+    gold, expected = parsed_gold(row["gold"])
     if row["output"].strip() == row["gold"].strip():
         # the commonest answer of a tuned model, and one that needs no matching: the gold call
         # itself (it fits its own schema: datagen checked it)

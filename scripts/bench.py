@@ -146,7 +146,7 @@ def bench_scorer(work: Path) -> dict:
     model scored on a test set); median and range. Under "hostile": bench_hostile's timings.
     """
     from skilltune.calls import parse_call
-    from eval.score import _gold, score
+    from eval.score import parsed_gold, score
 
     data = work / "scorer-data"
     subprocess.run([sys.executable, "-m", "datagen", "skills", "--n", "20000", "--seed", "11", "--out", str(data)],
@@ -170,7 +170,7 @@ def bench_scorer(work: Path) -> dict:
                          "user": user_text(record), "gold": gold, "output": outputs[index % len(outputs)](gold)})
         rates = []
         for _ in range(7):
-            _gold.cache_clear()
+            parsed_gold.cache_clear()
             began = time.perf_counter()
             score(rows)
             rates.append(len(rows) / (time.perf_counter() - began))
