@@ -55,12 +55,21 @@ def check_outputs(records: list[dict], outputs: list[str], skills) -> dict:
     return {"parse_failures": parse_failures, "invalid_calls": misfits, "exact_match": exact}
 
 
-def measure(model_dir: str, test_paths: list[Path], n: int = 40, pack: str = "examples/skills", batch_size: int = 8,
-            max_new_tokens: int = 48, show: int = 0, threads: int | None = None, adapter: str | None = None,
-            style: str = "python") -> dict:
+def measure(
+    model_dir: str,
+    test_paths: list[Path],
+    n: int = 40,
+    pack: str = "examples/skills",
+    batch_size: int = 8,
+    max_new_tokens: int = 48,
+    show: int = 0,
+    threads: int | None = None,
+    adapter: str | None = None,
+    style: str = "python",
+) -> dict:
     import torch
 
-    from eval.constrain import grammar_processors, token_texts
+    from eval.constrain_processor import grammar_processors, token_texts
     from eval.predict import TransformersBackend
 
     if threads:
@@ -73,9 +82,16 @@ def measure(model_dir: str, test_paths: list[Path], n: int = 40, pack: str = "ex
     token_texts(backend.tokenizer)  # the one-off per-tokenizer table, timed on its own
     table_seconds = time.perf_counter() - started
 
-    result = {"model": model_dir, "adapter": adapter, "style": style, "records": len(records), "batch_size": batch_size,
-              "max_new_tokens": max_new_tokens, "threads": torch.get_num_threads(),
-              "token_table_s": round(table_seconds, 2)}
+    result = {
+        "model": model_dir,
+        "adapter": adapter,
+        "style": style,
+        "records": len(records),
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "threads": torch.get_num_threads(),
+        "token_table_s": round(table_seconds, 2),
+    }
     make_processors = grammar_processors(skills, style, max_new_tokens=max_new_tokens)
     made = []  # every processor the factory hands out, to add up the time spent masking
 
@@ -102,14 +118,18 @@ def measure(model_dir: str, test_paths: list[Path], n: int = 40, pack: str = "ex
 
 def print_table(result: dict) -> None:
     model = result["model"] + (f" + {result['adapter']}" if result["adapter"] else "")
-    print(f"{model}, {result['style']} style: {result['records']} records, batch {result['batch_size']}, "
-          f"max_new_tokens {result['max_new_tokens']}, {result['threads']} threads "
-          f"(token table {result['token_table_s']} s, once per tokenizer)")
+    print(
+        f"{model}, {result['style']} style: {result['records']} records, batch {result['batch_size']}, "
+        f"max_new_tokens {result['max_new_tokens']}, {result['threads']} threads "
+        f"(token table {result['token_table_s']} s, once per tokenizer)"
+    )
     print(f"{'':<12} {'parse fail':>10} {'invalid':>8} {'exact':>8} {'s/record':>9} {'masking s/record':>17}")
     for label in ("free", "constrained"):
         row = result[label]
-        print(f"{label:<12} {row['parse_failure_rate']:>10.1%} {row['invalid_calls']:>8} "
-              f"{row['exact_match_rate']:>8.1%} {row['s_per_record']:>9.3f} {row['masking_s_per_record']:>17.3f}")
+        print(
+            f"{label:<12} {row['parse_failure_rate']:>10.1%} {row['invalid_calls']:>8} "
+            f"{row['exact_match_rate']:>8.1%} {row['s_per_record']:>9.3f} {row['masking_s_per_record']:>17.3f}"
+        )
         for output in row["examples"]:
             print(f"    {output!r}")
 
@@ -128,8 +148,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 is faster on a busy 2-core machine)")
     parser.add_argument("--json", type=Path, help="also write the result dict here")
     args = parser.parse_args()
-    result = measure(args.model, args.test, args.n, args.pack, args.batch_size, args.max_new_tokens, args.show,
-                     args.threads, args.adapter, args.style)
+    result = measure(
+        args.model,
+        args.test,
+        args.n,
+        args.pack,
+        args.batch_size,
+        args.max_new_tokens,
+        args.show,
+        args.threads,
+        args.adapter,
+        args.style,
+    )
     print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

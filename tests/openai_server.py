@@ -16,14 +16,9 @@ routes and what each answers are listed in openai_answers.py.
 from __future__ import annotations
 
 import collections
-import json
-import random
-import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
-from typing import Callable
+from collections.abc import Callable
 
 from openai_answers import (  # noqa: F401  (documents_reply and chunk_of: imported from here by tests)
     MODES,
@@ -35,16 +30,23 @@ from openai_answers import (  # noqa: F401  (documents_reply and chunk_of: impor
     public_job,
     training_file_problem,
 )
-
-JOB_ROUTE = re.compile(r"^/v1/fine_tuning/jobs/([^/]+)(/events|/cancel)?$")
+from openai_http import LocalServer, make_handler
 
 
 class ScriptedOpenAIServer:
     """See the module docstring. Counters are updated under a lock; read them via the properties."""
 
-    def __init__(self, modes=(), default: str = "ok", latency_ms: int = 0, slow_ms: int = 200,
-                 retry_after: str = "0", jitter_ms: int = 0, reply: Callable[[dict], str | dict] | None = None,
-                 fine_tune: str = "succeeded"):
+    def __init__(
+        self,
+        modes=(),
+        default: str = "ok",
+        latency_ms: int = 0,
+        slow_ms: int = 200,
+        retry_after: str = "0",
+        jitter_ms: int = 0,
+        reply: Callable[[dict], str | dict] | None = None,
+        fine_tune: str = "succeeded",
+    ):
         self.reply = reply  # the answer of "reply" mode, from the request body
         self.fine_tune = fine_tune  # how the next fine-tuning jobs end: "succeeded" or "failed"
         self._files: dict[str, dict] = {}  # file id -> {"id", "filename", "purpose", "bytes", "data"}
@@ -59,9 +61,10 @@ class ScriptedOpenAIServer:
         self._counts: collections.Counter[str] = collections.Counter()
         self._log: list[dict] = []  # one entry per answered request (see `log`)
         self.script(modes)
-        self._httpd = _Server(("127.0.0.1", 0), _make_handler(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="openai-test-server", daemon=True)
+        self._httpd = LocalServer(("127.0.0.1", 0), make_handler(self))
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-test-server", daemon=True
+        )
         self._thread.start()
 
     # --- scripting and counters
@@ -143,61 +146,111 @@ class ScriptedOpenAIServer:
         """Every job: the job object as last served (`job`), its `events` (oldest first) and the
         create request's body (`request`)."""
         with self._lock:
-            return [{"job": dict(entry["job"]), "events": list(entry["events"]), "request": entry["request"]}
-                    for entry in self._jobs.values()]
+            return [
+                {"job": dict(entry["job"]), "events": list(entry["events"]), "request": entry["request"]}
+                for entry in self._jobs.values()
+            ]
 
     def upload(self, filename: str, purpose: str, data: bytes) -> dict:
         with self._lock:
             file_id = f"file-test{len(self._files) + 1}"
             self._files[file_id] = {"id": file_id, "filename": filename, "purpose": purpose, "data": data}
-        return {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                "filename": filename, "purpose": purpose, "status": "processed"}
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
 
     def create_job(self, body: dict) -> tuple[int, dict]:
         with self._lock:
             training = self._files.get(body.get("training_file"))
             if training is None:
-                return 400, error_body(f"invalid training_file: {body.get('training_file')!r} was not uploaded here",
-                                   "invalid_request_error", param="training_file")
+                return 400, error_body(
+                    f"invalid training_file: {body.get('training_file')!r} was not uploaded here",
+                    "invalid_request_error",
+                    param="training_file",
+                )
             if not body.get("model"):
                 return 400, error_body("model is required", "invalid_request_error", param="model")
             job_id = f"ftjob-test{len(self._jobs) + 1}"
             method = body.get("method") or {"type": "supervised", "supervised": {}}
-            given = (method.get(method.get("type"), {}) or {}).get("hyperparameters") or body.get("hyperparameters") or {}
-            hyperparameters = {name: given.get(name, "auto") for name in ("n_epochs", "batch_size", "learning_rate_multiplier")}
-            job = {
-                "id": job_id, "object": "fine_tuning.job", "created_at": int(time.time()), "model": body["model"],
-                "training_file": training["id"], "validation_file": body.get("validation_file"),
-                "status": "validating_files", "hyperparameters": hyperparameters, "method": method,
-                "fine_tuned_model": None, "finished_at": None, "error": None, "trained_tokens": None,
-                "result_files": [], "seed": body.get("seed") or 0, "organization_id": "org-test",
-                "suffix": body.get("suffix"), "outcome": self.fine_tune,
+            given = (
+                (method.get(method.get("type"), {}) or {}).get("hyperparameters") or body.get("hyperparameters") or {}
+            )
+            hyperparameters = {
+                name: given.get(name, "auto") for name in ("n_epochs", "batch_size", "learning_rate_multiplier")
             }
-            self._jobs[job_id] = {"job": job, "events": [], "request": body, "polls": 0,
-                                  "problem": training_file_problem(training["data"])}
+            job = {
+                "id": job_id,
+                "object": "fine_tuning.job",
+                "created_at": int(time.time()),
+                "model": body["model"],
+                "training_file": training["id"],
+                "validation_file": body.get("validation_file"),
+                "status": "validating_files",
+                "hyperparameters": hyperparameters,
+                "method": method,
+                "fine_tuned_model": None,
+                "finished_at": None,
+                "error": None,
+                "trained_tokens": None,
+                "result_files": [],
+                "seed": body.get("seed") or 0,
+                "organization_id": "org-test",
+                "suffix": body.get("suffix"),
+                "outcome": self.fine_tune,
+            }
+            self._jobs[job_id] = {
+                "job": job,
+                "events": [],
+                "request": body,
+                "polls": 0,
+                "problem": training_file_problem(training["data"]),
+            }
             self._event(job_id, f"Created fine-tuning job: {job_id}")
             self._event(job_id, f"Validating training file: {training['id']}")
             return 200, public_job(job)
 
     def _event(self, job_id: str, message: str, level: str = "info") -> None:
         events = self._jobs[job_id]["events"]
-        events.append({"id": f"ftevent-{job_id}-{len(events) + 1}", "object": "fine_tuning.job.event",
-                       "created_at": int(time.time()), "level": level, "message": message, "type": "message",
-                       "data": {}})
+        events.append(
+            {
+                "id": f"ftevent-{job_id}-{len(events) + 1}",
+                "object": "fine_tuning.job.event",
+                "created_at": int(time.time()),
+                "level": level,
+                "message": message,
+                "type": "message",
+                "data": {},
+            }
+        )
 
     def advance_job(self, job_id: str) -> tuple[int, dict]:
         """The job after one more step of its walk (a finished job stays as it is)."""
         with self._lock:
             entry = self._jobs.get(job_id)
             if entry is None:
-                return 404, error_body(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+                return 404, error_body(
+                    f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id"
+                )
             job = entry["job"]
             entry["polls"] += 1
             if entry["polls"] == 1:
                 pass  # the first look finds the job as it was created, still validating its files
             elif job["status"] == "validating_files" and entry["problem"]:
-                self._finish(job_id, "failed", {"code": "invalid_training_file", "param": "training_file",
-                                                "message": f"The training file is invalid: {entry['problem']}"})
+                self._finish(
+                    job_id,
+                    "failed",
+                    {
+                        "code": "invalid_training_file",
+                        "param": "training_file",
+                        "message": f"The training file is invalid: {entry['problem']}",
+                    },
+                )
             elif job["status"] == "validating_files":
                 job["status"] = "queued"
                 self._event(job_id, "Files validated, moving job to queued state")
@@ -206,8 +259,15 @@ class ScriptedOpenAIServer:
                 self._event(job_id, "Fine-tuning job started")
             elif job["status"] == "running" and job["outcome"] == "failed":
                 self._event(job_id, "Step 1: training loss=2.31")
-                self._finish(job_id, "failed", {"code": "server_error", "param": None,
-                                                "message": "Fine-tuning failed with an internal error (scripted by the test server)."})
+                self._finish(
+                    job_id,
+                    "failed",
+                    {
+                        "code": "server_error",
+                        "param": None,
+                        "message": "Fine-tuning failed with an internal error (scripted by the test server).",
+                    },
+                )
             elif job["status"] == "running":
                 self._event(job_id, "Step 1: training loss=0.42")
                 number = job_id.removeprefix("ftjob-")
@@ -231,7 +291,9 @@ class ScriptedOpenAIServer:
         with self._lock:
             entry = self._jobs.get(job_id)
             if entry is None:
-                return 404, error_body(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+                return 404, error_body(
+                    f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id"
+                )
             newest_first = list(reversed(entry["events"]))
             return 200, {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}
 
@@ -239,7 +301,9 @@ class ScriptedOpenAIServer:
         with self._lock:
             entry = self._jobs.get(job_id)
             if entry is None:
-                return 404, error_body(f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id")
+                return 404, error_body(
+                    f"no fine-tuning job {job_id!r}", "invalid_request_error", param="fine_tuning_job_id"
+                )
             if entry["job"]["status"] in ("succeeded", "failed", "cancelled"):
                 return 400, error_body(f"job {job_id} has already {entry['job']['status']}", "invalid_request_error")
             self._finish(job_id, "cancelled", None)
@@ -258,125 +322,11 @@ class ScriptedOpenAIServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "ScriptedOpenAIServer":
+    def __enter__(self) -> ScriptedOpenAIServer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default listen backlog of 5 drops bursts of connects: 1 s SYN retries
-
-
-def _make_handler(server: ScriptedOpenAIServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, like real API servers; every reply has Content-Length
-        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
-        timeout = 30  # an idle keep-alive connection's thread ends after this
-
-        def log_message(self, *args) -> None:  # keep test output clean
-            pass
-
-        def _send(self, status: int, payload: dict, headers: dict | None = None, cut: str | None = None) -> None:
-            """`cut`: "short_body" sends half the body under the full Content-Length, then hangs up;
-            "cut_json" sends half the body under a Content-Length that matches it."""
-            data = json.dumps(payload).encode()
-            length = len(data)
-            if cut:
-                data = data[: len(data) // 2]
-                length = length if cut == "short_body" else len(data)
-                self.close_connection = True
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(length))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a timeout test)
-                self.close_connection = True
-
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            path, job = url.path.rstrip("/"), JOB_ROUTE.match(url.path.rstrip("/"))
-            if path == "/v1/_counts":  # not OpenAI's: lets another process read the counters
-                self._send(200, dict(server.counts))
-            elif job and job.group(2) is None:
-                self._send(*server.advance_job(job.group(1)))
-            elif job and job.group(2) == "/events":
-                limit = int((parse_qs(url.query).get("limit") or ["20"])[0])
-                self._send(*server.job_events(job.group(1), limit))
-            else:
-                self._send(404, error_body(f"no route GET {self.path}", "invalid_request_error"))
-
-        def _json_body(self, raw: bytes) -> dict | None:
-            try:
-                body = json.loads(raw)
-            except json.JSONDecodeError:
-                body = None
-            if not isinstance(body, dict):
-                self._send(400, error_body("request body is not a JSON object", "invalid_request_error"))
-                return None
-            return body
-
-        def _upload(self, raw: bytes) -> None:
-            try:
-                fields = multipart_fields(self.headers.get("Content-Type", ""), raw)
-            except ValueError as err:
-                self._send(400, error_body(str(err), "invalid_request_error"))
-                return
-            filename, data = fields.get("file", (None, None))
-            purpose = (fields.get("purpose", (None, b""))[1] or b"").decode()
-            if data is None or purpose != "fine-tune":
-                self._send(400, error_body("expected a `file` part and purpose=fine-tune", "invalid_request_error"))
-                return
-            self._send(200, server.upload(filename or "upload.jsonl", purpose, data))
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            path = urlsplit(self.path).path.rstrip("/")
-            job = JOB_ROUTE.match(path)
-            if path == "/v1/files":
-                self._upload(raw)
-                return
-            if path == "/v1/fine_tuning/jobs":
-                body = self._json_body(raw)
-                if body is not None:
-                    self._send(*server.create_job(body))
-                return
-            if job and job.group(2) == "/cancel":
-                self._send(*server.cancel_job(job.group(1)))
-                return
-            if path != "/v1/chat/completions":
-                self._send(404, error_body(f"no route POST {self.path}", "invalid_request_error"))
-                return
-            body = self._json_body(raw)
-            if body is None:
-                return
-            arrived = time.monotonic()
-            mode = server.next_mode()
-            entry = {
-                "mode": mode,
-                "body": body,
-                "authorization": self.headers.get("Authorization"),
-                "retry_count": self.headers.get("x-stainless-retry-count"),
-                "arrived": arrived,
-            }
-            delay_ms = server.latency_ms + (server.slow_ms if mode == "slow" else 0)
-            delay_ms += random.uniform(0, server.jitter_ms)
-            if delay_ms:
-                time.sleep(delay_ms / 1000)
-            status, headers, payload = answer(mode, body, server.total, server.retry_after, server.reply)
-            # logged before the reply goes out: once the client has it, the log already shows it
-            entry["answered"] = time.monotonic()
-            server.record(entry)
-            self._send(status, payload, headers, cut=mode if mode in ("short_body", "cut_json") else None)
-
-    return Handler
 
 
 def main() -> None:

@@ -42,39 +42,83 @@ class RunSettings:
 
 
 @click.command()
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Axolotl YAML: base_model and output_dir (the adapter) are read from it "
-                   "(required for the transformers and vllm backends).")
-@click.option("--test", "test_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Held-out records (JSONL) to score on.")
-@click.option("--noisy-test", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The speech-noise twin of --test (test_noisy.jsonl), scored as each model's `noisy` entry.")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Axolotl YAML: base_model and output_dir (the adapter) are read from it "
+    "(required for the transformers and vllm backends).",
+)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Held-out records (JSONL) to score on.",
+)
+@click.option(
+    "--noisy-test",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The speech-noise twin of --test (test_noisy.jsonl), scored as each model's `noisy` entry.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for predictions and reports.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="transformers", show_default=True,
-              help="transformers: local, CPU or GPU; openai: any OpenAI-compatible endpoint; vllm: CUDA GPU.")
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="transformers",
+    show_default=True,
+    help="transformers: local, CPU or GPU; openai: any OpenAI-compatible endpoint; vllm: CUDA GPU.",
+)
 @click.option("--base-url", default=None, help="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--model", default=None, help="openai backend: the model scored as `tuned` (e.g. a hosted fine-tune).")
-@click.option("--base-model-name", default=None,
-              help="openai backend: a model to score as `base` at the same endpoint (skipped if not given).")
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True,
-              help="openai backend: requests in flight at most.")
-@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True,
-              help="openai backend: the client's retries on 429/5xx/timeouts, with backoff and Retry-After.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
-              help="transformers backend: prompts generated together at most (in batches of near-equal size, "
-                   "prompts of similar length together).")
+@click.option(
+    "--base-model-name",
+    default=None,
+    help="openai backend: a model to score as `base` at the same endpoint (skipped if not given).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="openai backend: requests in flight at most.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="openai backend: the client's retries on 429/5xx/timeouts, with backoff and Retry-After.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="transformers backend: prompts generated together at most (in batches of near-equal size, "
+    "prompts of similar length together).",
+)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N records.")
 @click.option("--skip-base", is_flag=True, help="Score only the tuned model.")
-@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Skill pack for schema-aware matching and --constrained (default: the source in the test "
-                   "file's manifest.json).")
-@click.option("--constrained", is_flag=True,
-              help="transformers backend: also score the tuned model with decoding restricted to the pack's "
-                   "call grammar (as `tuned-constrained`), beside the unconstrained runs.")
+@click.option(
+    "--pack",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Skill pack for schema-aware matching and --constrained (default: the source in the test "
+    "file's manifest.json).",
+)
+@click.option(
+    "--constrained",
+    is_flag=True,
+    help="transformers backend: also score the tuned model with decoding restricted to the pack's "
+    "call grammar (as `tuned-constrained`), beside the unconstrained runs.",
+)
 @gate_options
-def run_command(min_exact_match: float | None, baseline: Path | None, max_drop: float, gate_model: str | None,
-                **options) -> None:
+def run_command(
+    min_exact_match: float | None, baseline: Path | None, max_drop: float, gate_model: str | None, **options
+) -> None:
     """Generate with the base model and base + adapter (or the named endpoint models), then score both.
 
     \b
@@ -91,8 +135,11 @@ def run(settings: RunSettings) -> None:
     if settings.constrained and settings.backend != "transformers":
         fail("--constrained works with --backend transformers only (it plugs into transformers' generate)")
     config = _read_config(settings.config) if settings.config is not None else None
-    splits = {"test": settings.test_file, "test_noisy": settings.noisy_test} if settings.noisy_test \
+    splits = (
+        {"test": settings.test_file, "test_noisy": settings.noisy_test}
+        if settings.noisy_test
         else {"test": settings.test_file}
+    )
     # everything that can be wrong with the inputs and --out is found before a model loads
     records = {split: _test_records(path, settings.limit) for split, path in splits.items()}
     _check_out(settings, config, list(splits.values()))
@@ -116,8 +163,11 @@ def _check_backend_options(settings: RunSettings) -> None:
         return
     if settings.config is None:
         fail(f"--backend {backend} needs --config (base_model and the adapter in output_dir are read from it)")
-    for option, value in (("--base-url", settings.base_url), ("--model", settings.model),
-                          ("--base-model-name", settings.base_model_name)):
+    for option, value in (
+        ("--base-url", settings.base_url),
+        ("--model", settings.model),
+        ("--base-model-name", settings.base_model_name),
+    ):
         if value is not None:
             fail(f"{option} is only for --backend openai")
 
@@ -200,7 +250,7 @@ def _pack_for(test_file: Path | None, pack: Path | None):
 
 def _grammar(skills, test_file: Path, max_new_tokens: int):
     """The constrained-decoding processors for the pack, in the answer style the data was written in."""
-    from eval.constrain import grammar_processors
+    from eval.constrain_processor import grammar_processors
 
     if not skills:
         fail("--constrained needs the skill pack: pass --pack (no manifest.json source next to the test file)")
@@ -239,8 +289,11 @@ def _backends(settings: RunSettings, config: dict | None, processors=None):
     skip_base, max_new_tokens = settings.skip_base, settings.max_new_tokens
     if settings.backend == "openai":
         # a hosted fine-tune is scored by naming it (--model); its base only when named too
-        options = {"concurrency": settings.concurrency, "max_retries": settings.max_retries,
-                   "max_tokens": max_new_tokens}
+        options = {
+            "concurrency": settings.concurrency,
+            "max_retries": settings.max_retries,
+            "max_tokens": max_new_tokens,
+        }
         if settings.base_model_name and not skip_base:
             yield "base", OpenAIBackend(settings.base_url, settings.base_model_name, label="base", **options)
         yield "tuned", OpenAIBackend(settings.base_url, settings.model, label="tuned", **options)
@@ -250,15 +303,21 @@ def _backends(settings: RunSettings, config: dict | None, processors=None):
         # base and tuned both see the prompt laid out as in training
         # the tokenizer Axolotl saved with the adapter: the tokens a config adds and the eos it sets
         trained_tokenizer = adapter if (Path(adapter) / "tokenizer_config.json").exists() else None
-        options = {"batch_size": settings.batch_size, "max_new_tokens": max_new_tokens,
-                   "chat_template": training_chat_template(config), "tokenizer_dir": trained_tokenizer,
-                   "load_in_4bit": bool(config.get("load_in_4bit"))}
+        options = {
+            "batch_size": settings.batch_size,
+            "max_new_tokens": max_new_tokens,
+            "chat_template": training_chat_template(config),
+            "tokenizer_dir": trained_tokenizer,
+            "load_in_4bit": bool(config.get("load_in_4bit")),
+        }
         if not skip_base:
             yield "base", TransformersBackend(base, label="base", **options)
         yield "tuned", TransformersBackend(base, adapter, label="tuned", **options)
         if processors is not None:
-            yield "tuned-constrained", TransformersBackend(base, adapter, logits_processors=processors,
-                                                           label="tuned-constrained", **options)
+            yield (
+                "tuned-constrained",
+                TransformersBackend(base, adapter, logits_processors=processors, label="tuned-constrained", **options),
+            )
         return
     # one vLLM engine per process (it claims the GPU's memory): the tuned one, LoRA enabled, also
     # answers as the base model when it is given no adapter

@@ -1,13 +1,13 @@
 """Constrained decoding's logits processor on the embedded model's real tokenizer and model."""
 
-
 import pytest
 import torch
-
 from conftest import SMOLLM2, needs_smollm2
 from grammar_cases import GRAMMARS, PACK, STYLED, fits, read
-from eval.constrain import GrammarLogitsProcessor, grammar_processors, token_texts
+
+from eval.constrain_processor import GrammarLogitsProcessor, grammar_processors, token_texts
 from skilltune.records import system_prompt
+
 
 @pytest.fixture(scope="module")
 def tokenizer():
@@ -49,8 +49,11 @@ def generated_rows(tokenizer, complete: str, finished: str, unfinished: str, fil
     width = len(complete_ids)
     assert len(finished_ids) < width and len(unfinished_ids) <= width
     eos = tokenizer.eos_token_id
-    rows = [complete_ids, finished_ids + [eos] * (width - len(finished_ids)),
-            unfinished_ids + encode(filler) * (width - len(unfinished_ids))]
+    rows = [
+        complete_ids,
+        finished_ids + [eos] * (width - len(finished_ids)),
+        unfinished_ids + encode(filler) * (width - len(unfinished_ids)),
+    ]
     assert len({len(row) for row in rows}) == 1, "the filler must be one token"
     return rows
 
@@ -86,8 +89,9 @@ def test_processor_rows_eos_and_finished(tokenizer):
     grammar = GRAMMARS["default"]
     texts = token_texts(tokenizer)
     eos = tokenizer.eos_token_id
-    rows = generated_rows(tokenizer, 'notes(action="add", note="pick up the kids")', "other()",
-                          'story(description="a', " dragon")
+    rows = generated_rows(
+        tokenizer, 'notes(action="add", note="pick up the kids")', "other()", 'story(description="a', " dragon"
+    )
     scores = scores_for(tokenizer, ["<|im_end|>", '")', "\n", " and", ")"], rows=3)
     out = apply(GrammarLogitsProcessor(tokenizer, grammar, prompt_length=3, keep=2), tokenizer, rows, scores)
     complete, finished, unfinished = kept(out)
@@ -103,8 +107,9 @@ def test_processor_rows_eos_and_finished(tokenizer):
 def test_processor_closes_the_call_within_the_token_budget(tokenizer):
     grammar = GRAMMARS["default"]
     texts = token_texts(tokenizer)
-    rows = generated_rows(tokenizer, 'notes(action="add", note="pick up the kids")', "other()",
-                          'weather(location="a', " dragon")
+    rows = generated_rows(
+        tokenizer, 'notes(action="add", note="pick up the kids")', "other()", 'weather(location="a', " dragon"
+    )
     scores = scores_for(tokenizer, [" and", ")", '")', '"'], rows=3)
     width = len(rows[0])
     # two tokens left and the shortest completion `")` has two characters: close now
@@ -133,21 +138,31 @@ def test_constrained_generation_gives_valid_calls_then_eos(smollm2, tokenizer, s
     from transformers import LogitsProcessorList
 
     examples = [each.examples[0] for each in PACK[:records]]
-    prompts = [tokenizer.apply_chat_template([{"role": "system", "content": system_prompt(PACK)},
-                                              {"role": "user", "content": example.user}],
-                                             add_generation_prompt=True, tokenize=False) for example in examples]
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "system", "content": system_prompt(PACK)}, {"role": "user", "content": example.user}],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        for example in examples
+    ]
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     prompt_length = batch["input_ids"].shape[1]
     processors = grammar_processors(PACK, style, max_new_tokens=max_new_tokens)(tokenizer, prompt_length)
     with torch.inference_mode():
-        generated = smollm2.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
-                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                     logits_processor=LogitsProcessorList(processors))
+        generated = smollm2.generate(
+            **batch,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            logits_processor=LogitsProcessorList(processors),
+        )
     eos = tokenizer.eos_token_id
     grammar = STYLED["default", style]
     ended = 0
     for row in generated[:, prompt_length:].tolist():
-        ids = row[:row.index(eos)] if eos in row else row
+        ids = row[: row.index(eos)] if eos in row else row
         text = tokenizer.decode(ids)
         assert fits(read(text, style), PACK), text
         # the token that closes the call is the last one: eos follows it, or the budget ended there

@@ -8,15 +8,13 @@ transformers backend runs the embedded SmolLM2-135M on CPU with a few short gene
 import copy
 import json
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SMOLLM2, require_smollm2
+from endpoint_records import SYSTEM, TOOLS, last_user, local_env, records, write_split
 from openai_server import ScriptedOpenAIServer
 
-from skilltune.calls import Call
-from skilltune.jsonio import read_json, read_jsonl, write_jsonl
-from skilltune.records import chat_record
 from eval.cli import cli
 from eval.predict import (
     OpenAIBackend,
@@ -26,37 +24,10 @@ from eval.predict import (
     output_text,
     prediction_rows,
 )
-from conftest import SMOLLM2, require_smollm2
+from skilltune.calls import Call
+from skilltune.records import chat_record
 
-SECRET = "sk-test-predict-never-on-disk-7313"
-SYSTEM = "Answer with one function call: weather, timer, or other()."
-TOOLS = [
-    {"type": "function", "function": {"name": "weather", "description": "Weather at a place",
-                                      "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
-                                                     "required": ["location"]}}},
-]
-
-
-@pytest.fixture(autouse=True)
-def local_env(monkeypatch):
-    """The client goes straight to 127.0.0.1 with a known key, whatever the environment says."""
-    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-def records(n: int, style: str = "python") -> list[dict]:
-    places = ["Berlin", "Paris", "Nairobi", "Lima", "Oslo", "Hanoi", "Quito", "Accra"]
-    return [
-        chat_record(SYSTEM, f"weather in {places[i % len(places)]} number {i}", Call("weather", {"location": places[i % 8]}),
-                    style=style, tools=TOOLS if style == "tools" else None)
-        for i in range(n)
-    ]
-
-
-def last_user(body: dict) -> str:
-    return body["messages"][-1]["content"]
+pytestmark = pytest.mark.usefixtures(local_env.__name__)  # every test: local server, known key
 
 
 def backend(server: ScriptedOpenAIServer, **options) -> OpenAIBackend:
@@ -88,13 +59,18 @@ def test_request_has_the_prompt_without_the_gold_and_the_tools_when_present():
 
 
 def test_tool_call_answers_are_serialized_as_json_text():
-    message = {"content": None, "tool_calls": [{"id": "call_7", "type": "function",
-                                                "function": {"name": "weather", "arguments": '{"location": "Oslo"}'}}]}
+    message = {
+        "content": None,
+        "tool_calls": [
+            {"id": "call_7", "type": "function", "function": {"name": "weather", "arguments": '{"location": "Oslo"}'}}
+        ],
+    }
     with ScriptedOpenAIServer(default="reply", reply=lambda body: message) as server:
         [output] = backend(server).generate(records(1, "tools"))
-    assert json.loads(output) == {"tool_calls": [{"type": "function",
-                                                  "function": {"name": "weather", "arguments": '{"location": "Oslo"}'}}]}
-    assert output_text({"content": "weather(location=\"Oslo\")"}) == 'weather(location="Oslo")'
+    assert json.loads(output) == {
+        "tool_calls": [{"type": "function", "function": {"name": "weather", "arguments": '{"location": "Oslo"}'}}]
+    }
+    assert output_text({"content": 'weather(location="Oslo")'}) == 'weather(location="Oslo")'
     assert output_text({"content": None}) == ""
 
 
@@ -135,8 +111,9 @@ def test_unreachable_endpoint_is_a_predict_error_naming_the_refusal():
         url = server.url  # closed on leaving: nothing listens there any more
     with pytest.raises(PredictError) as failure:
         OpenAIBackend(url, "m", max_retries=0, timeout=5).generate(records(1))
-    assert str(failure.value).endswith(f"cannot reach {url} for record 0 (model 'm', max retries 0): "
-                                       "connection refused (nothing listens there)")  # not "timed out"
+    assert str(failure.value).endswith(
+        f"cannot reach {url} for record 0 (model 'm', max retries 0): connection refused (nothing listens there)"
+    )  # not "timed out"
 
 
 def test_an_endpoint_that_does_not_answer_in_time_is_a_timeout():
@@ -146,10 +123,13 @@ def test_an_endpoint_that_does_not_answer_in_time_is_a_timeout():
     assert str(failure.value).startswith(f"no answer from {server.url} within 0.5 s (timed out) for record 0")
 
 
-@pytest.mark.parametrize("mode, message", [
-    ("short_body", "was cut short: Not enough data to satisfy content length header"),
-    ("cut_json", "the answer is not JSON (cut short?): "),
-])
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("short_body", "was cut short: Not enough data to satisfy content length header"),
+        ("cut_json", "the answer is not JSON (cut short?): "),
+    ],
+)
 def test_a_truncated_response_body_is_a_one_line_predict_error(mode, message):
     with ScriptedOpenAIServer(default=mode) as server:
         with pytest.raises(PredictError) as failure:
@@ -182,92 +162,34 @@ def test_prediction_rows_hold_the_gold_as_python_call_text_in_every_style():
         assert row["gold"] == 'weather(location="Berlin")' and row["output"] == "out" and row["index"] == 0
 
 
-# --- `python -m eval run --backend openai`
-
-
-def write_split(tmp_path: Path, data: list[dict]) -> Path:
-    path = tmp_path / "test.jsonl"
-    write_jsonl(path, data, "record")
-    return path
-
-
-def test_run_scores_a_named_endpoint_model_and_writes_no_key(tmp_path):
-    data = records(6)
-    gold = {record["messages"][1]["content"]: record["messages"][2]["content"] for record in data}
-    out = tmp_path / "out"
-
-    def reply(body: dict) -> str:  # the "fine-tune" knows every answer, the "base" model none
-        return gold[last_user(body)] if body["model"] == "ft:tuned" else "I cannot help with that."
-
-    with ScriptedOpenAIServer(default="reply", reply=reply) as server:
-        result = CliRunner().invoke(cli, [
-            "run", "--backend", "openai", "--base-url", server.url, "--model", "ft:tuned",
-            "--base-model-name", "plain", "--concurrency", "4", "--test", str(write_split(tmp_path, data)),
-            "--out", str(out),
-        ])
-        log = server.log
-    assert result.exit_code == 0, result.output
-    assert {entry["authorization"] for entry in log} == {f"Bearer {SECRET}"}
-    assert read_json(out / "report.json", "report")["models"] == ["base", "tuned"]
-    tuned = list(read_jsonl(out / "predictions-tuned.jsonl", "prediction"))
-    assert [row["output"] for row in tuned] == [row["gold"] for row in tuned]
-    assert {row["output"] for row in read_jsonl(out / "predictions-base.jsonl", "prediction")} == {"I cannot help with that."}
-    written = [path for path in out.rglob("*") if path.is_file()]
-    assert written and not [path for path in written if SECRET.encode() in path.read_bytes()]  # PNGs too
-    assert SECRET not in result.output
-
-
-def test_run_without_base_model_name_scores_only_the_named_model(tmp_path):
-    with ScriptedOpenAIServer(default="reply", reply=lambda body: "weather(location=\"Berlin\")") as server:
-        result = CliRunner().invoke(cli, ["run", "--backend", "openai", "--base-url", server.url, "--model", "ft:x",
-                                          "--test", str(write_split(tmp_path, records(2))), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 0, result.output
-    assert read_json(tmp_path / "o" / "report.json", "report")["models"] == ["tuned"]
-    assert not (tmp_path / "o" / "predictions-base.jsonl").exists()
-
-
-@pytest.mark.parametrize("arguments, message", [
-    (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"], "--backend openai needs --base-url and --model"),
-    (["--backend", "transformers"], "--backend transformers needs --config"),
-    (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--config", "CONFIG"],
-     "--config is not used with --backend openai"),
-])
-def test_run_option_errors_are_one_line(tmp_path, arguments, message):
-    config = tmp_path / "c.yml"
-    config.write_text("base_model: x\noutput_dir: y\n")
-    arguments = [str(config) if argument == "CONFIG" else argument for argument in arguments]
-    result = CliRunner().invoke(cli, ["run", *arguments, "--test", str(write_split(tmp_path, records(1))),
-                                      "--out", str(tmp_path / "o")])
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 1
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-
-
-def test_endpoint_failure_in_run_is_one_line_exit_1(tmp_path):
-    with ScriptedOpenAIServer(default="500") as server:
-        result = CliRunner().invoke(cli, ["run", "--backend", "openai", "--base-url", server.url, "--model", "m",
-                                          "--max-retries", "1", "--test", str(write_split(tmp_path, records(1))),
-                                          "--out", str(tmp_path / "o")])
-        assert server.total == 2
-    assert result.exit_code == 1
-    last_line = result.output.strip().splitlines()[-1]  # after the progress bar
-    assert last_line.startswith(f"error: {server.url} answered HTTP 500 for record 0 (model 'm', max retries 1)")
-
-
 # --- vLLM
 
 
 def test_vllm_backend_without_vllm_names_the_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "vllm", None)  # an import of vllm fails, installed or not
-    with pytest.raises(PredictError, match=r"vLLM is not installed: pip install 'skilltune\[gpu\]' \(needs a CUDA GPU\)"):
+    with pytest.raises(
+        PredictError, match=r"vLLM is not installed: pip install 'skilltune\[gpu\]' \(needs a CUDA GPU\)"
+    ):
         VLLMBackend("models/SmolLM2-135M-Instruct")
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
     config = tmp_path / "c.yml"
     config.write_text(f"base_model: {SMOLLM2}\noutput_dir: {adapter}\n")
-    result = CliRunner().invoke(cli, ["run", "--backend", "vllm", "--config", str(config),
-                                      "--test", str(write_split(tmp_path, records(1))), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--backend",
+            "vllm",
+            "--config",
+            str(config),
+            "--test",
+            str(write_split(tmp_path, records(1))),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 1
     assert result.output.startswith("error: vLLM is not installed")
 
@@ -289,8 +211,14 @@ def smollm2():
 
 def varied_records() -> list[dict]:
     """Users of very different lengths, so left padding is long within a batch."""
-    users = ["weather in Oslo", "what's the weather going to be like this afternoon in Rio de Janeiro, Brazil",
-             "timer", "set a timer for ten minutes please, the pasta is on", "hi", "rain in Lima tomorrow?"]
+    users = [
+        "weather in Oslo",
+        "what's the weather going to be like this afternoon in Rio de Janeiro, Brazil",
+        "timer",
+        "set a timer for ten minutes please, the pasta is on",
+        "hi",
+        "rain in Lima tomorrow?",
+    ]
     return [chat_record(SYSTEM, user, Call("other", {})) for user in users]
 
 
@@ -322,8 +250,8 @@ def test_the_backend_builds_its_logits_processors_once_per_batch(smollm2):
 
 
 def test_eval_predict_names_the_shared_generators_functions():
-    from skilltune import local_model
     from eval import predict
+    from skilltune import local_model
 
     # eval/cli/run.py and scripts import these from eval.predict; they are the shared generator's
     for name in ("training_chat_template", "load_model", "attach_adapter", "batches"):
