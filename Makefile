@@ -76,7 +76,7 @@ ARGS = $(CPU_ARGS) $(AXOLOTL_ARGS)
 PREPARE_models/SmolLM2-135M-Instruct := scripts/prepare_smollm2.py
 PREPARE_models/tiny-llama := scripts/make_tiny_model.py
 
-.PHONY: install model data check-data check-config check-launch preprocess train merge eval test bench clean
+.PHONY: install model data check-data check-config check-launch preprocess train merge eval lint test test-fast bench clean
 
 install: $(STAMP)
 
@@ -145,10 +145,20 @@ eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
 		$(if $(wildcard $(DATA_DIR)/test_noisy.jsonl),--noisy-test $(DATA_DIR)/test_noisy.jsonl) $(EVAL_ARGS)
 
+# ruff: lint rules and the formatter's layout, both from pyproject.toml; `make test` (CI) runs it first
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 # the embedded model first: the backend and constrained-decoding tests run on it (they skip without it)
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) scripts/prepare_smollm2.py --out models/SmolLM2-135M-Instruct
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# everything but the end-to-end training runs (the e2e marker), on two workers: the loop while editing
+test-fast: $(STAMP)
+	$(PY) scripts/prepare_smollm2.py --out models/SmolLM2-135M-Instruct
+	$(PY) -m pytest -m "not e2e" -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py --out BENCHMARKS.md

@@ -142,8 +142,12 @@ def detect_format(path: Path) -> str:
             return "openai"
         if isinstance(obj, dict) and "role" in obj:
             return "log"
-        raise DataError(path, number, 'cannot tell the format: expected {"messages": [...]} (openai) or '
-                                      '{"role", "content"} lines (log); or give --format')
+        raise DataError(
+            path,
+            number,
+            'cannot tell the format: expected {"messages": [...]} (openai) or '
+            '{"role", "content"} lines (log); or give --format',
+        )
     raise DataError(path, 0, "empty file")
 
 
@@ -183,7 +187,6 @@ def _alpaca_messages(path: Path, line: int, entry: dict) -> list[dict]:
     if entry.get("input", "").strip():
         request += "\n\n" + entry["input"].strip()
     return [{"role": "user", "content": request}, {"role": "assistant", "content": entry["output"]}]
-
 
 
 def public_messages(path: Path) -> Iterator[tuple[int, list[dict]]]:

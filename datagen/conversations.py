@@ -54,18 +54,35 @@ DEFAULT_DROP_NAME_PATTERNS = (
 # Lowercase; matched as substrings of an assistant turn (curly apostrophes count as straight ones).
 # Refusals, apologies and AI disclaimers: a model trained on them learns to hedge and refuse.
 APOLOGY_PHRASES = (
-    "i'm sorry", "i am sorry", "i apologize", "i apologise", "my apologies",
-    "as an ai", "as a language model",
-    "i cannot help", "i can't help", "i'm not able to help", "i am not able to help",
-    "i'm unable to", "i am unable to",
-    "i don't understand", "i do not understand", "i'm confused", "i'm not sure what you mean",
+    "i'm sorry",
+    "i am sorry",
+    "i apologize",
+    "i apologise",
+    "my apologies",
+    "as an ai",
+    "as a language model",
+    "i cannot help",
+    "i can't help",
+    "i'm not able to help",
+    "i am not able to help",
+    "i'm unable to",
+    "i am unable to",
+    "i don't understand",
+    "i do not understand",
+    "i'm confused",
+    "i'm not sure what you mean",
 )
 
 # Drop reasons, in the order they are checked and printed.
 NAME, REPEATED, APOLOGY, MID_SYSTEM, NO_ANSWER, TOO_FEW, TOO_MANY, DUPLICATE = (
-    "auto-named or test log", "repeated message", "apologetic or confused answer",
-    "system message mid-conversation", "no answer to learn from",
-    "fewer than --min-turns", "more than --max-turns", "duplicate conversation",
+    "auto-named or test log",
+    "repeated message",
+    "apologetic or confused answer",
+    "system message mid-conversation",
+    "no answer to learn from",
+    "fewer than --min-turns",
+    "more than --max-turns",
+    "duplicate conversation",
 )
 REASONS = (NAME, REPEATED, APOLOGY, MID_SYSTEM, NO_ANSWER, TOO_FEW, TOO_MANY, DUPLICATE)
 
@@ -88,7 +105,8 @@ def _has_repeat(messages: list[dict]) -> bool:
 def _apologizes(messages: list[dict]) -> bool:
     return any(
         phrase in message["content"].lower().replace("\u2019", "'")
-        for message in messages if message["role"] == "assistant"
+        for message in messages
+        if message["role"] == "assistant"
         for phrase in APOLOGY_PHRASES
     )
 
@@ -146,8 +164,9 @@ def filter_conversations(conversations: list[Conversation], filters: Filters) ->
             messages, reason = normalize_turns(conversation.messages, filters.keep_system)
         if reason is None:
             turns = sum(message["role"] == "assistant" for message in messages)
-            key = tuple((message["role"], normalize(message["content"])) for message in messages
-                        if message["role"] != "system")
+            key = tuple(
+                (message["role"], normalize(message["content"])) for message in messages if message["role"] != "system"
+            )
             if turns < filters.min_turns:
                 reason = TOO_FEW
             elif filters.max_turns is not None and turns > filters.max_turns:
@@ -193,8 +212,9 @@ def _read_public(path: Path, keep_system: bool) -> list[dict]:
 # --- splitting, mixing, the report
 
 
-def split_and_mix(user: list[dict], public: list[dict], val_fraction: float, mix_ratio: float,
-                  seed: int) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]], int]:
+def split_and_mix(
+    user: list[dict], public: list[dict], val_fraction: float, mix_ratio: float, seed: int
+) -> tuple[dict[str, list[dict]], dict[str, dict[str, int]], int]:
     """Splits {"train", "val"}, counts per split and source, and how many public records were wanted.
 
     val takes round(n x val_fraction) of the user's conversations (at least 1 when the fraction
@@ -253,8 +273,12 @@ class ConversationSettings:
     seed: int
 
     def filters(self) -> Filters:
-        return Filters(drop_name_patterns=self.drop_name_patterns, keep_system=self.system == "keep",
-                       min_turns=self.min_turns, max_turns=self.max_turns)
+        return Filters(
+            drop_name_patterns=self.drop_name_patterns,
+            keep_system=self.system == "keep",
+            min_turns=self.min_turns,
+            max_turns=self.max_turns,
+        )
 
     def manifest(self, counts: dict[str, dict[str, int]]) -> dict:
         return {
@@ -263,9 +287,14 @@ class ConversationSettings:
             "style": "chat",
             "source": ", ".join(map(str, self.inputs)),
             "options": {
-                "format": self.fmt, "system": self.system, "min_turns": self.min_turns, "max_turns": self.max_turns,
-                "drop_name_patterns": list(self.drop_name_patterns), "mix": str(self.mix) if self.mix else None,
-                "mix_ratio": self.mix_ratio, "val_fraction": self.val_fraction,
+                "format": self.fmt,
+                "system": self.system,
+                "min_turns": self.min_turns,
+                "max_turns": self.max_turns,
+                "drop_name_patterns": list(self.drop_name_patterns),
+                "mix": str(self.mix) if self.mix else None,
+                "mix_ratio": self.mix_ratio,
+                "val_fraction": self.val_fraction,
             },
             "counts": counts,
         }
@@ -299,5 +328,11 @@ def make_dataset(settings: ConversationSettings) -> Outcome:
         raise NothingKept(f"no conversation survived the filters ({len(conversations)} read)")
     splits, counts, wanted = split_and_mix(kept, public, settings.val_fraction, settings.mix_ratio, settings.seed)
     write_dataset_folder(settings.out, splits, settings.manifest(counts), run_inputs)
-    return Outcome(read=len(conversations), kept=len(kept), dropped=dropped, counts=counts, public_wanted=wanted,
-                   public_available=len(public))
+    return Outcome(
+        read=len(conversations),
+        kept=len(kept),
+        dropped=dropped,
+        counts=counts,
+        public_wanted=wanted,
+        public_available=len(public),
+    )

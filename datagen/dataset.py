@@ -8,16 +8,20 @@ the record schema, a manifest listing every file with its sha256, and the output
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from skilltune.jsonio import sha256_of, write_json, write_jsonl
 from skilltune.outputs import atomic_directory
 
 
-def write_dataset_folder(out: Path | str, splits: Mapping[str, list[dict]], manifest: dict,
-                         inputs: Iterable[Path | str] = (),
-                         side_files: Mapping[str, Callable[[Path], None]] | None = None) -> dict:
+def write_dataset_folder(
+    out: Path | str,
+    splits: Mapping[str, list[dict]],
+    manifest: dict,
+    inputs: Iterable[Path | str] = (),
+    side_files: Mapping[str, Callable[[Path], None]] | None = None,
+) -> dict:
     """Write `side_files` (name -> writer of that path), then one `<split>.jsonl` per split, then
     manifest.json: `manifest` plus "files" (name -> sha256, in that order). Returns the manifest."""
     files: dict[str, str] = {}

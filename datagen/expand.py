@@ -23,11 +23,23 @@ from skilltune.jsonio import DataError, iter_jsonl
 from skilltune.pairs import Pair, normalize
 from skilltune.skills import Skill
 
-
 # openers and closers a speaker wraps around a request; "" = none
 PREFIXES = (
-    "", "hey", "hey there,", "hi,", "okay", "ok so", "alright,", "sorry,", "excuse me,", "quick question,",
-    "one more thing,", "before I forget,", "I'm in a bit of a hurry,", "while I think of it,", "so",
+    "",
+    "hey",
+    "hey there,",
+    "hi,",
+    "okay",
+    "ok so",
+    "alright,",
+    "sorry,",
+    "excuse me,",
+    "quick question,",
+    "one more thing,",
+    "before I forget,",
+    "I'm in a bit of a hurry,",
+    "while I think of it,",
+    "so",
 )
 SUFFIXES = ("", "please", "thanks", "thank you", "for me", "right now", "if you can", "when you get a chance")
 
@@ -81,7 +93,7 @@ def expand_skill(skill: Skill) -> tuple[list[Pair], list[Pair]]:
                 match = _find(arguments[name], user)
                 if match is None:  # an earlier swap overwrote this value's words
                     break
-                user = user[: match.start()] + _same_case(new_value, match.group(0)) + user[match.end():]
+                user = user[: match.start()] + _same_case(new_value, match.group(0)) + user[match.end() :]
                 arguments[name] = new_value
             else:
                 add(swaps, user, Call(skill.name, arguments))
@@ -109,11 +121,13 @@ def skill_pairs(skill: Skill, count: int, rng: random.Random, extra: list[Pair] 
     if count <= len(originals):
         return bases[:count]
     if count <= len(bases):
-        return bases[: len(originals)] + rng.sample(bases[len(originals):], count - len(originals))
+        return bases[: len(originals)] + rng.sample(bases[len(originals) :], count - len(originals))
     chosen = list(bases)
     seen = {normalize(pair.user) for pair in chosen}
     # every (base, prefix, suffix) once, in a seeded order; (i, 0, 0) is the base itself
-    combos = [(i, p, q) for i in range(len(bases)) for p in range(len(PREFIXES)) for q in range(len(SUFFIXES)) if p or q]
+    combos = [
+        (i, p, q) for i in range(len(bases)) for p in range(len(PREFIXES)) for q in range(len(SUFFIXES)) if p or q
+    ]
     rng.shuffle(combos)
     for i, p, q in combos:
         if len(chosen) >= count:
@@ -141,8 +155,9 @@ def targets(skills: list[Skill], n: int, negative_ratio: float) -> dict[str, int
     return counts
 
 
-def generate_pairs(skills: list[Skill], n: int, negative_ratio: float, seed: int,
-                   extra: dict[str, list[Pair]] | None = None) -> dict[str, list[Pair]]:
+def generate_pairs(
+    skills: list[Skill], n: int, negative_ratio: float, seed: int, extra: dict[str, list[Pair]] | None = None
+) -> dict[str, list[Pair]]:
     """`n` pairs in all, balanced over the skills (see `targets`), deterministic for `seed`.
 
     `extra` holds further pairs per skill (from `datagen llm`), used like hand-written examples.

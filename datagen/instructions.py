@@ -88,8 +88,11 @@ def read_instruction_pairs(paths, skills: list[Skill] | None, style: str) -> lis
             if by_name is not None:
                 skill = by_name.get(call.name)
                 if skill is None:
-                    raise DataError(path, number, f"function {call.name!r} is not a skill of the pack "
-                                                  f"({', '.join(sorted(by_name))})")
+                    raise DataError(
+                        path,
+                        number,
+                        f"function {call.name!r} is not a skill of the pack ({', '.join(sorted(by_name))})",
+                    )
                 problem = skill.check_call(call)
             else:
                 problem = None
@@ -141,6 +144,7 @@ def derived_prompt(names: list[str]) -> str:
     text = f"Answer with one function call: {', '.join(listed)}"
     return text + (f", or {NO_CALL_NAME}()." if NO_CALL_NAME in names else ".")
 
+
 def _split(kept: dict[str, list[Pair]], settings: InstructionSettings) -> dict[str, list[Pair]]:
     if settings.val_fraction or settings.test_fraction:
         return split_pairs(kept, settings.seed, settings.val_fraction, settings.test_fraction)
@@ -179,15 +183,23 @@ def pairs_to_chat(settings: InstructionSettings) -> tuple[dict, int]:
     manifest = write_dataset(
         settings.out,
         _split(kept, settings),
-        lambda pair: chat_record(prompt if settings.system else None, pair.user, pair.call, settings.style,
-                                 tools if settings.style == "tools" else None),
+        lambda pair: chat_record(
+            prompt if settings.system else None,
+            pair.user,
+            pair.call,
+            settings.style,
+            tools if settings.style == "tools" else None,
+        ),
         {
             "generator": "datagen instructions",
             "seed": settings.seed,
             "style": settings.style,
             "source": ", ".join(map(str, settings.sources)),
-            "options": {"system": settings.system, "val_fraction": settings.val_fraction,
-                        "test_fraction": settings.test_fraction},
+            "options": {
+                "system": settings.system,
+                "val_fraction": settings.val_fraction,
+                "test_fraction": settings.test_fraction,
+            },
         },
         inputs=tuple(settings.sources),
     )
@@ -211,8 +223,11 @@ def record_files(sources, splits: list[str]) -> list[Path]:
 def records_to_pairs(path: Path) -> list[dict]:
     """Instruction pairs from a skill record file; a record that is not one request and its call is an error."""
     if record_kind(path) == "chat":
-        raise DataError(path.with_name("manifest.json"), 0,
-                        'style "chat": free-text answers, not function calls; nothing to export as instruction pairs')
+        raise DataError(
+            path.with_name("manifest.json"),
+            0,
+            'style "chat": free-text answers, not function calls; nothing to export as instruction pairs',
+        )
     rows = []
     for number, record in iter_jsonl(path, "record"):
         problem = record_problem(record)
@@ -220,12 +235,12 @@ def records_to_pairs(path: Path) -> list[dict]:
             raise DataError(path, number, problem)
         turns = [message for message in record["messages"] if message["role"] != "system"]
         if len(turns) != 2:
-            raise DataError(path, number,
-                            f"{len(turns) // 2} exchanges; an instruction pair holds one request and its call")
+            raise DataError(
+                path, number, f"{len(turns) // 2} exchanges; an instruction pair holds one request and its call"
+            )
         instruction, _, extra = turns[0]["content"].partition(INPUT_SEPARATOR)
         rows.append({"instruction": instruction, "input": extra, "output": call_to_json(answer_call(turns[1]))})
     return rows
-
 
 
 def chat_to_pairs(settings: InstructionSettings) -> int:

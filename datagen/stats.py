@@ -16,7 +16,10 @@ from skilltune.records import gold_call
 
 
 def token_lengths(records: list[dict], tokenizer) -> list[int]:
-    texts = [tokenizer.apply_chat_template(record["messages"], tools=record.get("tools"), tokenize=False) for record in records]
+    texts = [
+        tokenizer.apply_chat_template(record["messages"], tools=record.get("tools"), tokenize=False)
+        for record in records
+    ]
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
@@ -25,7 +28,10 @@ def dataset_stats(folder: Path, tokenizer=None, sequence_len: int | None = None)
     stats = {}
     for path in sorted(folder.glob("*.jsonl")):
         records = list(read_jsonl(path, "record"))
-        entry = {"records": len(records), "per_skill": dict(sorted(Counter(gold_call(r).name for r in records).items()))}
+        entry = {
+            "records": len(records),
+            "per_skill": dict(sorted(Counter(gold_call(r).name for r in records).items())),
+        }
         if tokenizer is not None and records:
             lengths = sorted(token_lengths(records, tokenizer))
             entry["tokens"] = {

@@ -51,8 +51,7 @@ class BfclCase:
     def signatures(self) -> dict[str, list[str]]:
         """Function name -> parameter names in order, so positional arguments can be named."""
         return {
-            function["name"]: list(function.get("parameters", {}).get("properties", {}))
-            for function in self.functions
+            function["name"]: list(function.get("parameters", {}).get("properties", {})) for function in self.functions
         }
 
 
@@ -112,7 +111,9 @@ def _question_problem(obj: dict) -> str | None:
         return '"question" must be a list of turns, each a list of messages'
     if not all(isinstance(message, dict) and "role" in message and "content" in message for message in question[0]):
         return 'each message of "question" needs "role" and "content"'
-    if not (isinstance(functions, list) and all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in functions)):
+    if not (
+        isinstance(functions, list) and all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in functions)
+    ):
         return '"function" must be a list of objects with a "name"'
     if not all(isinstance(f.get("parameters", {}), dict) for f in functions):
         return 'a function\'s "parameters" must be an object'
@@ -201,8 +202,10 @@ def gold_answer_text(case: BfclCase) -> str:
 def case_record(case: BfclCase) -> dict:
     """A chat record for eval/predict.py backends: the question's messages, a placeholder answer
     (backends leave the last message out), and the functions as OpenAI `tools`."""
-    tools = [{"type": "function", "function": {**function, "parameters": _json_schema(function.get("parameters") or {})}}
-             for function in case.functions]
+    tools = [
+        {"type": "function", "function": {**function, "parameters": _json_schema(function.get("parameters") or {})}}
+        for function in case.functions
+    ]
     return {"messages": [*case.messages, {"role": "assistant", "content": ""}], "tools": tools}
 
 
@@ -217,8 +220,17 @@ def score_bfcl(cases: list[BfclCase], outputs: list[str]) -> dict:
         parsed = parse_output(output, case.signatures())
         verdict = judge_calls(parsed, case.expected, schemas=case.schemas())
         strict, lenient = verdict.strict, verdict.lenient
-        rows.append({"id": case.id, "output": output, "valid": strict["valid"], "valid_lenient": lenient["valid"],
-                     "no_call": parsed.is_no_call, "parse_failed": not parsed.ok, "error_type": lenient["error_type"]})
+        rows.append(
+            {
+                "id": case.id,
+                "output": output,
+                "valid": strict["valid"],
+                "valid_lenient": lenient["valid"],
+                "no_call": parsed.is_no_call,
+                "parse_failed": not parsed.ok,
+                "error_type": lenient["error_type"],
+            }
+        )
     n = len(rows)
     return {
         "n": n,
@@ -264,8 +276,9 @@ def generate_outputs(cases: list[BfclCase], predictor) -> list[str]:
 
 def write_outputs(path: Path, cases: list[BfclCase], outputs: list[str]) -> None:
     """Generated outputs as a predictions file `read_saved_outputs` reads back."""
-    write_text(path, "".join(json.dumps({"id": case.id, "output": output}) + "\n"
-                             for case, output in zip(cases, outputs)))
+    write_text(
+        path, "".join(json.dumps({"id": case.id, "output": output}) + "\n" for case, output in zip(cases, outputs))
+    )
 
 
 def write_result(path: Path, result: dict) -> None:

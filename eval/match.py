@@ -38,11 +38,11 @@ Error types, the first found is the row's:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
-from skilltune.calls import NO_CALL_NAME, Call
 from eval.parse import Parsed
+from skilltune.calls import NO_CALL_NAME, Call
 
 # what lenient string comparison ignores, BFCL's set plus quotes and every kind of whitespace
 _IGNORED_IN_STRINGS = re.compile(r"""[\s,./\-_*^'"]""")
@@ -66,7 +66,7 @@ class Expected:
     arguments: dict[str, list] = field(default_factory=dict)
 
     @classmethod
-    def from_call(cls, call: Call) -> "Expected":
+    def from_call(cls, call: Call) -> Expected:
         return cls(call.name, {key: [value] for key, value in call.arguments.items()})
 
     def optional(self, argument: str) -> bool:
@@ -155,8 +155,9 @@ def _at_default(argument: str, values: list, properties: dict) -> bool:
     return "default" in properties.get(argument, {}) and _acceptable(properties[argument]["default"], values, True)
 
 
-def _value_error(argument: str, value, acceptable: list | None, accepted: bool, properties: dict,
-                 lenient: bool) -> tuple[str, str] | None:
+def _value_error(
+    argument: str, value, acceptable: list | None, accepted: bool, properties: dict, lenient: bool
+) -> tuple[str, str] | None:
     """What is wrong with one given argument that is not unexpected, or None; `accepted` says
     whether its value is among the `acceptable` ones (None: not in the gold call, given at its
     default) in this mode."""
@@ -208,15 +209,24 @@ def _compare(call: Call, expected: Expected, schema: dict | None) -> _Comparison
     closed = schema is not None and "properties" in schema  # no argument outside "properties"
     # a required argument the gold call lacks is missing in both modes
     absent_required = sorted(required.difference(given, gold))
-    missing = sorted(argument for argument, values in gold.items()
-                     if argument not in given and (argument in required or "" not in values))
-    lenient_missing = [argument for argument in missing
-                       if argument in required or not _at_default(argument, gold[argument], properties)]
-    unexpected = sorted(argument for argument in given
-                        if (closed and argument not in properties) or argument not in gold)
-    lenient_unexpected = [argument for argument in unexpected
-                          if (closed and argument not in properties)
-                          or not _at_default(argument, [given[argument]], properties)]
+    missing = sorted(
+        argument
+        for argument, values in gold.items()
+        if argument not in given and (argument in required or "" not in values)
+    )
+    lenient_missing = [
+        argument
+        for argument in missing
+        if argument in required or not _at_default(argument, gold[argument], properties)
+    ]
+    unexpected = sorted(
+        argument for argument in given if (closed and argument not in properties) or argument not in gold
+    )
+    lenient_unexpected = [
+        argument
+        for argument in unexpected
+        if (closed and argument not in properties) or not _at_default(argument, [given[argument]], properties)
+    ]
     # the lists above are sorted for the messages; asking a list for each argument was quadratic
     # (100,000 unexpected arguments took minutes)
     unexpected_set, lenient_unexpected_set = set(unexpected), set(lenient_unexpected)
@@ -277,7 +287,9 @@ def match_calls(
     """Does the prediction make exactly the gold calls? Order of calls and of arguments is ignored."""
     expected = _expected(gold)
     if not parsed.ok:
-        return _result([(parsed.error_type, f"the output tried to call something and did not parse ({parsed.error_type})")])
+        return _result(
+            [(parsed.error_type, f"the output tried to call something and did not parse ({parsed.error_type})")]
+        )
     if not expected:
         if parsed.is_no_call:
             return _result([])
@@ -286,7 +298,14 @@ def match_calls(
         return _result([("relevance:missed_call", f"made no call where {_names(expected)} was expected")])
     calls = parsed.calls
     if len(calls) != len(expected):
-        return _result([("calls:count", f"made {len(calls)} call(s) ({_names(calls)}), expected {len(expected)} ({_names(expected)})")])
+        return _result(
+            [
+                (
+                    "calls:count",
+                    f"made {len(calls)} call(s) ({_names(calls)}), expected {len(expected)} ({_names(expected)})",
+                )
+            ]
+        )
 
     def compare(call: Call, gold_call: Expected) -> list[tuple[str, str]]:
         return _compare(call, gold_call, schemas.get(gold_call.name) if schemas else None).errors(lenient)
@@ -315,9 +334,7 @@ def _wanted(gold_call: Expected, call: Call | None) -> int:
     return sum(not gold_call.optional(argument) or argument in given for argument in gold_call.arguments)
 
 
-def argument_counts(
-    parsed: Parsed, gold: Sequence[Call | Expected], *, lenient: bool = False
-) -> tuple[int, int, int]:
+def argument_counts(parsed: Parsed, gold: Sequence[Call | Expected], *, lenient: bool = False) -> tuple[int, int, int]:
     """(correct, predicted, expected) name=value pairs over all calls, for argument precision and
     recall. Each gold call is paired with the predicted call of its name that gets the most right;
     a pair with different names has nothing correct. Expected pairs are the arguments that may not
@@ -353,8 +370,9 @@ class Verdict:
     arguments: tuple[int, int, int]
 
 
-def judge_calls(parsed: Parsed, gold: Sequence[Call | Expected], *,
-                schemas: Mapping[str, dict] | None = None) -> Verdict:
+def judge_calls(
+    parsed: Parsed, gold: Sequence[Call | Expected], *, schemas: Mapping[str, dict] | None = None
+) -> Verdict:
     """match_calls(strict), match_calls(lenient) and argument_counts of one prediction, with the
     same answers as asking each. One call against one gold call of its name, the commonest wrong
     answer, is compared once for all three (asking each compared it three times)."""
@@ -363,8 +381,11 @@ def judge_calls(parsed: Parsed, gold: Sequence[Call | Expected], *,
     if parsed.ok and len(expected) == 1 and len(calls) == 1 and calls[0].name == expected[0].name:
         call, gold_call = calls[0], expected[0]
         comparison = _compare(call, gold_call, schemas.get(gold_call.name) if schemas else None)
-        return Verdict(_result(comparison.strict), _result(comparison.lenient),
-                       (comparison.correct, len(call.arguments), _wanted(gold_call, call)))
+        return Verdict(
+            _result(comparison.strict),
+            _result(comparison.lenient),
+            (comparison.correct, len(call.arguments), _wanted(gold_call, call)),
+        )
     strict = match_calls(parsed, expected, schemas=schemas)
     # lenient differs from strict only in how argument values and defaults compare: a failure
     # before the arguments (parse, relevance, count of calls, name) stands

@@ -41,8 +41,14 @@ from dataclasses import dataclass
 from eval.json_scan import CLOSERS, json_objects_in
 from skilltune.calls import Call, CallSyntaxError, FunctionReading, call_from_function
 
-PARSE_ERRORS = ("parse:syntax", "parse:non_literal", "parse:positional", "parse:keyword", "parse:json",
-                "parse:too_long")
+PARSE_ERRORS = (
+    "parse:syntax",
+    "parse:non_literal",
+    "parse:positional",
+    "parse:keyword",
+    "parse:json",
+    "parse:too_long",
+)
 # far above any real answer (a call with a few arguments is under 1,000 characters), far below what
 # would make scoring one row slow even for a linear parser
 MAX_OUTPUT_CHARS = 100_000
@@ -95,8 +101,9 @@ class _Failure(Exception):
         self.error_type = error_type
 
 
-def parse_output(text: str, signatures: Mapping[str, Sequence[str]] | None = None, *,
-                 max_chars: int | None = MAX_OUTPUT_CHARS) -> Parsed:
+def parse_output(
+    text: str, signatures: Mapping[str, Sequence[str]] | None = None, *, max_chars: int | None = MAX_OUTPUT_CHARS
+) -> Parsed:
     """The calls in a model's output; `signatures` (name -> parameter names in order) maps
     positional arguments to names, so `weather("Berlin")` reads as `weather(location="Berlin")`.
     A text over `max_chars` characters is parse:too_long (None: no limit, for benchmarks)."""
@@ -159,9 +166,12 @@ def _lenient_json(text: str):
 
 
 # model output names functions as BFCL does (`math.factorial`), and some models write `parameters`
-MODEL_FUNCTIONS = FunctionReading(is_name=lambda name: bool(_FULL_NAME.fullmatch(name)),
-                                  argument_keys=("arguments", "parameters"), decode=_lenient_json,
-                                  null_is_empty=True)
+MODEL_FUNCTIONS = FunctionReading(
+    is_name=lambda name: bool(_FULL_NAME.fullmatch(name)),
+    argument_keys=("arguments", "parameters"),
+    decode=_lenient_json,
+    null_is_empty=True,
+)
 
 
 def _call_from_function(function) -> Call:

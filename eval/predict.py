@@ -67,12 +67,26 @@ def chat_of(record: dict) -> Chat:
     return Chat(prompt_messages(record), record.get("tools"))
 
 
-def generate(model, tokenizer, records: list[dict], batch_size: int = 32, max_new_tokens: int = 64,
-             label: str = "generating", logits_processors: LogitsProcessorsFactory | None = None) -> list[str]:
+def generate(
+    model,
+    tokenizer,
+    records: list[dict],
+    batch_size: int = 32,
+    max_new_tokens: int = 64,
+    label: str = "generating",
+    logits_processors: LogitsProcessorsFactory | None = None,
+) -> list[str]:
     """Greedy completions for each record's prompt (all messages before the gold answer), in
     record order: skilltune.local_model.generate on the records' chats."""
-    return generate_chats(model, tokenizer, [chat_of(record) for record in records], batch_size, max_new_tokens,
-                          label=label, logits_processors=logits_processors)
+    return generate_chats(
+        model,
+        tokenizer,
+        [chat_of(record) for record in records],
+        batch_size,
+        max_new_tokens,
+        label=label,
+        logits_processors=logits_processors,
+    )
 
 
 class TransformersBackend:
@@ -82,10 +96,18 @@ class TransformersBackend:
     to `model.generate(logits_processor=...)` (constrained decoding plugs in there).
     """
 
-    def __init__(self, base_model: str | Path, adapter: str | Path | None = None, batch_size: int = 32,
-                 max_new_tokens: int = 64, logits_processors: LogitsProcessorsFactory | None = None,
-                 label: str | None = None, chat_template: str | None = None,
-                 tokenizer_dir: str | Path | None = None, load_in_4bit: bool = False):
+    def __init__(
+        self,
+        base_model: str | Path,
+        adapter: str | Path | None = None,
+        batch_size: int = 32,
+        max_new_tokens: int = 64,
+        logits_processors: LogitsProcessorsFactory | None = None,
+        label: str | None = None,
+        chat_template: str | None = None,
+        tokenizer_dir: str | Path | None = None,
+        load_in_4bit: bool = False,
+    ):
         if batch_size < 1 or max_new_tokens < 1:
             raise ValueError(f"batch_size ({batch_size}) and max_new_tokens ({max_new_tokens}) must be at least 1")
         if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
@@ -102,8 +124,15 @@ class TransformersBackend:
             raise PredictError(f"{what}: cannot load: {one_line(err)}") from None
 
     def generate(self, records: list[dict]) -> list[str]:
-        return generate(self.model, self.tokenizer, records, self.batch_size, self.max_new_tokens,
-                        label=self.label, logits_processors=self.logits_processors)
+        return generate(
+            self.model,
+            self.tokenizer,
+            records,
+            self.batch_size,
+            self.max_new_tokens,
+            label=self.label,
+            logits_processors=self.logits_processors,
+        )
 
 
 # --- OpenAI-compatible endpoints
@@ -117,10 +146,14 @@ def output_text(message) -> str:
     if not isinstance(message, dict):
         return json.dumps(message, ensure_ascii=False)
     tool_calls = message.get("tool_calls")
-    functions = [call.get("function") for call in tool_calls if isinstance(call, dict)] \
-        if isinstance(tool_calls, list) else []
-    calls = [{"type": "function", "function": {"name": f.get("name"), "arguments": f.get("arguments")}}
-             for f in functions if isinstance(f, dict)]
+    functions = (
+        [call.get("function") for call in tool_calls if isinstance(call, dict)] if isinstance(tool_calls, list) else []
+    )
+    calls = [
+        {"type": "function", "function": {"name": f.get("name"), "arguments": f.get("arguments")}}
+        for f in functions
+        if isinstance(f, dict)
+    ]
     if calls:
         return json.dumps({"tool_calls": calls}, ensure_ascii=False)
     content = message.get("content")
@@ -137,8 +170,16 @@ class OpenAIBackend:
     The API key comes from OPENAI_API_KEY only and goes to the client, nowhere else.
     """
 
-    def __init__(self, base_url: str, model: str, concurrency: int = 8, max_retries: int = 5,
-                 timeout: float = 60.0, max_tokens: int = 64, label: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        timeout: float = 60.0,
+        max_tokens: int = 64,
+        label: str | None = None,
+    ):
         if concurrency < 1 or max_retries < 0 or timeout <= 0 or max_tokens < 1:
             raise ValueError("concurrency and max_tokens must be at least 1, max_retries at least 0, timeout positive")
         self.base_url, self.model = base_url, model
@@ -164,7 +205,6 @@ class OpenAIBackend:
         window = asyncio.Semaphore(self.concurrency)
         client = async_client(self.base_url, self.max_retries, self.timeout)
         with tqdm(total=len(records), desc=self.label, unit="ex") as progress:
-
             failed = asyncio.Event()
 
             async def one(index: int, record: dict) -> str:
@@ -214,8 +254,14 @@ class VLLMBackend:
     with an adapter) also answers as the bare base model when given no adapter.
     """
 
-    def __init__(self, base_model: str | Path, adapter: str | Path | None = None, max_new_tokens: int = 64,
-                 label: str | None = None, llm=None):
+    def __init__(
+        self,
+        base_model: str | Path,
+        adapter: str | Path | None = None,
+        max_new_tokens: int = 64,
+        label: str | None = None,
+        llm=None,
+    ):
         try:
             import vllm
             from vllm.lora.request import LoRARequest

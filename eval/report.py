@@ -69,12 +69,19 @@ def markdown(report: dict, images: dict[str, str] | None = None) -> str:
         failures = report[model]["failures"]
         if not failures:
             continue
-        lines += ["", f"## Worst failures of {model} (up to 3 per skill, worst first)", "",
-                  _markdown_row(("skill", "user", "gold", "output", "error")), "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Worst failures of {model} (up to 3 per skill, worst first)",
+            "",
+            _markdown_row(("skill", "user", "gold", "output", "error")),
+            "|---|---|---|---|---|",
+        ]
         for skill, failed in failures.items():
             for row in failed:
                 output = row["output"].replace("\n", " ")[:80]
-                lines.append(_markdown_row((skill, row["user"], f"`{row['gold']}`", f"`{output}`", row["error_type"] or "")))
+                lines.append(
+                    _markdown_row((skill, row["user"], f"`{row['gold']}`", f"`{output}`", row["error_type"] or ""))
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -98,8 +105,15 @@ def write_confusion_png(path: Path, confusion: dict, title: str) -> None:
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
             if count:
-                axes.text(j, i, str(count), ha="center", va="center",
-                          color="white" if count > peak / 2 else "black", fontsize=8)
+                axes.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    color="white" if count > peak / 2 else "black",
+                    fontsize=8,
+                )
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,8 +135,9 @@ def write_report(out_dir: Path | str, report: dict) -> None:
     write_text(out_dir / "report.md", markdown(report, images))
 
 
-def gate_problems(scores: dict, label: str, min_exact_match: float | None = None,
-                  baseline: dict | None = None, max_drop: float = 0.0) -> list[str]:
+def gate_problems(
+    scores: dict, label: str, min_exact_match: float | None = None, baseline: dict | None = None, max_drop: float = 0.0
+) -> list[str]:
     """Why `scores` should not ship: under the threshold, or worse than the baseline by more than max_drop."""
     problems = []
     exact = scores["exact_match"]

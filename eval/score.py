@@ -18,13 +18,13 @@ Metrics, over n rows (each rate is in [0, 1]):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Mapping, Sequence
+from functools import cache, lru_cache
 
-from skilltune.calls import NO_CALL_NAME, Call, parse_call
 from eval.match import Expected, Verdict, judge_calls
 from eval.parse import Parsed, parse_output
+from skilltune.calls import NO_CALL_NAME, Call, parse_call
 
 RATE_KEYS = ("n", "exact_match", "exact_match_lenient", "name_accuracy", "parse_failure_rate")
 UNPARSED = "(unparsed)"
@@ -59,8 +59,9 @@ def gold_problem(text: str) -> str | None:
     return None
 
 
-def judge(row: dict, schemas: Mapping[str, dict] | None = None,
-          signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
+def judge(
+    row: dict, schemas: Mapping[str, dict] | None = None, signatures: Mapping[str, Sequence[str]] | None = None
+) -> dict:
     """One prediction row -> the row plus what scoring needs (`valid`, `valid_lenient`, ...)."""
     gold, expected = parsed_gold(row["gold"])
     if row["output"].strip() == row["gold"].strip():
@@ -100,13 +101,23 @@ def _f1(precision: float, recall: float) -> float:
 
 
 # how bad a failure is, worst first: the error families in the order a reader should see them
-_ERROR_SEVERITY = ("parse:", "relevance:", "calls:", "name:", "args:missing", "args:unexpected", "args:type", "args:value")
+_ERROR_SEVERITY = (
+    "parse:",
+    "relevance:",
+    "calls:",
+    "name:",
+    "args:missing",
+    "args:unexpected",
+    "args:type",
+    "args:value",
+)
 
 
-@lru_cache(maxsize=None)  # a handful of error types, asked once per failing row
+@cache  # a handful of error types, asked once per failing row
 def _severity(error_type: str) -> int:
-    return next((rank for rank, prefix in enumerate(_ERROR_SEVERITY) if error_type.startswith(prefix)),
-                len(_ERROR_SEVERITY))
+    return next(
+        (rank for rank, prefix in enumerate(_ERROR_SEVERITY) if error_type.startswith(prefix)), len(_ERROR_SEVERITY)
+    )
 
 
 def badness(row: dict) -> tuple[int, float]:
@@ -211,12 +222,19 @@ def _shortened(text: str | None) -> str | None:
 
 def _failure_entry(row: dict) -> dict:
     """A failing row as the report shows it; a long output is cut (predictions-*.jsonl keeps it whole)."""
-    return {**{key: row[key] for key in ("user", "gold", "error_type", "error")},
-            "output": _shortened(row["output"]), "parsed": _shortened(calls_text(row["parsed"]))}
+    return {
+        **{key: row[key] for key in ("user", "gold", "error_type", "error")},
+        "output": _shortened(row["output"]),
+        "parsed": _shortened(calls_text(row["parsed"])),
+    }
 
 
-def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict] | None = None,
-          signatures: Mapping[str, Sequence[str]] | None = None) -> dict:
+def score(
+    rows: list[dict],
+    worst_per_skill: int = 3,
+    schemas: Mapping[str, dict] | None = None,
+    signatures: Mapping[str, Sequence[str]] | None = None,
+) -> dict:
     """Overall and per-skill rates, argument and relevance scores, confusion matrix, and the
     `worst_per_skill` worst failures of each skill (`badness`).
 
@@ -235,8 +253,11 @@ def score(rows: list[dict], worst_per_skill: int = 3, schemas: Mapping[str, dict
         "per_skill": per_skill,
         "error_types": dict(sorted(tally.error_types.items())),
         "confusion": _confusion(tally),
-        "failures": {skill: [_failure_entry(row) for _, _, row in failing]
-                     for skill, failing in sorted(tally.failures.items()) if failing},
+        "failures": {
+            skill: [_failure_entry(row) for _, _, row in failing]
+            for skill, failing in sorted(tally.failures.items())
+            if failing
+        },
     }
 
 

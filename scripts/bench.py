@@ -36,20 +36,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skilltune.pairs import normalize  # noqa: E402
-from skilltune.jsonio import read_jsonl, write_text  # noqa: E402
-from skilltune.records import user_text  # noqa: E402
 from datagen.split import SPLITS, shared_utterances  # noqa: E402
+from skilltune.jsonio import read_jsonl, write_text  # noqa: E402
+from skilltune.pairs import normalize  # noqa: E402
+from skilltune.records import user_text  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_report import (  # noqa: E402  (the test reaches them through this module)
+    hostile_rows,
     render,
     render_training,
     scorer_rows,
     splice_hostile_rows,
     splice_scorer_rows,
     splice_section,
-    hostile_rows,
 )
 
 
@@ -59,8 +59,12 @@ def bench_offline(work: Path) -> dict:
     for run in range(3):
         out = work / f"offline-{run}"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "datagen", "skills", "--n", "10000", "--seed", "7", "--out", str(out)],
-                       cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "datagen", "skills", "--n", "10000", "--seed", "7", "--out", str(out)],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         times.append(time.perf_counter() - start)
         folders.append(out)
     records = [record for split in SPLITS for record in read_jsonl(folders[0] / f"{split}.jsonl", "record")]
@@ -85,7 +89,9 @@ class ServerProcess:
     def __init__(self, latency_ms: int):
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "tests" / "openai_server.py"), "--latency-ms", str(latency_ms)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.url = self.process.stdout.readline().strip()
         if not self.url.startswith("http://127.0.0.1:"):
@@ -95,7 +101,7 @@ class ServerProcess:
         with urllib.request.urlopen(f"{self.url}/_counts", timeout=10) as answer:
             return sum(json.load(answer).values())
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -111,14 +117,36 @@ def bench_llm(work: Path) -> dict:
     from datagen.cli.llm import llm_command
 
     env = {"OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": None}
-    args = ["--pack", str(REPO / "examples" / "skills"), "--model", "bench", "--per-skill", "100", "--batch", "5",
-            "--skills", "weather,timecheck,timer,notes,news,math,runapp,story,openai"]
+    args = [
+        "--pack",
+        str(REPO / "examples" / "skills"),
+        "--model",
+        "bench",
+        "--per-skill",
+        "100",
+        "--batch",
+        "5",
+        "--skills",
+        "weather,timecheck,timer,notes,news,math,runapp,story,openai",
+    ]
 
     def run(server: ServerProcess, out: Path, concurrency: int) -> float:
         start = time.perf_counter()
-        result = CliRunner().invoke(llm_command, [*args, "--base-url", server.url, "--out", str(out),
-                                                  "--cache", str(out.parent / "cache"),
-                                                  "--concurrency", str(concurrency)], env=env)
+        result = CliRunner().invoke(
+            llm_command,
+            [
+                *args,
+                "--base-url",
+                server.url,
+                "--out",
+                str(out),
+                "--cache",
+                str(out.parent / "cache"),
+                "--concurrency",
+                str(concurrency),
+            ],
+            env=env,
+        )
         if result.exit_code != 0:
             raise SystemExit(f"llm bench failed (concurrency {concurrency}): {result.output}")
         return time.perf_counter() - start
@@ -128,12 +156,17 @@ def bench_llm(work: Path) -> dict:
         with ServerProcess(latency_ms=50) as server:
             out = work / f"llm-{concurrency}" / "pairs.jsonl"
             elapsed = run(server, out, concurrency)
-            results[concurrency] = {"s": elapsed, "requests": server.total(),
-                                    "pairs": len(out.read_text().splitlines())}
+            results[concurrency] = {
+                "s": elapsed,
+                "requests": server.total(),
+                "pairs": len(out.read_text().splitlines()),
+            }
     with ServerProcess(latency_ms=50) as server:
         run(server, work / "llm-32" / "pairs.jsonl", 32)
         results["cached_requests"] = server.total()
-    results["same_pairs"] = (work / "llm-1" / "pairs.jsonl").read_bytes() == (work / "llm-32" / "pairs.jsonl").read_bytes()
+    results["same_pairs"] = (work / "llm-1" / "pairs.jsonl").read_bytes() == (
+        work / "llm-32" / "pairs.jsonl"
+    ).read_bytes()
     return results
 
 
@@ -145,12 +178,16 @@ def bench_scorer(work: Path) -> dict:
     Each mix is timed 7 times, each from a cold start (the gold-call cache emptied, as for the first
     model scored on a test set); median and range. Under "hostile": bench_hostile's timings.
     """
-    from skilltune.calls import parse_call
     from eval.score import parsed_gold, score
+    from skilltune.calls import parse_call
 
     data = work / "scorer-data"
-    subprocess.run([sys.executable, "-m", "datagen", "skills", "--n", "20000", "--seed", "11", "--out", str(data)],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "datagen", "skills", "--n", "20000", "--seed", "11", "--out", str(data)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     # 20,000 distinct utterances with their gold calls, so no cache sees the same row twice
     records = [record for split in SPLITS for record in read_jsonl(data / f"{split}.jsonl", "record")]
     wrong = [
@@ -166,8 +203,17 @@ def bench_scorer(work: Path) -> dict:
         for index in range(20_000):
             record = records[index % len(records)]
             gold = record["messages"][-1]["content"]
-            rows.append({"index": index, "model": "bench", "split": "test", "skill": parse_call(gold).name,
-                         "user": user_text(record), "gold": gold, "output": outputs[index % len(outputs)](gold)})
+            rows.append(
+                {
+                    "index": index,
+                    "model": "bench",
+                    "split": "test",
+                    "skill": parse_call(gold).name,
+                    "user": user_text(record),
+                    "gold": gold,
+                    "output": outputs[index % len(outputs)](gold),
+                }
+            )
         rates = []
         for _ in range(7):
             parsed_gold.cache_clear()
@@ -186,10 +232,10 @@ def bench_hostile() -> dict:
     cap; one call with 100,000 keyword arguments through judge_calls (strict, lenient and argument
     counts) and, 1.3 MB long, through parse_output without the cap. The cap is not what makes them
     fast: each step is linear in the length."""
-    from skilltune.calls import Call
     from eval.match import Expected, judge_calls
     from eval.parse import parse_output
     from eval.score import judge
+    from skilltune.calls import Call
 
     def seconds(work) -> float:
         times = []
@@ -222,8 +268,12 @@ def bench_models(work: Path) -> dict:
     if not (model / "config.json").exists():
         raise SystemExit(f"{model}: missing; run `make model` first")
     data = work / "model-data"
-    subprocess.run([sys.executable, "-m", "datagen", "skills", "--n", "1000", "--seed", "5", "--out", str(data)],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "datagen", "skills", "--n", "1000", "--seed", "5", "--out", str(data)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     records = list(read_jsonl(data / "test.jsonl", "record"))[:48]
     return {
         "generation": bench_generation(str(model), records, batch_size=32, max_new_tokens=48),
@@ -237,8 +287,12 @@ def bench_training(work: Path, result: Path | None = None) -> list[str]:
     sys.path.insert(0, str(REPO / "scripts"))
     if result is None:
         result = work / "training.json"
-        subprocess.run([sys.executable, str(REPO / "scripts" / "bench_training.py"), "--out", str(result)],
-                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "bench_training.py"), "--out", str(result)],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return render_training(json.loads(result.read_text()))
 
 
@@ -246,16 +300,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--skip-models", action="store_true", help="Leave out the rows that run the model (minutes).")
-    parser.add_argument("--skip-training", action="store_true",
-                        help="Leave out the training section (scripts/bench_training.py, about 15 minutes).")
-    parser.add_argument("--only", choices=["training", "scorer"],
-                        help="Run this part alone and put it into the existing --out file; the rest stays.")
-    parser.add_argument("--training-json", type=Path,
-                        help="Render the training section from this scripts/bench_training.py result instead of running it.")
+    parser.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="Leave out the training section (scripts/bench_training.py, about 15 minutes).",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["training", "scorer"],
+        help="Run this part alone and put it into the existing --out file; the rest stays.",
+    )
+    parser.add_argument(
+        "--training-json",
+        type=Path,
+        help="Render the training section from this scripts/bench_training.py result instead of running it.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         if args.only == "training":
-            text = splice_section(args.out.read_text() if args.out.exists() else "# Benchmarks\n", bench_training(Path(work), args.training_json))
+            text = splice_section(
+                args.out.read_text() if args.out.exists() else "# Benchmarks\n",
+                bench_training(Path(work), args.training_json),
+            )
             write_text(args.out, text)
             print(text)
             return
@@ -269,8 +335,11 @@ def main() -> None:
         llm = bench_llm(Path(work))
         scorer = bench_scorer(Path(work))
         models = None if args.skip_models else bench_models(Path(work))
-        training = ["## Training", "", "Skipped (`--skip-training`).", ""] if args.skip_training \
+        training = (
+            ["## Training", "", "Skipped (`--skip-training`).", ""]
+            if args.skip_training
             else bench_training(Path(work), args.training_json)
+        )
     text = splice_section(render(offline, llm, scorer, models), training)
     write_text(args.out, text)
     print(text)

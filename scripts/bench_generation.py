@@ -36,8 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skilltune.jsonio import DataError, read_jsonl  # noqa: E402
 from eval.predict import TransformersBackend  # noqa: E402
+from skilltune.jsonio import DataError, read_jsonl  # noqa: E402
 
 
 def _timed(backend: TransformersBackend, records: list[dict]) -> tuple[float, list[str]]:
@@ -46,8 +46,13 @@ def _timed(backend: TransformersBackend, records: list[dict]) -> tuple[float, li
     return time.perf_counter() - started, outputs
 
 
-def bench_generation(model_dir: str | Path, records: list[dict], batch_size: int = 32, max_new_tokens: int = 48,
-                     adapter: str | Path | None = None) -> dict:
+def bench_generation(
+    model_dir: str | Path,
+    records: list[dict],
+    batch_size: int = 32,
+    max_new_tokens: int = 48,
+    adapter: str | Path | None = None,
+) -> dict:
     """Time batch_size 1 and `batch_size` on the same records; seconds, records/s, tokens and speed-up."""
     import torch
 
@@ -92,7 +97,7 @@ def main() -> None:
     if args.n < 1 or args.batch_size < 2 or args.max_new_tokens < 1:
         parser.error("--n and --max-new-tokens must be at least 1, --batch-size at least 2")
     try:
-        records = list(read_jsonl(args.test, "record"))[:args.n]
+        records = list(read_jsonl(args.test, "record"))[: args.n]
     except (OSError, DataError) as err:
         parser.error(str(err))
     if len(records) < args.n:

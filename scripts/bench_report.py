@@ -8,6 +8,7 @@ import platform
 import statistics
 import time
 
+
 def splice_section(text: str, section: list[str]) -> str:
     """TEXT with its "## Training" section replaced by SECTION (appended when it has none)."""
     lines = text.rstrip("\n").split("\n")
@@ -37,7 +38,10 @@ HOSTILE_ROW_LABELS = (
 
 def hostile_rows(hostile: dict) -> list[str]:
     cells = (("braces_judge", "braces_parse"), ("many_match", "many_parse"))
-    return [f"{label} {hostile[first]:.3f} s / {hostile[second]:.3f} s |" for label, (first, second) in zip(HOSTILE_ROW_LABELS, cells)]
+    return [
+        f"{label} {hostile[first]:.3f} s / {hostile[second]:.3f} s |"
+        for label, (first, second) in zip(HOSTILE_ROW_LABELS, cells)
+    ]
 
 
 def splice_hostile_rows(text: str, rows: list[str]) -> str:
@@ -48,7 +52,9 @@ def splice_hostile_rows(text: str, rows: list[str]) -> str:
     for label, row in zip(HOSTILE_ROW_LABELS, rows):
         found = [index for index, line in enumerate(lines) if line.startswith(label)]
         if len(found) > 1:
-            raise SystemExit(f"error: the benchmarks file has {len(found)} rows starting {label!r}; run the whole `make bench`")
+            raise SystemExit(
+                f"error: the benchmarks file has {len(found)} rows starting {label!r}; run the whole `make bench`"
+            )
         if found:
             place = found[0]
             lines[place] = row
@@ -59,8 +65,10 @@ def splice_hostile_rows(text: str, rows: list[str]) -> str:
 
 
 def scorer_rows(scorer: dict) -> list[str]:
-    return [f"{label} {scorer[mix]['median']:,.0f} predictions/s (runs {scorer[mix]['low']:,.0f}-{scorer[mix]['high']:,.0f}) |"
-            for label, mix in zip(SCORER_ROW_LABELS, ("tuned-like", "hard"))]
+    return [
+        f"{label} {scorer[mix]['median']:,.0f} predictions/s (runs {scorer[mix]['low']:,.0f}-{scorer[mix]['high']:,.0f}) |"
+        for label, mix in zip(SCORER_ROW_LABELS, ("tuned-like", "hard"))
+    ]
 
 
 def splice_scorer_rows(text: str, rows: list[str]) -> str:
@@ -69,7 +77,9 @@ def splice_scorer_rows(text: str, rows: list[str]) -> str:
     for label, row in zip(SCORER_ROW_LABELS, rows):
         found = [index for index, line in enumerate(lines) if line.startswith(label)]
         if len(found) != 1:
-            raise SystemExit(f"error: the benchmarks file has {len(found)} rows starting {label!r}; run the whole `make bench`")
+            raise SystemExit(
+                f"error: the benchmarks file has {len(found)} rows starting {label!r}; run the whole `make bench`"
+            )
         lines[found[0]] = row
     return "\n".join(lines)
 
@@ -77,57 +87,59 @@ def splice_scorer_rows(text: str, rows: list[str]) -> str:
 def render(offline: dict, llm: dict, scorer: dict, models: dict | None) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     speedup = llm[1]["s"] / llm[32]["s"]
-    return "\n".join([
-        "# Benchmarks",
-        "",
-        f"Written by `make bench` (scripts/bench.py) on {time.strftime('%Y-%m-%d')}; machine: {machine}, no GPU.",
-        "",
-        "## Data generation",
-        "",
-        "| benchmark | result |",
-        "|---|---|",
-        f"| `datagen skills --n 10000 --seed 7`, whole command, median of 3 | {offline['median_s']:.2f} s |",
-        f"| records written (train + val + test) / distinct normalized utterances | {offline['records']:,} / {offline['distinct']:,} |",
-        f"| same seed, byte-identical files on all 3 runs | {'yes' if offline['identical'] else 'NO'} |",
-        f"| utterances shared between train, val and test | {offline['leaked']} |",
-        f"| `datagen llm`, 180 requests, 50 ms server latency, concurrency 1 | {llm[1]['s']:.2f} s ({llm[1]['requests']} requests, {llm[1]['pairs']} pairs) |",
-        f"| same plan, concurrency 32 | {llm[32]['s']:.2f} s ({llm[32]['requests']} requests, {llm[32]['pairs']} pairs) |",
-        f"| speed-up, concurrency 32 over 1 | {speedup:.1f}x |",
-        f"| same pairs.jsonl at concurrency 1 and 32 (byte-identical) | {'yes' if llm['same_pairs'] else 'NO'} |",
-        f"| re-run with the cache: requests made | {llm['cached_requests']} |",
-        "",
-        "The LLM rows run against `tests/openai_server.py`, a real HTTP server on 127.0.0.1 speaking the",
-        "OpenAI chat-completions API, in a process of its own, with every request delayed 50 ms.",
-        "",
-        "## Evaluation",
-        "",
-        "| benchmark | result |",
-        "|---|---|",
-        *scorer_rows(scorer),
-        *hostile_rows(scorer["hostile"]),
-        *(_model_rows(models) if models else ["| model rows | skipped (`--skip-models`) |"]),
-        "",
-        "Targets: LLM concurrency 32 >= 20x sequential, scorer >= 50,000 predictions/s, batched generation",
-        ">= 5x one at a time, 0 % parse failures with constrained decoding. What limits the misses, as",
-        "profiled on this 2-core machine: `datagen llm` at concurrency 32 is CPU-bound in the `openai`",
-        "client (about 3.5 ms of CPU a request for httpx, asyncio and the client's request building,",
-        "against 50 ms of latency; a sequential request costs 59 ms), so the ceiling here is about",
-        "(50 + 3.5) / 3.5 = 15x; against a real API's 0.5-5 s latency the same window gives close to 32x.",
-        "The scorer is pure Python: `ast` parses each output (about 11 us for a short call here) and",
-        f"each distinct gold call once ({scorer['distinct_golds']:,} of the 20,000 rows' gold calls are distinct; every",
-        "run starts with none parsed); the gold-identical answer, a tuned model's commonest, is short-cut;",
-        "one call against one gold call is compared once for strict, lenient and argument counts",
-        "(eval.match.judge_calls); every metric is counted in one pass. Only-wrong answers each cost a",
-        "parse and that comparison, with its error messages. Hostile outputs, target under 1 s each: one",
-        "over 100,000 characters is parse:too_long at once, and parsing and matching are linear without",
-        "that cap too; parse_output of the 1.3 MB call without it misses, mostly in CPython's ast.parse.",
-        "A process pool",
-        "(2 workers, fork server) was slower than one process on 20,000 rows: starting the workers and",
-        "sending the rows cost more than half the work saves. Timings on this shared 2-core machine vary",
-        "by about 20 % from run to run. Batched generation: a batch runs until its longest row ends, and",
-        "on a CPU a step of 24 rows costs more than one of 16 (scripts/bench_generation.py).",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            f"Written by `make bench` (scripts/bench.py) on {time.strftime('%Y-%m-%d')}; machine: {machine}, no GPU.",
+            "",
+            "## Data generation",
+            "",
+            "| benchmark | result |",
+            "|---|---|",
+            f"| `datagen skills --n 10000 --seed 7`, whole command, median of 3 | {offline['median_s']:.2f} s |",
+            f"| records written (train + val + test) / distinct normalized utterances | {offline['records']:,} / {offline['distinct']:,} |",
+            f"| same seed, byte-identical files on all 3 runs | {'yes' if offline['identical'] else 'NO'} |",
+            f"| utterances shared between train, val and test | {offline['leaked']} |",
+            f"| `datagen llm`, 180 requests, 50 ms server latency, concurrency 1 | {llm[1]['s']:.2f} s ({llm[1]['requests']} requests, {llm[1]['pairs']} pairs) |",
+            f"| same plan, concurrency 32 | {llm[32]['s']:.2f} s ({llm[32]['requests']} requests, {llm[32]['pairs']} pairs) |",
+            f"| speed-up, concurrency 32 over 1 | {speedup:.1f}x |",
+            f"| same pairs.jsonl at concurrency 1 and 32 (byte-identical) | {'yes' if llm['same_pairs'] else 'NO'} |",
+            f"| re-run with the cache: requests made | {llm['cached_requests']} |",
+            "",
+            "The LLM rows run against `tests/openai_server.py`, a real HTTP server on 127.0.0.1 speaking the",
+            "OpenAI chat-completions API, in a process of its own, with every request delayed 50 ms.",
+            "",
+            "## Evaluation",
+            "",
+            "| benchmark | result |",
+            "|---|---|",
+            *scorer_rows(scorer),
+            *hostile_rows(scorer["hostile"]),
+            *(_model_rows(models) if models else ["| model rows | skipped (`--skip-models`) |"]),
+            "",
+            "Targets: LLM concurrency 32 >= 20x sequential, scorer >= 50,000 predictions/s, batched generation",
+            ">= 5x one at a time, 0 % parse failures with constrained decoding. What limits the misses, as",
+            "profiled on this 2-core machine: `datagen llm` at concurrency 32 is CPU-bound in the `openai`",
+            "client (about 3.5 ms of CPU a request for httpx, asyncio and the client's request building,",
+            "against 50 ms of latency; a sequential request costs 59 ms), so the ceiling here is about",
+            "(50 + 3.5) / 3.5 = 15x; against a real API's 0.5-5 s latency the same window gives close to 32x.",
+            "The scorer is pure Python: `ast` parses each output (about 11 us for a short call here) and",
+            f"each distinct gold call once ({scorer['distinct_golds']:,} of the 20,000 rows' gold calls are distinct; every",
+            "run starts with none parsed); the gold-identical answer, a tuned model's commonest, is short-cut;",
+            "one call against one gold call is compared once for strict, lenient and argument counts",
+            "(eval.match.judge_calls); every metric is counted in one pass. Only-wrong answers each cost a",
+            "parse and that comparison, with its error messages. Hostile outputs, target under 1 s each: one",
+            "over 100,000 characters is parse:too_long at once, and parsing and matching are linear without",
+            "that cap too; parse_output of the 1.3 MB call without it misses, mostly in CPython's ast.parse.",
+            "A process pool",
+            "(2 workers, fork server) was slower than one process on 20,000 rows: starting the workers and",
+            "sending the rows cost more than half the work saves. Timings on this shared 2-core machine vary",
+            "by about 20 % from run to run. Batched generation: a batch runs until its longest row ends, and",
+            "on a CPU a step of 24 rows costs more than one of 16 (scripts/bench_generation.py).",
+            "",
+        ]
+    )
 
 
 def _model_rows(models: dict) -> list[str]:
@@ -158,11 +170,16 @@ def render_training(result: dict) -> list[str]:
     base = packing["unpacked-256"]
     rows = []
     for p in packing.values():
-        kind = (f"sample_packing, sequence_len {p['sequence_len']}, padded to it" if p["sample_packing"]
-                else f"no packing, each batch padded to its longest row (sequence_len {p['sequence_len']})")
-        rows.append(f"| packing efficiency, {kind}, micro batch {p['micro_batch_size']} | "
-                    f"{100 * p['efficiency']:.1f} % ({p['nonpad']:,} / {p['slots']:,} tokens, {p['batches']} batches, "
-                    f"{p['records']} of {p['dataset_records']} records) |")
+        kind = (
+            f"sample_packing, sequence_len {p['sequence_len']}, padded to it"
+            if p["sample_packing"]
+            else f"no packing, each batch padded to its longest row (sequence_len {p['sequence_len']})"
+        )
+        rows.append(
+            f"| packing efficiency, {kind}, micro batch {p['micro_batch_size']} | "
+            f"{100 * p['efficiency']:.1f} % ({p['nonpad']:,} / {p['slots']:,} tokens, {p['batches']} batches, "
+            f"{p['records']} of {p['dataset_records']} records) |"
+        )
 
     def mean(name: str, key: str) -> float:
         return statistics.mean(run[key] for run in runs[name])
@@ -216,12 +233,16 @@ def render_training(result: dict) -> list[str]:
         f"parameters), and pad to the longest row",
         f"(Axolotl's {ax0['collator']}, pad_to_sequence_len false). CPU seconds other processes took",
         f"during the runs: Axolotl {each('axolotl', 'other_cpu_s', '.0f')}, plain {each('plain', 'other_cpu_s', '.0f')}.",
-        *(["The two loops' ranges overlap: on this machine they train equally fast within the run-to-run",
-           "spread (the same loop varies by 10-20 % between runs with the cores otherwise idle); on CPU the",
-           "step is the model's matmuls, which both run through the same torch and peft code. What Axolotl",
-           "costs is start-up: its imports, config validation, plugin and patch set-up and model load."]
-          if _overlap(runs) else
-          [f"Axolotl is {'faster' if ratio > 1 else 'slower'} than the plain loop beyond the run-to-run spread."]),
+        *(
+            [
+                "The two loops' ranges overlap: on this machine they train equally fast within the run-to-run",
+                "spread (the same loop varies by 10-20 % between runs with the cores otherwise idle); on CPU the",
+                "step is the model's matmuls, which both run through the same torch and peft code. What Axolotl",
+                "costs is start-up: its imports, config validation, plugin and patch set-up and model load.",
+            ]
+            if _overlap(runs)
+            else [f"Axolotl is {'faster' if ratio > 1 else 'slower'} than the plain loop beyond the run-to-run spread."]
+        ),
         "",
     ]
 

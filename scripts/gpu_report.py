@@ -34,16 +34,19 @@ def _number(value, digits: int, thousands: bool = False) -> str:
 
 
 def summary(name: str, row: dict) -> str:
-    return (f"{name}: {_number(row['tokens_per_second'], 0, True)} tokens/s, "
-            f"{_number(row['seconds_per_step'], 2)} s/step over {row['steps']} steps, "
-            f"peak {_number(row['peak_memory_allocated_gib'], 1)} GiB allocated / "
-            f"{_number(row['peak_memory_reserved_gib'], 1)} reserved, MFU {_number(row['mfu'], 3)} ({row['device']})")
+    return (
+        f"{name}: {_number(row['tokens_per_second'], 0, True)} tokens/s, "
+        f"{_number(row['seconds_per_step'], 2)} s/step over {row['steps']} steps, "
+        f"peak {_number(row['peak_memory_allocated_gib'], 1)} GiB allocated / "
+        f"{_number(row['peak_memory_reserved_gib'], 1)} reserved, MFU {_number(row['mfu'], 3)} ({row['device']})"
+    )
 
 
 def section(rows: list[tuple[str, dict]], today: datetime.date) -> str:
     steps = sorted({row["steps"] for _, row in rows})
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"Written by scripts/gpu_report.py on {today.isoformat()}. Each config trained unchanged (QLoRA, its own "
         "attention, sample packing, bf16) on a stand-in with random weights and the real 7-8B shapes "
         "(scripts/make_standin.py --size real); figures from skilltune.throughput.ThroughputLog, per GPU, over "
@@ -54,9 +57,11 @@ def section(rows: list[tuple[str, dict]], today: datetime.date) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, row in rows:
-        lines.append(f"| {name} | {row['device']} | {_number(row['tokens_per_second'], 0, True)} | "
-                     f"{_number(row['seconds_per_step'], 2)} | {_number(row['peak_memory_allocated_gib'], 1)} | "
-                     f"{_number(row['peak_memory_reserved_gib'], 1)} | {_number(row['mfu'], 3)} |")
+        lines.append(
+            f"| {name} | {row['device']} | {_number(row['tokens_per_second'], 0, True)} | "
+            f"{_number(row['seconds_per_step'], 2)} | {_number(row['peak_memory_allocated_gib'], 1)} | "
+            f"{_number(row['peak_memory_reserved_gib'], 1)} | {_number(row['mfu'], 3)} |"
+        )
     return "\n".join(lines) + "\n"
 
 

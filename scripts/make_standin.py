@@ -38,8 +38,10 @@ def main() -> None:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             sys.exit(f"error: {args.config}: cannot read: {' '.join(str(err).split())}")
     folder = build_standin(name, args.cache, size=args.size)
-    print(f"{FAMILIES[name].repo_id}: {args.size} stand-in ({FAMILIES[name].model_type.replace('Config', '')}) "
-          f"in {folder}")
+    print(
+        f"{FAMILIES[name].repo_id}: {args.size} stand-in ({FAMILIES[name].model_type.replace('Config', '')}) "
+        f"in {folder}"
+    )
 
 
 if __name__ == "__main__":

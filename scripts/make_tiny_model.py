@@ -87,7 +87,9 @@ def main() -> None:
     )
     torch.manual_seed(args.seed)
     model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=end_id, pad_token_id=end_id, bos_token_id=config.bos_token_id)
+    model.generation_config = GenerationConfig(
+        eos_token_id=end_id, pad_token_id=end_id, bos_token_id=config.bos_token_id
+    )
     staging = args.out.with_name(f".{args.out.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)

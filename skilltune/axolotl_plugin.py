@@ -35,8 +35,11 @@ def keep_nf4_trainable(model) -> int:
     """Turn bitsandbytes' CPU inference repack off in `model`'s 4-bit layers; returns how many."""
     import bitsandbytes as bnb
 
-    layers = [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)
-              and module.weight.device.type == "cpu"]
+    layers = [
+        module
+        for module in model.modules()
+        if isinstance(module, bnb.nn.Linear4bit) and module.weight.device.type == "cpu"
+    ]
     for layer in layers:
         layer.support_avx512bf16_for_cpu = False
     return len(layers)

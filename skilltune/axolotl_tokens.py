@@ -18,9 +18,18 @@ IGNORE = -100  # the label of a token that is not trained
 
 # Settings that decide how a model loads and trains, not how text is tokenized: set so that a GPU
 # config validates on a machine without CUDA (nothing is loaded but the tokenizer)
-_NOT_TOKENIZATION = {"load_in_4bit": False, "load_in_8bit": False, "attn_implementation": "sdpa", "bf16": False,
-                     "fp16": False, "tf32": False, "optimizer": "adamw_torch", "deepspeed": None, "fsdp_config": None,
-                     "fsdp_version": None}
+_NOT_TOKENIZATION = {
+    "load_in_4bit": False,
+    "load_in_8bit": False,
+    "attn_implementation": "sdpa",
+    "bf16": False,
+    "fp16": False,
+    "tf32": False,
+    "optimizer": "adamw_torch",
+    "deepspeed": None,
+    "fsdp_config": None,
+    "fsdp_version": None,
+}
 
 
 class ConfigError(ValueError):
@@ -64,10 +73,9 @@ def _where(path: Path, key: str) -> str:
 
 def validated(config: dict, path: Path):
     """Axolotl's own validation and normalization of `config` (a DictDefault comes back)."""
-    from pydantic import ValidationError
-
     from axolotl.utils.config import normalize_config, validate_config
     from axolotl.utils.dict import DictDefault
+    from pydantic import ValidationError
 
     try:
         cfg = validate_config(DictDefault(config))

@@ -129,8 +129,9 @@ class FunctionReading:
     null_is_empty: bool  # `"arguments": null` reads as no arguments
 
 
-RECORD_FUNCTIONS = FunctionReading(is_name=str.isidentifier, argument_keys=("arguments",), decode=loads,
-                                   null_is_empty=False)
+RECORD_FUNCTIONS = FunctionReading(
+    is_name=str.isidentifier, argument_keys=("arguments",), decode=loads, null_is_empty=False
+)
 
 
 def call_from_function(function: dict, reading: FunctionReading = RECORD_FUNCTIONS) -> Call:

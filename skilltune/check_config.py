@@ -20,9 +20,9 @@ from pathlib import Path
 
 import click
 
+from skilltune.axolotl_tokens import IGNORE, ConfigError, load_strategy, read_config, tokenization_config, validated
 from skilltune.records import chat_record, system_prompt, tool_definitions
 from skilltune.skills import load_pack
-from skilltune.axolotl_tokens import IGNORE, ConfigError, load_strategy, read_config, tokenization_config, validated
 from skilltune.standins import STAMP
 
 OPEN, CLOSE = "«", "»"
@@ -60,12 +60,16 @@ def prompt_findings(tokenizer, record: dict, row: dict) -> list[str]:
     if record.get("tools"):
         names = [tool["function"]["name"] for tool in record["tools"]]
         seen = [name for name in names if f'"{name}"' in prompt or f"'{name}'" in prompt]
-        findings.append(f"tools: {len(seen)} of {len(names)} definitions in the prompt"
-                        + ("" if len(seen) == len(names) else " (the chat template drops tools)"))
+        findings.append(
+            f"tools: {len(seen)} of {len(names)} definitions in the prompt"
+            + ("" if len(seen) == len(names) else " (the chat template drops tools)")
+        )
     trained = [token for token, label in zip(row["input_ids"], row["labels"]) if label != IGNORE]
     eos = tokenizer.eos_token_id
-    findings.append(f"end of turn: {tokenizer.eos_token} {'trained' if trained and trained[-1] == eos else 'NOT trained'}"
-                    f" ({len(trained)} trained tokens of {len(row['input_ids'])})")
+    findings.append(
+        f"end of turn: {tokenizer.eos_token} {'trained' if trained and trained[-1] == eos else 'NOT trained'}"
+        f" ({len(trained)} trained tokens of {len(row['input_ids'])})"
+    )
     return findings
 
 
@@ -87,8 +91,13 @@ def model_shapes(cfg) -> tuple[dict, str]:
 
 @click.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("examples/skills"),
-              show_default=True, help="skill pack the sample record is made from")
+@click.option(
+    "--pack",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("examples/skills"),
+    show_default=True,
+    help="skill pack the sample record is made from",
+)
 @click.option("--style", type=click.Choice(["python", "json", "tools"]), default="python", show_default=True)
 def main(config: Path, pack: Path, style: str) -> None:
     """Validate CONFIG, render one record with its trained tokens marked, estimate GPU memory."""
@@ -105,15 +114,19 @@ def main(config: Path, pack: Path, style: str) -> None:
         sys.exit(1)
     shapes, source = model_shapes(cfg)
     standin = source.endswith("(stand-in loaded)")
-    click.echo(f"tokenizer: {type(tokenizer).__name__}, {len(tokenizer)} tokens, bos {tokenizer.bos_token}, "
-               f"eos {tokenizer.eos_token}, pad {tokenizer.pad_token}"
-               + (" (a stand-in's small vocabulary: texts take more tokens than with the real one)" if standin else ""))
+    click.echo(
+        f"tokenizer: {type(tokenizer).__name__}, {len(tokenizer)} tokens, bos {tokenizer.bos_token}, "
+        f"eos {tokenizer.eos_token}, pad {tokenizer.pad_token}"
+        + (" (a stand-in's small vocabulary: texts take more tokens than with the real one)" if standin else "")
+    )
     for record_style in dict.fromkeys([style, "tools"]):  # tools too: does the template carry them?
         record = sample_record(pack, record_style)
         row = strategy.tokenize_prompt(record)
         fits = "fits" if len(row["input_ids"]) <= cfg.sequence_len else "DOES NOT FIT"
-        click.echo(f"\n--- a {record_style}-style record, {len(row['input_ids'])} tokens ({fits} sequence_len "
-                   f"{cfg.sequence_len}); trained tokens between {OPEN} {CLOSE}:")
+        click.echo(
+            f"\n--- a {record_style}-style record, {len(row['input_ids'])} tokens ({fits} sequence_len "
+            f"{cfg.sequence_len}); trained tokens between {OPEN} {CLOSE}:"
+        )
         if record_style == style:
             click.echo(marked_text(tokenizer, row["input_ids"], row["labels"], color=sys.stdout.isatty()))
         for finding in prompt_findings(tokenizer, record, row):

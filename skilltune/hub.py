@@ -29,8 +29,13 @@ def access_problem(repo_id: str) -> str | None:
     """None when `repo_id` can be loaded here, else why not (one line)."""
     import httpx
     from huggingface_hub import auth_check, constants, get_session, get_token
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, OfflineModeIsEnabled,
-                                        RepositoryNotFoundError)
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        HFValidationError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
 
     try:
         if cached(repo_id):
@@ -38,8 +43,10 @@ def access_problem(repo_id: str) -> str | None:
     except HFValidationError as err:
         return f"{repo_id}: not a Hugging Face model id ({one_line(err)})"
     if constants.HF_HUB_OFFLINE:
-        return (f"{repo_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1; "
-                "unset it to download, or use STANDIN=1 for a local stand-in")
+        return (
+            f"{repo_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1; "
+            "unset it to download, or use STANDIN=1 for a local stand-in"
+        )
     token = get_token()
     # the hub client's shared session has no timeout: a hub that accepts the connection and never answers
     # would hang here forever, so this one call gets the timeout the hub client uses for metadata requests
@@ -49,8 +56,10 @@ def access_problem(repo_id: str) -> str | None:
         auth_check(repo_id, token=token)
     except GatedRepoError:
         if token is None:
-            return (f"{repo_id}: gated on the Hugging Face Hub: accept its terms at https://huggingface.co/{repo_id} "
-                    "and set HF_TOKEN to a token of that account")
+            return (
+                f"{repo_id}: gated on the Hugging Face Hub: accept its terms at https://huggingface.co/{repo_id} "
+                "and set HF_TOKEN to a token of that account"
+            )
         return f"{repo_id}: gated, and HF_TOKEN has no access yet: accept its terms at https://huggingface.co/{repo_id}"
     except RepositoryNotFoundError:
         hint = "" if token else " (a private one needs HF_TOKEN)"

@@ -16,9 +16,9 @@ import shutil
 import signal
 import tempfile
 import threading
-from functools import lru_cache
+from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import jsonschema
 
@@ -33,7 +33,7 @@ class DataError(ValueError):
         super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(schema_name: str) -> jsonschema.Draft202012Validator:
     """The validator for `<schema_name>.schema.json` from one of SCHEMA_DIRS."""
     for directory in SCHEMA_DIRS:
@@ -251,8 +251,14 @@ def _atomic_file(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path)
     with terminate_cleanly():
-        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", errors="backslashreplace", dir=path.parent,
-                                             prefix=staging_prefix(path, "tmp"), delete=False)
+        handle = tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            errors="backslashreplace",
+            dir=path.parent,
+            prefix=staging_prefix(path, "tmp"),
+            delete=False,
+        )
         try:
             with handle:
                 yield handle

@@ -56,8 +56,14 @@ class Chat:
 LogitsProcessorsFactory = Callable[[object, int], list]
 
 
-def load_model(base_model: str | Path, tokenizer_dir: str | Path | None = None, load_in_4bit: bool = False,
-               chat_template: str | None = None, local_files_only: bool = False, device: str | None = None):
+def load_model(
+    base_model: str | Path,
+    tokenizer_dir: str | Path | None = None,
+    load_in_4bit: bool = False,
+    chat_template: str | None = None,
+    local_files_only: bool = False,
+    device: str | None = None,
+):
     """A model and its tokenizer for greedy generation. `tokenizer_dir`: the tokenizer Axolotl saved
     with the adapter (tokens a config adds, its eos), the embeddings grown to fit it as Axolotl grew
     them in training. `load_in_4bit`: nf4 base weights, as a QLoRA config trained on (bitsandbytes
@@ -78,8 +84,8 @@ def load_model(base_model: str | Path, tokenizer_dir: str | Path | None = None, 
     options: dict = {"dtype": dtype if device == "cpu" else "auto", "local_files_only": local_files_only}
     if load_in_4bit:  # the settings Axolotl uses for `load_in_4bit: true`
         options["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
         options["device_map"] = {"": device}
     model = AutoModelForCausalLM.from_pretrained(str(base_model), **options)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
@@ -124,8 +130,15 @@ def batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return groups
 
 
-def generate(model, tokenizer, chats: Sequence[Chat], batch_size: int = 32, max_new_tokens: int = 64,
-             label: str | None = "generating", logits_processors: LogitsProcessorsFactory | None = None) -> list[str]:
+def generate(
+    model,
+    tokenizer,
+    chats: Sequence[Chat],
+    batch_size: int = 32,
+    max_new_tokens: int = 64,
+    label: str | None = "generating",
+    logits_processors: LogitsProcessorsFactory | None = None,
+) -> list[str]:
     """Greedy completions for each chat, in chat order, generated in batches of similar prompt
     length (`batches`)."""
     prompts = render_prompts(tokenizer, chats)
@@ -133,16 +146,18 @@ def generate(model, tokenizer, chats: Sequence[Chat], batch_size: int = 32, max_
     outputs: list[str] = [""] * len(prompts)
     with tqdm(total=len(prompts), desc=label, unit="ex", disable=label is None) as progress:
         for indices in batches(lengths, batch_size):
-            texts = _generate_batch(model, tokenizer, [prompts[index] for index in indices], max_new_tokens,
-                                    logits_processors)
+            texts = _generate_batch(
+                model, tokenizer, [prompts[index] for index in indices], max_new_tokens, logits_processors
+            )
             for index, text in zip(indices, texts):
                 outputs[index] = text
             progress.update(len(indices))
     return outputs
 
 
-def _generate_batch(model, tokenizer, prompts: list[str], max_new_tokens: int,
-                    logits_processors: LogitsProcessorsFactory | None) -> list[str]:
+def _generate_batch(
+    model, tokenizer, prompts: list[str], max_new_tokens: int, logits_processors: LogitsProcessorsFactory | None
+) -> list[str]:
     import torch
     from transformers import LogitsProcessorList
 

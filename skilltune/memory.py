@@ -36,10 +36,18 @@ LORA_BYTES = 4  # peft upcasts adapter weights to fp32 (autocast_adapter_dtype) 
 # torch optimizers allocate states with zeros_like). bitsandbytes' 8-bit states add one fp32 absmax per
 # 256 values (+1.5 %), left out; paged states can move to CPU under pressure but peak on the GPU.
 OPTIMIZERS: dict[str, tuple[int, int | None]] = {
-    "adamw_torch": (2, None), "adamw_torch_fused": (2, None),
-    "adamw_bnb_8bit": (2, 1), "adamw_8bit": (2, 1), "paged_adamw_8bit": (2, 1), "paged_adamw_32bit": (2, 4),
-    "lion_8bit": (1, 1), "paged_lion_8bit": (1, 1), "lion_32bit": (1, 4), "paged_lion_32bit": (1, 4),
-    "adagrad": (1, None), "rmsprop": (1, None),
+    "adamw_torch": (2, None),
+    "adamw_torch_fused": (2, None),
+    "adamw_bnb_8bit": (2, 1),
+    "adamw_8bit": (2, 1),
+    "paged_adamw_8bit": (2, 1),
+    "paged_adamw_32bit": (2, 4),
+    "lion_8bit": (1, 1),
+    "paged_lion_8bit": (1, 1),
+    "lion_32bit": (1, 4),
+    "paged_lion_32bit": (1, 4),
+    "adagrad": (1, None),
+    "rmsprop": (1, None),
     "sgd": (0, None),  # Trainer's sgd has no momentum, hence no state
     "adafactor": (0, None),  # factored second moment: a row and a column vector per matrix, ~0
 }
@@ -61,9 +69,14 @@ class MemoryEstimate:
         return self.weights + self.adapter + self.optimizer + self.activations + self.logits + self.overhead
 
     def lines(self) -> list[str]:
-        rows = [(f"weights ({self.weights_format})", self.weights), ("adapter + gradients", self.adapter),
-                ("optimizer states", self.optimizer), ("activations", self.activations),
-                ("logits + loss", self.logits), ("CUDA context + slack", self.overhead)]
+        rows = [
+            (f"weights ({self.weights_format})", self.weights),
+            ("adapter + gradients", self.adapter),
+            ("optimizer states", self.optimizer),
+            ("activations", self.activations),
+            ("logits + loss", self.logits),
+            ("CUDA context + slack", self.overhead),
+        ]
         width = max(len(label) for label, _ in rows)
         table = [f"{label:<{width}}  {size / GIB:5.1f} GiB" for label, size in rows]
         total = f"{'total':<{width}}  {self.total / GIB:5.1f} GiB"
@@ -79,10 +92,15 @@ def layer_linears(model_config: dict) -> list[tuple[str, int, int, bool]]:
     # Qwen2 has q/k/v biases and no attention_bias key; Llama's attention_bias covers all four
     qkv_bias = bool(model_config.get("attention_bias", model_config.get("model_type") == "qwen2"))
     o_bias, mlp_bias = bool(model_config.get("attention_bias")), bool(model_config.get("mlp_bias"))
-    return [("q_proj", hidden, heads * head_dim, qkv_bias), ("k_proj", hidden, kv_heads * head_dim, qkv_bias),
-            ("v_proj", hidden, kv_heads * head_dim, qkv_bias), ("o_proj", heads * head_dim, hidden, o_bias),
-            ("gate_proj", hidden, inter, mlp_bias), ("up_proj", hidden, inter, mlp_bias),
-            ("down_proj", inter, hidden, mlp_bias)]
+    return [
+        ("q_proj", hidden, heads * head_dim, qkv_bias),
+        ("k_proj", hidden, kv_heads * head_dim, qkv_bias),
+        ("v_proj", hidden, kv_heads * head_dim, qkv_bias),
+        ("o_proj", heads * head_dim, hidden, o_bias),
+        ("gate_proj", hidden, inter, mlp_bias),
+        ("up_proj", hidden, inter, mlp_bias),
+        ("down_proj", inter, hidden, mlp_bias),
+    ]
 
 
 def count_parameters(model_config: dict) -> dict[str, Any]:
@@ -145,16 +163,18 @@ def _saved_modules(counts: dict[str, Any], model_config: dict, axolotl_config: d
     return total
 
 
-def _trainable(counts: dict[str, Any], model_config: dict, axolotl_config: dict, half: int,
-               notes: list[str]) -> list[tuple[int, int]]:
+def _trainable(
+    counts: dict[str, Any], model_config: dict, axolotl_config: dict, half: int, notes: list[str]
+) -> list[tuple[int, int]]:
     """(parameters, bytes each) of every group the optimizer updates."""
     if not axolotl_config.get("adapter"):
         return [(counts["total"], half)]
     rank = axolotl_config.get("lora_r") or 8  # peft's LoraConfig default
     targets = _lora_targets(axolotl_config, notes)
     # a LoRA pair on an (in -> out) projection: A is r x in, B is out x r
-    lora = counts["layers"] * sum(rank * (fan_in + out) for name, fan_in, out, _ in counts["layer_linears"]
-                                  if name in targets)
+    lora = counts["layers"] * sum(
+        rank * (fan_in + out) for name, fan_in, out, _ in counts["layer_linears"] if name in targets
+    )
     # the copies keep the module's dtype: Axolotl casts embeddings back to the compute dtype before peft
     return [(lora, LORA_BYTES), (_saved_modules(counts, model_config, axolotl_config, notes), half)]
 
@@ -186,8 +206,7 @@ def _layer_bytes_per_token(model_config: dict, counts: dict[str, Any], axolotl_c
     return norms + attention + mlp + lora
 
 
-def _activations(model_config: dict, counts: dict[str, Any], axolotl_config: dict, half: int,
-                 notes: list[str]) -> int:
+def _activations(model_config: dict, counts: dict[str, Any], axolotl_config: dict, half: int, notes: list[str]) -> int:
     batch = axolotl_config.get("micro_batch_size") or 1
     seq = axolotl_config.get("sequence_len") or 512  # Axolotl 0.19's default
     tokens = batch * seq
@@ -224,8 +243,10 @@ def _logits(model_config: dict, axolotl_config: dict, half: int, notes: list[str
 def _config_notes(axolotl_config: dict) -> list[str]:
     notes = []
     if axolotl_config.get("deepspeed") or axolotl_config.get("fsdp") or axolotl_config.get("fsdp_config"):
-        notes.append("per GPU without sharding: deepspeed/fsdp split optimizer states, gradients (zero2) "
-                     "and weights (zero3) across GPUs")
+        notes.append(
+            "per GPU without sharding: deepspeed/fsdp split optimizer states, gradients (zero2) "
+            "and weights (zero3) across GPUs"
+        )
     if not (axolotl_config.get("sample_packing") and axolotl_config.get("pad_to_sequence_len")):
         notes.append("rows are not always full: estimated at sequence_len, the worst case")
     if not axolotl_config.get("adapter"):

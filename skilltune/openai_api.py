@@ -38,8 +38,9 @@ def base_url_problem(base_url: str) -> str | None:
     except ValueError as err:
         return f"--base-url {shown!r}: {one_line(err)}"
     if "@" in parts.netloc:  # the client sends the key as a Bearer header; it cannot also send Basic auth
-        return (f"--base-url {shown!r}: a user or password in the URL is not supported; "
-                "give the API key in OPENAI_API_KEY")
+        return (
+            f"--base-url {shown!r}: a user or password in the URL is not supported; give the API key in OPENAI_API_KEY"
+        )
     return None
 
 

@@ -56,8 +56,9 @@ class JobInterrupted(Exception):
         if job_id is None:
             super().__init__("\ninterrupted before a job was created")
         else:
-            super().__init__(f"\ninterrupted: job {job_id} goes on. Follow it again with:\n"
-                             f"  {follow_command_line(job_id, base_url)}")
+            super().__init__(
+                f"\ninterrupted: job {job_id} goes on. Follow it again with:\n  {follow_command_line(job_id, base_url)}"
+            )
 
 
 @dataclass
@@ -80,8 +81,11 @@ class FineTuneSettings:
     test: str  # the test file named in the eval command reported at the end
 
     def hyperparameters(self) -> dict:
-        given = {"n_epochs": self.n_epochs, "batch_size": self.batch_size,
-                 "learning_rate_multiplier": self.learning_rate_multiplier}
+        given = {
+            "n_epochs": self.n_epochs,
+            "batch_size": self.batch_size,
+            "learning_rate_multiplier": self.learning_rate_multiplier,
+        }
         return {name: value for name, value in given.items() if value is not None}
 
 
@@ -160,9 +164,26 @@ def follow(client, base_url: str, job_id: str, poll_interval: float, say: Say):
 
 def eval_command(base_url: str, model: str, base_model: str, test: str) -> str:
     """The command that scores the fine-tuned model against its base (eval/__main__.py's `run`)."""
-    return shlex.join(["python", "-m", "eval", "run", "--backend", "openai", "--base-url", base_url,
-                       "--model", model, "--base-model-name", base_model, "--test", test,
-                       "--out", "runs/openai-ft"])
+    return shlex.join(
+        [
+            "python",
+            "-m",
+            "eval",
+            "run",
+            "--backend",
+            "openai",
+            "--base-url",
+            base_url,
+            "--model",
+            model,
+            "--base-model-name",
+            base_model,
+            "--test",
+            test,
+            "--out",
+            "runs/openai-ft",
+        ]
+    )
 
 
 def job_outcome(job, base_url: str, test: str, say: Say) -> None:

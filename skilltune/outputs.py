@@ -20,14 +20,32 @@ import fnmatch
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from skilltune.jsonio import DataError, iter_json_lines, iter_jsonl, loads, read_json, read_text, remove_stale_siblings, staging_prefix, terminate_cleanly
+from skilltune.jsonio import (
+    DataError,
+    iter_json_lines,
+    iter_jsonl,
+    loads,
+    read_json,
+    read_text,
+    remove_stale_siblings,
+    staging_prefix,
+    terminate_cleanly,
+)
 
 # What `eval run`, `eval score`, `eval bfcl` and `eval compare` write into their --out folder.
-EVAL_OUTPUTS = ("predictions-*.jsonl", "report.json", "report.md", "confusion-*.png", "compare.md",
-                "bfcl-*.json", "bfcl-*.jsonl", ".*.tmp*")
+EVAL_OUTPUTS = (
+    "predictions-*.jsonl",
+    "report.json",
+    "report.md",
+    "confusion-*.png",
+    "compare.md",
+    "bfcl-*.json",
+    "bfcl-*.jsonl",
+    ".*.tmp*",
+)
 
 
 def _resolved(path: Path) -> Path:
@@ -121,8 +139,9 @@ def check_output_folder(out: Path | str, inputs: Iterable[Path | str] = (), *, k
     input_paths = [_resolved(Path(source)) for source in inputs]
     for source, source_path in zip(inputs, input_paths):
         if kind == "eval":  # eval never removes anything: only an input it could write over, or beside, counts
-            inside = source_path == target or (source_path.parent == target and source_path.is_file()
-                                               and not _is_eval_output(source_path))
+            inside = source_path == target or (
+                source_path.parent == target and source_path.is_file() and not _is_eval_output(source_path)
+            )
         else:  # the folder is replaced whole: nothing under it may be an input
             inside = source_path == target or target in source_path.parents
         if inside:
@@ -187,4 +206,3 @@ def atomic_directory(path: Path | str, inputs: Iterable[Path | str] = ()):
                 shutil.rmtree(retired, ignore_errors=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
-

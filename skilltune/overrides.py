@@ -23,8 +23,7 @@ from skilltune.axolotl_tokens import key_line
 def _options() -> dict[str, click.Option]:
     from axolotl.cli.main import train
 
-    return {name.lstrip("-"): param for param in train.params if isinstance(param, click.Option)
-            for name in param.opts}
+    return {name.lstrip("-"): param for param in train.params if isinstance(param, click.Option) for name in param.opts}
 
 
 def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, object]]:

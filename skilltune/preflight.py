@@ -17,8 +17,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from skilltune.jsonio import iter_json_lines
 from skilltune.axolotl_tokens import IGNORE, ConfigError, dataset_files, load_strategy, tokenization_config
+from skilltune.jsonio import iter_json_lines
 
 
 @dataclass
@@ -48,12 +48,16 @@ def measure(path: Path, strategy, sequence_len: int) -> FileLengths:
 def problem(lengths: FileLengths, sequence_len: int, config: Path) -> str | None:
     if lengths.too_long:
         share = len(lengths.too_long) / lengths.records
-        return (f"{lengths.path}:{lengths.too_long[0]}: {len(lengths.too_long)} of {lengths.records} records "
-                f"({share:.1%}) are longer than sequence_len {sequence_len} of {config}, so Axolotl would drop them; "
-                f"they need sequence_len >= {lengths.longest} (or a shorter prompt, e.g. fewer tools)")
+        return (
+            f"{lengths.path}:{lengths.too_long[0]}: {len(lengths.too_long)} of {lengths.records} records "
+            f"({share:.1%}) are longer than sequence_len {sequence_len} of {config}, so Axolotl would drop them; "
+            f"they need sequence_len >= {lengths.longest} (or a shorter prompt, e.g. fewer tools)"
+        )
     if lengths.untrained:
-        return (f"{lengths.path}:{lengths.untrained[0]}: {len(lengths.untrained)} of {lengths.records} records "
-                f"have no trained token under {config} (roles_to_train / train_on_eos), so Axolotl would drop them")
+        return (
+            f"{lengths.path}:{lengths.untrained[0]}: {len(lengths.untrained)} of {lengths.records} records "
+            f"have no trained token under {config} (roles_to_train / train_on_eos), so Axolotl would drop them"
+        )
     return None
 
 
@@ -72,8 +76,10 @@ def main(config: Path) -> None:
             message = problem(lengths, cfg.sequence_len, config)
             if message:
                 raise ConfigError(message)
-            click.echo(f"{path}: {lengths.records} records, longest {lengths.longest} tokens "
-                       f"(sequence_len {cfg.sequence_len}): none dropped")
+            click.echo(
+                f"{path}: {lengths.records} records, longest {lengths.longest} tokens "
+                f"(sequence_len {cfg.sequence_len}): none dropped"
+            )
     except (ConfigError, ValueError, OSError) as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(1)

@@ -1,7 +1,8 @@
 """Turn (utterance, call) pairs into Axolotl chat records, in one of three answer styles.
 
 The record is what `type: chat_template` with `field_messages: messages` reads:
-    {"messages": [{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", "content": "weather(location=\"Berlin\")"}]}
+    {"messages": [{"role": "system", ...}, {"role": "user", ...},
+                  {"role": "assistant", "content": "weather(location=\"Berlin\")"}]}
 Styles of the assistant answer:
     python  content `weather(location="Berlin")`
     json    content `{"function_call": {"name": "weather", "arguments": {"location": "Berlin"}}}`
@@ -61,7 +62,9 @@ def answer_message(call: Call, style: str) -> dict:
     raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
 
 
-def chat_record(system: str | None, user: str, call: Call, style: str = "python", tools: list[dict] | None = None) -> dict:
+def chat_record(
+    system: str | None, user: str, call: Call, style: str = "python", tools: list[dict] | None = None
+) -> dict:
     messages = [{"role": "system", "content": system}] if system else []
     messages += [{"role": "user", "content": user}, answer_message(call, style)]
     record = {"messages": messages}
@@ -106,7 +109,8 @@ def chat_record_problem(record: dict) -> str | None:
     for index, message in enumerate(turns):
         expected = "user" if index % 2 == 0 else "assistant"
         if message["role"] != expected:
-            return f"message {index + 1 + len(messages) - len(turns)} is {message['role']!r}; user and assistant turns must alternate, user first"
+            number = index + 1 + len(messages) - len(turns)
+            return f"message {number} is {message['role']!r}; user and assistant turns must alternate, user first"
     if not (turns[-1]["content"].strip() or turns[-1].get("tool_calls")):
         return "the assistant's answer is empty"
     return None

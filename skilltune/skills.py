@@ -169,8 +169,9 @@ def _parse_param(value) -> Param:
             raise ValueError(f"expected {SIGNATURE_FORMS}, got {value!r}")
         if has_default and default_text not in options:
             raise ValueError(f"default {default_text!r} is not one of {options}")
-        return Param("string", required=not optional, enum=tuple(options),
-                     default=default_text if has_default else NO_DEFAULT)
+        return Param(
+            "string", required=not optional, enum=tuple(options), default=default_text if has_default else NO_DEFAULT
+        )
     if not (optional or required_slot) or not spec:
         raise ValueError(f"expected {SIGNATURE_FORMS}, got {value!r}")
     slot, _, type_name = spec.partition(":")
@@ -240,7 +241,9 @@ def parse_skill_file(path: Path | str) -> Skill:
             continue
         if text.startswith("####"):
             if text not in SECTION_ORDER:
-                raise SkillFileError(path, number, f"unknown header {text!r}; expected one of {', '.join(SECTION_ORDER)}")
+                raise SkillFileError(
+                    path, number, f"unknown header {text!r}; expected one of {', '.join(SECTION_ORDER)}"
+                )
             if text in sections_seen:
                 raise SkillFileError(path, number, f"{text} appears twice")
             expected = SECTION_ORDER[len(sections_seen)]
@@ -262,7 +265,7 @@ def parse_skill_file(path: Path | str) -> Skill:
         if text.startswith(USER_PREFIX):
             if pending_user:
                 raise SkillFileError(path, pending_user[0], "### User: line has no ### Assistant: line after it")
-            utterance = text[len(USER_PREFIX):].strip()
+            utterance = text[len(USER_PREFIX) :].strip()
             if not utterance:
                 raise SkillFileError(path, number, "empty ### User: line")
             pending_user = (number, utterance)
@@ -270,7 +273,7 @@ def parse_skill_file(path: Path | str) -> Skill:
             if not pending_user:
                 raise SkillFileError(path, number, "### Assistant: line without a ### User: line before it")
             try:
-                call = parse_call(text[len(ASSISTANT_PREFIX):])
+                call = parse_call(text[len(ASSISTANT_PREFIX) :])
             except CallSyntaxError as err:
                 raise SkillFileError(path, number, str(err)) from None
             problem = skill.check_call(call)
@@ -279,7 +282,11 @@ def parse_skill_file(path: Path | str) -> Skill:
             examples.append(Example(pending_user[1], call, pending_user[0], section == PROMPT_EXAMPLES_HEADER))
             pending_user = None
         else:
-            hint = " (write '### User:' / '### Assistant:')" if text.lstrip("# ").split(":")[0] in ("User", "Assistant") else ""
+            hint = (
+                " (write '### User:' / '### Assistant:')"
+                if text.lstrip("# ").split(":")[0] in ("User", "Assistant")
+                else ""
+            )
             raise SkillFileError(path, number, f"unexpected line in {section[5:-1]}{hint}: {text[:60]!r}")
 
     end = len(lines) or 1
@@ -312,5 +319,3 @@ def load_pack(directory: Path | str) -> list[Skill]:
         first_seen[skill.name] = str(path)
         skills.append(skill)
     return skills
-
-

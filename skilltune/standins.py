@@ -39,40 +39,117 @@ class Family:
 
 
 _LLAMA_SPECIALS = ["<unk>", "<s>", "</s>"]
-_MISTRAL_7B = dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                   num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768, rope_theta=1e6)
+_MISTRAL_7B = dict(
+    vocab_size=32768,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=32768,
+    rope_theta=1e6,
+)
 FAMILIES = {
     # Llama 2 base: SentencePiece specials only, no chat template, no pad (Axolotl pads with eos)
-    "llama2": Family("LlamaConfig", "NousResearch/Llama-2-7b-hf", _LLAMA_SPECIALS, eos="</s>", bos="<s>",
-                     unk="<unk>", add_bos=True,
-                     real_shapes=dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008,
-                                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-                                      max_position_embeddings=4096)),
+    "llama2": Family(
+        "LlamaConfig",
+        "NousResearch/Llama-2-7b-hf",
+        _LLAMA_SPECIALS,
+        eos="</s>",
+        bos="<s>",
+        unk="<unk>",
+        add_bos=True,
+        real_shapes=dict(
+            vocab_size=32000,
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            max_position_embeddings=4096,
+        ),
+    ),
     # Mistral 7B Instruct v0.3: control tokens for instructions and tools
-    "mistral": Family("MistralConfig", "mistralai/Mistral-7B-Instruct-v0.3",
-                      _LLAMA_SPECIALS + ["[INST]", "[/INST]", "[TOOL_CALLS]", "[AVAILABLE_TOOLS]",
-                                         "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]"],
-                      eos="</s>", bos="<s>", unk="<unk>", add_bos=True, chat_template="mistral_tools.jinja",
-                      real_shapes=_MISTRAL_7B),
+    "mistral": Family(
+        "MistralConfig",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        _LLAMA_SPECIALS
+        + [
+            "[INST]",
+            "[/INST]",
+            "[TOOL_CALLS]",
+            "[AVAILABLE_TOOLS]",
+            "[/AVAILABLE_TOOLS]",
+            "[TOOL_RESULTS]",
+            "[/TOOL_RESULTS]",
+        ],
+        eos="</s>",
+        bos="<s>",
+        unk="<unk>",
+        add_bos=True,
+        chat_template="mistral_tools.jinja",
+        real_shapes=_MISTRAL_7B,
+    ),
     # Zephyr 7B beta (Mistral 7B v0.1 vocabulary): its <|user|> markers are plain text, not special
-    "zephyr": Family("MistralConfig", "HuggingFaceH4/zephyr-7b-beta", _LLAMA_SPECIALS, eos="</s>", bos="<s>",
-                     unk="<unk>", add_bos=True, chat_template="zephyr_tools.jinja",
-                     real_shapes={**_MISTRAL_7B, "vocab_size": 32000, "rope_theta": 1e4}),
+    "zephyr": Family(
+        "MistralConfig",
+        "HuggingFaceH4/zephyr-7b-beta",
+        _LLAMA_SPECIALS,
+        eos="</s>",
+        bos="<s>",
+        unk="<unk>",
+        add_bos=True,
+        chat_template="zephyr_tools.jinja",
+        real_shapes={**_MISTRAL_7B, "vocab_size": 32000, "rope_theta": 1e4},
+    ),
     # Llama 3.1 Instruct: header tokens, <|eot_id|> ends a turn
-    "llama3": Family("LlamaConfig", "NousResearch/Meta-Llama-3.1-8B-Instruct",
-                     ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
-                      "<|eot_id|>", "<|eom_id|>", "<|python_tag|>"],
-                     eos="<|eot_id|>", bos="<|begin_of_text|>", add_bos=True, chat_template="llama3_tools.jinja",
-                     real_shapes=dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
-                                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                                      max_position_embeddings=131072, rope_theta=5e5)),
+    "llama3": Family(
+        "LlamaConfig",
+        "NousResearch/Meta-Llama-3.1-8B-Instruct",
+        [
+            "<|begin_of_text|>",
+            "<|end_of_text|>",
+            "<|start_header_id|>",
+            "<|end_header_id|>",
+            "<|eot_id|>",
+            "<|eom_id|>",
+            "<|python_tag|>",
+        ],
+        eos="<|eot_id|>",
+        bos="<|begin_of_text|>",
+        add_bos=True,
+        chat_template="llama3_tools.jinja",
+        real_shapes=dict(
+            vocab_size=128256,
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            max_position_embeddings=131072,
+            rope_theta=5e5,
+        ),
+    ),
     # Qwen2.5 Instruct: ChatML tokens and <tool_call> tags, no BOS, pad <|endoftext|>
-    "qwen2.5": Family("Qwen2Config", "Qwen/Qwen2.5-7B-Instruct",
-                      ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"],
-                      eos="<|im_end|>", pad="<|endoftext|>", chat_template="axolotl:qwen_25",
-                      real_shapes=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944,
-                                       num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
-                                       max_position_embeddings=32768, rope_theta=1e6, tie_word_embeddings=False)),
+    "qwen2.5": Family(
+        "Qwen2Config",
+        "Qwen/Qwen2.5-7B-Instruct",
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"],
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+        chat_template="axolotl:qwen_25",
+        real_shapes=dict(
+            vocab_size=152064,
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            max_position_embeddings=32768,
+            rope_theta=1e6,
+            tie_word_embeddings=False,
+        ),
+    ),
 }
 
 
@@ -111,15 +188,21 @@ def build_tokenizer(name: str, vocab_size: int = 1200):
     core = Tokenizer(models.BPE(unk_token=family.unk))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=family.special_tokens,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=family.special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     core.train_from_iterator(_training_text(), trainer=trainer)
     if family.add_bos:
         bos_id = core.token_to_id(family.bos)
         core.post_processor = processors.TemplateProcessing(
-            single=f"{family.bos} $A", pair=f"{family.bos} $A {family.bos} $B", special_tokens=[(family.bos, bos_id)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=family.bos, eos_token=family.eos,
-                                        pad_token=family.pad, unk_token=family.unk)
+            single=f"{family.bos} $A", pair=f"{family.bos} $A {family.bos} $B", special_tokens=[(family.bos, bos_id)]
+        )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=family.bos, eos_token=family.eos, pad_token=family.pad, unk_token=family.unk
+    )
     template = _chat_template(family)
     if template is not None:
         tokenizer.chat_template = template
@@ -139,16 +222,26 @@ def model_config(name: str, tokenizer, size: str = "tiny"):
         shapes = dict(real)
     elif size == "tiny":
         heads = 4
-        shapes = dict(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                      num_attention_heads=heads, max_position_embeddings=4096,
-                      num_key_value_heads=heads * real["num_key_value_heads"] // real["num_attention_heads"] or 1,
-                      tie_word_embeddings=real.get("tie_word_embeddings", False))
+        shapes = dict(
+            vocab_size=len(tokenizer),
+            hidden_size=128,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=heads,
+            max_position_embeddings=4096,
+            num_key_value_heads=heads * real["num_key_value_heads"] // real["num_attention_heads"] or 1,
+            tie_word_embeddings=real.get("tie_word_embeddings", False),
+        )
     else:
         raise ValueError(f"size {size!r}: tiny or real")
     shapes["vocab_size"] = max(shapes["vocab_size"], len(tokenizer))
     config_class = getattr(transformers, family.model_type)
-    return config_class(**shapes, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id)
+    return config_class(
+        **shapes,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def _snapshot_dir(cache: Path, repo_id: str) -> tuple[Path, Path]:
@@ -187,15 +280,27 @@ def build_standin(name: str, cache: Path, size: str = "tiny", seed: int = 0) -> 
             model = model_class(config)
     finally:
         torch.set_default_dtype(default_dtype)
-    model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
     staging = snapshot.with_name(f".{snapshot.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / STAMP).write_text(json.dumps({"family": name, "repo_id": family.repo_id, "size": size,
-                                                 "seed": seed, "real_shapes": family.real_shapes}, indent=2) + "\n")
+        (staging / STAMP).write_text(
+            json.dumps(
+                {
+                    "family": name,
+                    "repo_id": family.repo_id,
+                    "size": size,
+                    "seed": seed,
+                    "real_shapes": family.real_shapes,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         shutil.rmtree(snapshot, ignore_errors=True)
         os.replace(staging, snapshot)
     finally:

@@ -88,12 +88,14 @@ def _never_raise(method):
             return method(self, *args, **kwargs)
         except Exception:  # noqa: BLE001
             LOG.warning("throughput: %s failed; the run goes on without it", method.__name__, exc_info=True)
+
     return guarded
 
 
 class ThroughputCallback(TrainerCallback):
-    def __init__(self, sequence_len: int | None = None, micro_batch_size: int | None = None,
-                 base_model: str | None = None):
+    def __init__(
+        self, sequence_len: int | None = None, micro_batch_size: int | None = None, base_model: str | None = None
+    ):
         self.sequence_len, self.micro_batch_size, self.base_model = sequence_len, micro_batch_size, base_model
 
     def _now(self, args) -> float:
@@ -154,13 +156,21 @@ class ThroughputCallback(TrainerCallback):
         mfu = tokens_per_second * flops_per_token / (peak * 1e12) if peak and tokens_per_second else None
         gib = 2**30
         return {
-            "device": device, "base_model": self.base_model, "steps": self.steps, "tokens": self.tokens,
-            "seconds": self.seconds, "tokens_per_second": tokens_per_second,
+            "device": device,
+            "base_model": self.base_model,
+            "steps": self.steps,
+            "tokens": self.tokens,
+            "seconds": self.seconds,
+            "tokens_per_second": tokens_per_second,
             "seconds_per_step": self.seconds / self.steps if self.steps else None,
             "peak_memory_allocated_gib": torch.cuda.max_memory_allocated(args.device) / gib if cuda else 0.0,
             "peak_memory_reserved_gib": torch.cuda.max_memory_reserved(args.device) / gib if cuda else 0.0,
-            "mfu": mfu, "peak_tflops": peak, "flops_per_token": flops_per_token, "model_parameters": parameters,
-            "sequence_len": sequence_len, "micro_batch_size": self.micro_batch_size or args.per_device_train_batch_size,
+            "mfu": mfu,
+            "peak_tflops": peak,
+            "flops_per_token": flops_per_token,
+            "model_parameters": parameters,
+            "sequence_len": sequence_len,
+            "micro_batch_size": self.micro_batch_size or args.per_device_train_batch_size,
         }
 
     @_never_raise
@@ -174,5 +184,8 @@ class ThroughputCallback(TrainerCallback):
 
 class ThroughputLog(BasePlugin):
     def add_callbacks_post_trainer(self, cfg, trainer):
-        return [ThroughputCallback(sequence_len=cfg.sequence_len, micro_batch_size=cfg.micro_batch_size,
-                                   base_model=cfg.base_model)]
+        return [
+            ThroughputCallback(
+                sequence_len=cfg.sequence_len, micro_batch_size=cfg.micro_batch_size, base_model=cfg.base_model
+            )
+        ]

@@ -4,7 +4,8 @@ returns (datagen llm and datagen documents both send their requests through it).
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Collection, TypeVar
+from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")

@@ -22,7 +22,9 @@ os.environ["AXOLOTL_DO_NOT_TRACK"] = "1"
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 # tests that need the embedded model skip, naming the command that makes it, where it is not built
-SMOLLM2_MISSING = None if (SMOLLM2 / "model.safetensors").exists() else f"{SMOLLM2} is missing: `make model` prepares it"
+SMOLLM2_MISSING = (
+    None if (SMOLLM2 / "model.safetensors").exists() else f"{SMOLLM2} is missing: `make model` prepares it"
+)
 needs_smollm2 = pytest.mark.skipif(SMOLLM2_MISSING is not None, reason=SMOLLM2_MISSING or "")
 
 
@@ -35,8 +37,13 @@ def require_smollm2() -> Path:
 
 def run_module(module: str, *args, cwd=REPO, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m MODULE ARGS...` as a user runs it, from the repository root by default."""
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
 
 
 @pytest.fixture

@@ -22,4 +22,3 @@ def write_openai(path: Path, conversations: list[list[tuple[str, str]]], titles=
         lines.append(json.dumps(entry))
     path.write_text("\n".join(lines) + "\n")
     return path
-

@@ -49,12 +49,27 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Callable
 
-MODES = ("ok", "ok_content", "slow", "duplicate", "429", "500", "malformed", "invalid", "content_number",
-         "content_list", "content_null", "arguments_object", "short_body", "cut_json", "reply")
+MODES = (
+    "ok",
+    "ok_content",
+    "slow",
+    "duplicate",
+    "429",
+    "500",
+    "malformed",
+    "invalid",
+    "content_number",
+    "content_list",
+    "content_null",
+    "arguments_object",
+    "short_body",
+    "cut_json",
+    "reply",
+)
 CONTENT_MODES = {"content_number": 42, "content_list": [1, 2], "content_null": None}
 SKILL_LINE = re.compile(r"^Skill: ([A-Za-z_]\w*)\(", re.MULTILINE)
 
@@ -119,11 +134,13 @@ def _tool_message(body: dict, pairs: list[dict], number: int) -> dict:
     return {
         "role": "assistant",
         "content": None,
-        "tool_calls": [{
-            "id": f"call_{number}",
-            "type": "function",
-            "function": {"name": tool_name, "arguments": json.dumps({"pairs": pairs})},
-        }],
+        "tool_calls": [
+            {
+                "id": f"call_{number}",
+                "type": "function",
+                "function": {"name": tool_name, "arguments": json.dumps({"pairs": pairs})},
+            }
+        ],
     }
 
 
@@ -135,11 +152,13 @@ def _completion(body: dict, message: dict, number: int) -> dict:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-model"),
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+            }
+        ],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -148,8 +167,9 @@ def _completion(body: dict, message: dict, number: int) -> dict:
     }
 
 
-def answer(mode: str, body: dict, number: int, retry_after: str = "0",
-           reply: Callable[[dict], str | dict] | None = None) -> tuple[int, dict, dict]:
+def answer(
+    mode: str, body: dict, number: int, retry_after: str = "0", reply: Callable[[dict], str | dict] | None = None
+) -> tuple[int, dict, dict]:
     """(status, extra headers, JSON body) for one request in `mode` (after any sleeping)."""
     if mode == "429":
         return 429, {"Retry-After": retry_after}, error_body("rate limit reached (test server)", "rate_limit_error")
@@ -207,8 +227,10 @@ def multipart_fields(content_type: str, raw: bytes) -> dict[str, tuple[str | Non
     message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
     if not message.is_multipart():
         raise ValueError("not a multipart/form-data body")
-    return {part.get_param("name", header="content-disposition"): (part.get_filename(), part.get_payload(decode=True))
-            for part in message.iter_parts()}
+    return {
+        part.get_param("name", header="content-disposition"): (part.get_filename(), part.get_payload(decode=True))
+        for part in message.iter_parts()
+    }
 
 
 # --- a scripted model of datagen documents, for the `reply` mode

@@ -15,8 +15,20 @@ BASE = "gpt-4o-mini-2024-07-18"
 def make_datasets(root: Path) -> Path:
     """Two small skill datasets from the default pack: python-style and tools-style answers (20 train records)."""
     for style in ("python", "tools"):
-        result = CliRunner().invoke(cli, ["skills", "--pack", str(REPO / "examples" / "skills"), "--out",
-                                          str(root / style), "--n", "40", "--style", style])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "skills",
+                "--pack",
+                str(REPO / "examples" / "skills"),
+                "--out",
+                str(root / style),
+                "--n",
+                "40",
+                "--style",
+                style,
+            ],
+        )
         assert result.exit_code == 0, result.output
     return root
 

@@ -35,34 +35,77 @@ def usage_problem(settings: ConversationSettings) -> str | None:
 def echo_outcome(settings: ConversationSettings, outcome: Outcome) -> None:
     counts = outcome.counts
     if outcome.public_wanted > counts["train"]["public"]:
-        click.echo(f"warning: --mix-ratio {settings.mix_ratio} wants {outcome.public_wanted} public records; "
-                   f"{settings.mix} has {outcome.public_available}", err=True)
+        click.echo(
+            f"warning: --mix-ratio {settings.mix_ratio} wants {outcome.public_wanted} public records; "
+            f"{settings.mix} has {outcome.public_available}",
+            err=True,
+        )
     for line in report_lines(outcome.read, outcome.kept, outcome.dropped):
         click.echo(line)
-    click.echo(f"wrote {settings.out}: train {counts['train']['conversations']} conversations + "
-               f"{counts['train']['public']} public, val {counts['val']['conversations']} conversations")
+    click.echo(
+        f"wrote {settings.out}: train {counts['train']['conversations']} conversations + "
+        f"{counts['train']['public']} public, val {counts['val']['conversations']} conversations"
+    )
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Dataset folder to (re)write: train.jsonl, val.jsonl, manifest.json.")
-@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
-              help="Input format of every file; auto: .json is sharegpt, a .jsonl's first line tells log from openai.")
-@click.option("--system", type=click.Choice(["strip", "keep"]), default="strip", show_default=True,
-              help="Drop system messages, or keep those before the first turn (joined into one).")
-@click.option("--min-turns", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Fewest user+answer exchanges a kept conversation has.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Dataset folder to (re)write: train.jsonl, val.jsonl, manifest.json.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", *FORMATS]),
+    default="auto",
+    show_default=True,
+    help="Input format of every file; auto: .json is sharegpt, a .jsonl's first line tells log from openai.",
+)
+@click.option(
+    "--system",
+    type=click.Choice(["strip", "keep"]),
+    default="strip",
+    show_default=True,
+    help="Drop system messages, or keep those before the first turn (joined into one).",
+)
+@click.option(
+    "--min-turns",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Fewest user+answer exchanges a kept conversation has.",
+)
 @click.option("--max-turns", type=click.IntRange(min=1), default=None, help="Most exchanges (default: no limit).")
-@click.option("--drop-name-pattern", "drop_name_patterns", multiple=True,
-              help="Regex (full match, any case) for log file names / titles to drop; repeatable; replaces the "
-                   "defaults (test, untitled, New chat, ...). '' drops none.")
-@click.option("--mix", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Public instruction records (OpenAI messages JSONL or Alpaca JSON/JSONL) for the train split.")
-@click.option("--mix-ratio", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Public records per user conversation in train.")
-@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
-              help="Share of the user's conversations held out for val (public records never are).")
+@click.option(
+    "--drop-name-pattern",
+    "drop_name_patterns",
+    multiple=True,
+    help="Regex (full match, any case) for log file names / titles to drop; repeatable; replaces the "
+    "defaults (test, untitled, New chat, ...). '' drops none.",
+)
+@click.option(
+    "--mix",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Public instruction records (OpenAI messages JSONL or Alpaca JSON/JSONL) for the train split.",
+)
+@click.option(
+    "--mix-ratio",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Public records per user conversation in train.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 0.5),
+    default=0.1,
+    show_default=True,
+    help="Share of the user's conversations held out for val (public records never are).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same inputs and seed: byte-identical files.")
 def conversations_command(drop_name_patterns: tuple[str, ...], **options) -> None:
     """Turn conversation logs (INPUTS: files or folders) into filtered chat records with a val split.

@@ -22,21 +22,47 @@ def comma_list(ctx, param, value: str) -> list[str]:
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--to", "target", type=click.Choice(["chat", "instructions"]), required=True,
-              help="chat: instruction pair JSONL files -> skill dataset folder; instructions: the reverse.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="--to chat: dataset folder to (re)write; --to instructions: the pairs JSONL file.")
-@click.option("--style", type=click.Choice(STYLES), default="python", show_default=True,
-              help="Answer style of the skill records (--to chat).")
-@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Skill pack every call must fit; its schemas are the tools column. "
-                   "Default: derive tools from the calls.")
-@click.option("--system/--no-system", default=True, show_default=True,
-              help="Start each record with the one-line system prompt naming the functions (--to chat).")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["chat", "instructions"]),
+    required=True,
+    help="chat: instruction pair JSONL files -> skill dataset folder; instructions: the reverse.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="--to chat: dataset folder to (re)write; --to instructions: the pairs JSONL file.",
+)
+@click.option(
+    "--style",
+    type=click.Choice(STYLES),
+    default="python",
+    show_default=True,
+    help="Answer style of the skill records (--to chat).",
+)
+@click.option(
+    "--pack",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Skill pack every call must fit; its schemas are the tools column. Default: derive tools from the calls.",
+)
+@click.option(
+    "--system/--no-system",
+    default=True,
+    show_default=True,
+    help="Start each record with the one-line system prompt naming the functions (--to chat).",
+)
 @split_fraction_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Same pairs and seed: byte-identical files.")
-@click.option("--splits", default=",".join(SPLITS), show_default=True, callback=comma_list,
-              help="--to instructions: which <split>.jsonl of a dataset folder to export, comma-separated.")
+@click.option(
+    "--splits",
+    default=",".join(SPLITS),
+    show_default=True,
+    callback=comma_list,
+    help="--to instructions: which <split>.jsonl of a dataset folder to export, comma-separated.",
+)
 def instructions_command(**options) -> None:
     """Convert instruction pairs (SOURCES: JSONL files) to skill records, or skill datasets back to pairs.
 
@@ -55,6 +81,7 @@ def instructions_command(**options) -> None:
     except (DataError, SkillFileError, SplitError, OSError) as err:
         fail(str(err))
     if dropped:
-        click.echo(f"warning: dropped {dropped} pairs whose request was already there (or claimed by two calls)",
-                   err=True)
+        click.echo(
+            f"warning: dropped {dropped} pairs whose request was already there (or claimed by two calls)", err=True
+        )
     echo_split_totals(settings.out, manifest)

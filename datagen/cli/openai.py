@@ -28,11 +28,19 @@ MAX_PROBLEMS_SHOWN = 100
 
 def limit_options(command):
     """--max-tokens-per-example and --n-epochs, shared by openai-export and openai-ft."""
-    command = click.option("--n-epochs", type=click.IntRange(1, 50), default=None,
-                           help="Epochs to estimate billing with (openai-ft: also sent to the job); "
-                                "default: OpenAI's rule from the number of examples.")(command)
-    return click.option("--max-tokens-per-example", type=click.IntRange(min=1), default=None,
-                        help="Override the base model's documented per-example token limit.")(command)
+    command = click.option(
+        "--n-epochs",
+        type=click.IntRange(1, 50),
+        default=None,
+        help="Epochs to estimate billing with (openai-ft: also sent to the job); "
+        "default: OpenAI's rule from the number of examples.",
+    )(command)
+    return click.option(
+        "--max-tokens-per-example",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Override the base model's documented per-example token limit.",
+    )(command)
 
 
 def fail_on_problems(check: FileCheck, consequence: str) -> None:
@@ -54,11 +62,19 @@ def echo_summary(check: FileCheck) -> None:
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="OpenAI fine-tuning JSONL to write (only when every check passes).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="OpenAI fine-tuning JSONL to write (only when every check passes).",
+)
 @click.option("--split", default="train", show_default=True, help="With a dataset folder: the split file to export.")
-@click.option("--base-model", default=DEFAULT_BASE_MODEL, show_default=True,
-              help="The model to fine-tune: sets the per-example token limit and the tokenizer.")
+@click.option(
+    "--base-model",
+    default=DEFAULT_BASE_MODEL,
+    show_default=True,
+    help="The model to fine-tune: sets the per-example token limit and the tokenizer.",
+)
 @limit_options
 def openai_export_command(**options) -> None:
     """Write SOURCE (a dataset folder or a records JSONL) as an OpenAI chat fine-tuning file, checked.
@@ -111,23 +127,50 @@ def check_before_upload(settings: FineTuneSettings, max_tokens_per_example: int 
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--model", default=DEFAULT_BASE_MODEL, show_default=True, help="The model to fine-tune.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Sent to the job (default: auto).")
-@click.option("--learning-rate-multiplier", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Sent to the job (default: auto).")
+@click.option(
+    "--learning-rate-multiplier",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Sent to the job (default: auto).",
+)
 @click.option("--suffix", default=None, help="Up to 64 characters, part of the fine-tuned model's name.")
 @click.option("--seed", type=int, default=None, help="Sent to the job, for a reproducible run.")
 @limit_options
-@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True,
-              help="The API (a test or proxy server, say). The key comes from OPENAI_API_KEY only.")
-@click.option("--poll-interval", type=click.FloatRange(min=0), default=10.0, show_default=True,
-              help="Seconds between polls of the job.")
-@click.option("--max-retries", type=click.IntRange(min=0), default=2, show_default=True,
-              help="The client's retries per request (429/5xx/timeouts, with backoff).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
-              help="Seconds per request.")
+@click.option(
+    "--base-url",
+    default=DEFAULT_BASE_URL,
+    show_default=True,
+    help="The API (a test or proxy server, say). The key comes from OPENAI_API_KEY only.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds between polls of the job.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="The client's retries per request (429/5xx/timeouts, with backoff).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds per request.",
+)
 @click.option("--job", "job_id", default=None, help="Follow this existing job instead of starting one (no FILE).")
 @click.option("--cancel", is_flag=True, help="With --job: cancel the job, then follow it to its end.")
-@click.option("--test", default="data/skills/test.jsonl", show_default=True,
-              help="The test file named in the eval command printed at the end.")
+@click.option(
+    "--test",
+    default="data/skills/test.jsonl",
+    show_default=True,
+    help="The test file named in the eval command printed at the end.",
+)
 def openai_ft_command(max_tokens_per_example: int | None, **options) -> None:
     """Check FILE (OpenAI chat fine-tuning JSONL), upload it, run a fine-tuning job and follow it.
 

@@ -64,25 +64,71 @@ def check(pack: Path) -> None:
 
 
 @click.command()
-@click.option("--pack", type=click.Path(path_type=Path), default=Path("examples/skills"), show_default=True,
-              help="Folder of skill files.")
+@click.option(
+    "--pack",
+    type=click.Path(path_type=Path),
+    default=Path("examples/skills"),
+    show_default=True,
+    help="Folder of skill files.",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Dataset folder to (re)write.")
-@click.option("--n", "total", type=click.IntRange(min=10), default=1000, show_default=True,
-              help="Records in all splits together, balanced over the skills.")
+@click.option(
+    "--n",
+    "total",
+    type=click.IntRange(min=10),
+    default=1000,
+    show_default=True,
+    help="Records in all splits together, balanced over the skills.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed and pack: byte-identical files.")
-@click.option("--negatives", type=click.FloatRange(0, 0.9), default=0.1, show_default=True,
-              help="Share of other() (not a skill request) records.")
-@click.option("--noise", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="Share of train/val records given speech-transcript noise; test_noisy.jsonl is all noisy.")
-@click.option("--style", type=click.Choice(STYLES), default="python", show_default=True,
-              help="Answer style: python call text, JSON function_call, or OpenAI tool_calls + tools column.")
-@click.option("--system/--no-system", default=True, show_default=True,
-              help="Start each record with a one-line system prompt naming the skills.")
-@click.option("--pairs", "pair_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Pairs from `datagen llm` (JSONL) to use beside the pack's examples; repeatable.")
+@click.option(
+    "--negatives",
+    type=click.FloatRange(0, 0.9),
+    default=0.1,
+    show_default=True,
+    help="Share of other() (not a skill request) records.",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Share of train/val records given speech-transcript noise; test_noisy.jsonl is all noisy.",
+)
+@click.option(
+    "--style",
+    type=click.Choice(STYLES),
+    default="python",
+    show_default=True,
+    help="Answer style: python call text, JSON function_call, or OpenAI tool_calls + tools column.",
+)
+@click.option(
+    "--system/--no-system",
+    default=True,
+    show_default=True,
+    help="Start each record with a one-line system prompt naming the skills.",
+)
+@click.option(
+    "--pairs",
+    "pair_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Pairs from `datagen llm` (JSONL) to use beside the pack's examples; repeatable.",
+)
 @split_fraction_options
-def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise: float, style: str, system: bool,
-           pair_files: tuple[Path, ...], val_fraction: float, test_fraction: float) -> None:
+def skills(
+    pack: Path,
+    out: Path,
+    total: int,
+    seed: int,
+    negatives: float,
+    noise: float,
+    style: str,
+    system: bool,
+    pair_files: tuple[Path, ...],
+    val_fraction: float,
+    test_fraction: float,
+) -> None:
     """Expand PACK into train/val/test(+test_noisy) chat records with a manifest.
 
     \b
@@ -103,9 +149,11 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
     short = shortfalls(pairs, skill_list, total, negatives)
     if short:  # a smaller share of some skills would skew the mix the options ask for
         made = sum(map(len, pairs.values()))
-        fail(f"{pack}: --n {total} cannot be met: the pack gives {'; '.join(short[:4])}"
-             f"{f' (and {len(short) - 4} more)' if len(short) > 4 else ''} distinct records "
-             f"({made} in all); lower --n or add examples")
+        fail(
+            f"{pack}: --n {total} cannot be met: the pack gives {'; '.join(short[:4])}"
+            f"{f' (and {len(short) - 4} more)' if len(short) > 4 else ''} distinct records "
+            f"({made} in all); lower --n or add examples"
+        )
     deduped, n_ambiguous = dedup_across_skills(pairs)
     if n_ambiguous:
         click.echo(f"warning: dropped {n_ambiguous} utterances that two skills claim with different calls", err=True)
@@ -121,14 +169,19 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
         "style": style,
         "source": str(pack),
         "options": {
-            "n": total, "negatives": negatives, "noise": noise, "system": system,
+            "n": total,
+            "negatives": negatives,
+            "noise": noise,
+            "system": system,
             "pairs": [str(path) for path in pair_files],
-            "val_fraction": val_fraction, "test_fraction": test_fraction,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
         },
     }
     try:
-        manifest = write_dataset(out, splits, lambda pair: chat_record(prompt, pair.user, pair.call, style, tools),
-                                 manifest_info, inputs)
+        manifest = write_dataset(
+            out, splits, lambda pair: chat_record(prompt, pair.user, pair.call, style, tools), manifest_info, inputs
+        )
     except (DataError, OSError) as err:
         fail(str(err))
     echo_split_totals(out, manifest)
@@ -136,8 +189,13 @@ def skills(pack: Path, out: Path, total: int, seed: int, negatives: float, noise
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--kind", type=click.Choice(["auto", *RECORD_KINDS]), default="auto", show_default=True,
-              help="skills: every answer is a call; chat: free-text answers; auto: from the folder's manifest.json")
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", *RECORD_KINDS]),
+    default="auto",
+    show_default=True,
+    help="skills: every answer is a call; chat: free-text answers; auto: from the folder's manifest.json",
+)
 def validate(files: tuple[Path, ...], kind: str) -> None:
     """Check record JSONL FILES against the record schema and style rules; fail on the first bad line.
 
@@ -162,11 +220,19 @@ def validate(files: tuple[Path, ...], kind: str) -> None:
 
 @click.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Local tokenizer folder (e.g. models/SmolLM2-135M-Instruct) to count tokens with.")
+@click.option(
+    "--tokenizer",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Local tokenizer folder (e.g. models/SmolLM2-135M-Instruct) to count tokens with.",
+)
 @click.option("--sequence-len", type=click.IntRange(min=1), default=None, help="Flag records longer than this.")
-@click.option("--histogram", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Save a token-length histogram PNG here (needs --tokenizer).")
+@click.option(
+    "--histogram",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Save a token-length histogram PNG here (needs --tokenizer).",
+)
 def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histogram: Path | None) -> None:
     """Records per skill and split in FOLDER; token lengths with --tokenizer.
 
@@ -199,8 +265,10 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
     for split, entry in result.items():
         if "tokens" in entry:
             tokens = entry["tokens"]
-            line = (f"{split}: tokens min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, "
-                    f"max {tokens['max']}, total {tokens['total']}")
+            line = (
+                f"{split}: tokens min {tokens['min']}, median {tokens['median']}, p95 {tokens['p95']}, "
+                f"max {tokens['max']}, total {tokens['total']}"
+            )
             if sequence_len:
                 line += f"; {tokens['over_sequence_len']} over sequence_len {sequence_len}"
             click.echo(line)

@@ -15,6 +15,11 @@ def cli() -> None:
     """Score function-calling models by exact match of parsed calls."""
 
 
-for command, name in ((run_command, "run"), (score_command, "score"), (score_command, "report"),
-                      (compare_command, "compare"), (bfcl_command, "bfcl")):
+for command, name in (
+    (run_command, "run"),
+    (score_command, "score"),
+    (score_command, "report"),
+    (compare_command, "compare"),
+    (bfcl_command, "bfcl"),
+):
     cli.add_command(command, name)

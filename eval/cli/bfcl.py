@@ -28,12 +28,24 @@ class BfclSettings:
 
 
 @click.command()
-@click.option("--category", default="simple_python", show_default=True,
-              help="BFCL category, e.g. simple_python, irrelevance, multiple, parallel, live_simple.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Folder for bfcl-<category>-predictions.jsonl and bfcl-<category>.json.")
-@click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Re-score saved predictions (JSONL of {id, output}) instead of generating.")
+@click.option(
+    "--category",
+    default="simple_python",
+    show_default=True,
+    help="BFCL category, e.g. simple_python, irrelevance, multiple, parallel, live_simple.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for bfcl-<category>-predictions.jsonl and bfcl-<category>.json.",
+)
+@click.option(
+    "--predictions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Re-score saved predictions (JSONL of {id, output}) instead of generating.",
+)
 @click.option("--backend", type=click.Choice(["transformers", "openai"]), default="transformers", show_default=True)
 @click.option("--base-model", default=None, help="transformers: the model folder.")
 @click.option("--adapter", default=None, help="transformers: a LoRA adapter folder on top of it.")
@@ -48,7 +60,8 @@ def bfcl_command(**options) -> None:
     \b
     Examples:
       python -m eval bfcl --category simple_python --base-model models/SmolLM2-135M-Instruct --limit 50 --out runs/bfcl
-      python -m eval bfcl --category irrelevance --backend openai --base-url http://127.0.0.1:8000/v1 --model m --out runs/bfcl
+      python -m eval bfcl --category irrelevance --backend openai --base-url http://127.0.0.1:8000/v1 \\
+          --model m --out runs/bfcl
     """
     bfcl(BfclSettings(**options))
 
@@ -68,7 +81,7 @@ def bfcl(settings: BfclSettings) -> None:
     from eval.predict import PredictError
 
     try:
-        cases = load_bfcl(*bfcl_files(settings.category))[:settings.limit]
+        cases = load_bfcl(*bfcl_files(settings.category))[: settings.limit]
     except (FileNotFoundError, DataError) as err:
         fail(str(err))
     try:
@@ -89,9 +102,11 @@ def bfcl(settings: BfclSettings) -> None:
         write_outputs(predictions_path(settings.out, settings.category), cases, outputs)
     result = score_bfcl(cases, outputs)
     write_result(result_path(settings.out, settings.category), result)
-    click.echo(f"BFCL {settings.category}: {result['n']} cases, exact match {100 * result['exact_match']:.1f}% strict, "
-               f"{100 * result['exact_match_lenient']:.1f}% lenient, no call {100 * result['no_call_rate']:.1f}%, "
-               f"parse failures {100 * result['parse_failure_rate']:.1f}%")
+    click.echo(
+        f"BFCL {settings.category}: {result['n']} cases, exact match {100 * result['exact_match']:.1f}% strict, "
+        f"{100 * result['exact_match_lenient']:.1f}% lenient, no call {100 * result['no_call_rate']:.1f}%, "
+        f"parse failures {100 * result['parse_failure_rate']:.1f}%"
+    )
     click.echo(f"errors: {result['error_types']}")
 
 
@@ -109,5 +124,10 @@ def _predictor(settings: BfclSettings):
     label = f"bfcl {settings.category}"
     if settings.backend == "openai":
         return OpenAIBackend(settings.base_url, settings.model, max_tokens=settings.max_new_tokens, label=label)
-    return TransformersBackend(settings.base_model, settings.adapter, batch_size=settings.batch_size,
-                               max_new_tokens=settings.max_new_tokens, label=label)
+    return TransformersBackend(
+        settings.base_model,
+        settings.adapter,
+        batch_size=settings.batch_size,
+        max_new_tokens=settings.max_new_tokens,
+        label=label,
+    )

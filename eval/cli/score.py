@@ -28,22 +28,39 @@ class GateSettings:
 
 def gate_options(command):
     """--min-exact-match, --baseline, --max-drop, --gate-model: the release gate."""
-    for option in reversed([
-        click.option("--min-exact-match", type=click.FloatRange(0, 1), default=None,
-                     help="Gate: exit 1 when the gated model's exact match is under this (0-1)."),
-        click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                     help="Gate: a saved report.json; exit 1 when exact match drops below it by more than --max-drop."),
-        click.option("--max-drop", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-                     help="Gate: allowed drop of exact match against --baseline (0-1)."),
-        click.option("--gate-model", default=None,
-                     help="Gate: which model of the report (default: tuned, else the last)."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--min-exact-match",
+                type=click.FloatRange(0, 1),
+                default=None,
+                help="Gate: exit 1 when the gated model's exact match is under this (0-1).",
+            ),
+            click.option(
+                "--baseline",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                default=None,
+                help="Gate: a saved report.json; exit 1 when exact match drops below it by more than --max-drop.",
+            ),
+            click.option(
+                "--max-drop",
+                type=click.FloatRange(0, 1),
+                default=0.0,
+                show_default=True,
+                help="Gate: allowed drop of exact match against --baseline (0-1).",
+            ),
+            click.option(
+                "--gate-model", default=None, help="Gate: which model of the report (default: tuned, else the last)."
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
 
-def gate_settings(min_exact_match: float | None, baseline: Path | None, max_drop: float,
-                  gate_model: str | None) -> GateSettings:
+def gate_settings(
+    min_exact_match: float | None, baseline: Path | None, max_drop: float, gate_model: str | None
+) -> GateSettings:
     """The gate_options' values, as the command received them."""
     return GateSettings(min_exact_match=min_exact_match, baseline=baseline, max_drop=max_drop, gate_model=gate_model)
 
@@ -149,27 +166,49 @@ class ScoreSettings:
 @click.argument("predictions", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for report.json and report.md.")
 @click.option("--test-file", default="", help="Name of the test file, for the report header.")
-@click.option("--pack", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Skill pack for schema-aware matching and positional arguments.")
+@click.option(
+    "--pack",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Skill pack for schema-aware matching and positional arguments.",
+)
 @gate_options
-def score_command(predictions: tuple[Path, ...], out: Path, test_file: str, pack: Path | None,
-                  min_exact_match: float | None, baseline: Path | None, max_drop: float,
-                  gate_model: str | None) -> None:
+def score_command(
+    predictions: tuple[Path, ...],
+    out: Path,
+    test_file: str,
+    pack: Path | None,
+    min_exact_match: float | None,
+    baseline: Path | None,
+    max_drop: float,
+    gate_model: str | None,
+) -> None:
     """Re-score saved PREDICTIONS files (one per model) without generating; `report` is the same command.
 
     \b
     Example:
       python -m eval score runs/smollm2/predictions-base.jsonl runs/smollm2/predictions-tuned.jsonl --out runs/smollm2
     """
-    rescore(ScoreSettings(predictions=predictions, out=out, test_file=test_file, pack=pack,
-                          gate=gate_settings(min_exact_match, baseline, max_drop, gate_model)))
+    rescore(
+        ScoreSettings(
+            predictions=predictions,
+            out=out,
+            test_file=test_file,
+            pack=pack,
+            gate=gate_settings(min_exact_match, baseline, max_drop, gate_model),
+        )
+    )
 
 
 def rescore(settings: ScoreSettings) -> None:
     try:
         check_output_folder(settings.out, settings.predictions, kind="eval")
-        report = score_and_report(list(settings.predictions), settings.test_file or "(saved predictions)",
-                                  settings.out, load_skills(settings.pack))
+        report = score_and_report(
+            list(settings.predictions),
+            settings.test_file or "(saved predictions)",
+            settings.out,
+            load_skills(settings.pack),
+        )
     except (DataError, OSError) as err:
         fail(str(err))
     apply_gate(report, settings.gate)
@@ -189,23 +228,43 @@ class CompareSettings:
 
 @click.command()
 @click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--model", "model_label", default=None,
-              help="Which model of each report to compare (default: tuned, else each report's last).")
+@click.option(
+    "--model",
+    "model_label",
+    default=None,
+    help="Which model of each report to compare (default: tuned, else each report's last).",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write compare.md there.")
-@click.option("--min-exact-match", type=click.FloatRange(0, 1), default=None,
-              help="Gate: exit 1 when any run's exact match is under this (0-1).")
-@click.option("--max-drop", type=click.FloatRange(0, 1), default=None,
-              help="Gate: exit 1 when a run's exact match is below the FIRST run's by more than this (0-1).")
-def compare_command(reports: tuple[Path, ...], model_label: str | None, out: Path | None,
-                    min_exact_match: float | None, max_drop: float | None) -> None:
+@click.option(
+    "--min-exact-match",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Gate: exit 1 when any run's exact match is under this (0-1).",
+)
+@click.option(
+    "--max-drop",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Gate: exit 1 when a run's exact match is below the FIRST run's by more than this (0-1).",
+)
+def compare_command(
+    reports: tuple[Path, ...],
+    model_label: str | None,
+    out: Path | None,
+    min_exact_match: float | None,
+    max_drop: float | None,
+) -> None:
     """Side by side: one model from each of REPORTS (report.json files or run folders), first = baseline.
 
     \b
     Example:
       python -m eval compare runs/smollm2 runs/mistral --max-drop 0.02
     """
-    compare(CompareSettings(reports=reports, model_label=model_label, out=out, min_exact_match=min_exact_match,
-                            max_drop=max_drop))
+    compare(
+        CompareSettings(
+            reports=reports, model_label=model_label, out=out, min_exact_match=min_exact_match, max_drop=max_drop
+        )
+    )
 
 
 def _run_scores(path: Path, model_label: str | None) -> dict:

@@ -10,7 +10,11 @@ from skilltune.calls import Call, CallSyntaxError, parse_call
         ("weather(location='Berlin')", "weather", {"location": "Berlin"}),
         ("  weather()  ", "weather", {}),
         ('notes(note="milk", action="add")', "notes", {"note": "milk", "action": "add"}),
-        ('f(n=3, x=1.5, flag=True, items=["a", {"b": None}])', "f", {"n": 3, "x": 1.5, "flag": True, "items": ["a", {"b": None}]}),
+        (
+            'f(n=3, x=1.5, flag=True, items=["a", {"b": None}])',
+            "f",
+            {"n": 3, "x": 1.5, "flag": True, "items": ["a", {"b": None}]},
+        ),
     ],
 )
 def test_parse_call(text, name, arguments):
@@ -53,14 +57,17 @@ def test_strings_with_escapes_round_trip(note):
     assert parse_call(call.to_python()) == call
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("f(x=1e999)", "inf is not a JSON number"),
-    ("f(x=[1, -1e999])", "-inf is not a JSON number"),
-    ('f(x=b"raw")', "a bytes value has no JSON form"),
-    ("f(x={1, 2})", "a set value has no JSON form"),
-    ("f(x=1j)", "a complex value has no JSON form"),
-    ("f(x={1: 2})", "dictionary keys must be strings"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("f(x=1e999)", "inf is not a JSON number"),
+        ("f(x=[1, -1e999])", "-inf is not a JSON number"),
+        ('f(x=b"raw")', "a bytes value has no JSON form"),
+        ("f(x={1, 2})", "a set value has no JSON form"),
+        ("f(x=1j)", "a complex value has no JSON form"),
+        ("f(x={1: 2})", "dictionary keys must be strings"),
+    ],
+)
 def test_values_with_no_json_form_are_refused(text, reason):
     # every call is also written as JSON (tools style, the OpenAI upload): Infinity there is not JSON
     with pytest.raises(CallSyntaxError, match=reason):
@@ -74,12 +81,15 @@ def test_json_arguments_with_nan_are_refused():
         call_from_tool_call({"type": "function", "function": {"name": "f", "arguments": '{"x": NaN}'}})
 
 
-@pytest.mark.parametrize("function, reason", [
-    ({"name": "math.factorial", "arguments": {}}, "is not an identifier"),  # dotted: model output only
-    ({"name": "f", "arguments": None}, "must be a JSON object"),
-    ({"name": "f", "arguments": "[1]"}, "must be a JSON object"),
-    ({"name": "f", "arguments": "{bad"}, "not JSON"),
-])
+@pytest.mark.parametrize(
+    "function, reason",
+    [
+        ({"name": "math.factorial", "arguments": {}}, "is not an identifier"),  # dotted: model output only
+        ({"name": "f", "arguments": None}, "must be a JSON object"),
+        ({"name": "f", "arguments": "[1]"}, "must be a JSON object"),
+        ({"name": "f", "arguments": "{bad"}, "not JSON"),
+    ],
+)
 def test_call_from_function_reads_records_exactly(function, reason):
     from skilltune.calls import call_from_function
 
@@ -93,8 +103,12 @@ def test_call_from_function_reads_as_the_reading_says():
     # `parameters` is no key of a record's call, so it is not read there
     assert call_from_function({"name": "f", "parameters": {"x": 1}, "arguments": '{"y": 2}'}) == Call("f", {"y": 2})
     assert call_from_function({"name": "f", "parameters": {"x": 1}}) == Call("f")
-    lenient = FunctionReading(is_name=lambda name: True, argument_keys=("arguments", "parameters"),
-                              decode=RECORD_FUNCTIONS.decode, null_is_empty=True)
+    lenient = FunctionReading(
+        is_name=lambda name: True,
+        argument_keys=("arguments", "parameters"),
+        decode=RECORD_FUNCTIONS.decode,
+        null_is_empty=True,
+    )
     assert call_from_function({"name": "a.b", "parameters": {"x": 1}}, lenient) == Call("a.b", {"x": 1})
     assert call_from_function({"name": "f", "arguments": None, "parameters": {"x": 1}}, lenient) == Call("f")
     assert call_from_function({"name": "f", "arguments": "  "}, lenient) == Call("f")

@@ -7,8 +7,18 @@ import sys
 
 import pytest
 
-from skilltune.jsonio import (DataError, dumps, iter_json_lines, loads, read_json, read_text, remove_stale_siblings,
-                            write_json, write_jsonl, write_text)
+from skilltune.jsonio import (
+    DataError,
+    dumps,
+    iter_json_lines,
+    loads,
+    read_json,
+    read_text,
+    remove_stale_siblings,
+    write_json,
+    write_jsonl,
+    write_text,
+)
 
 
 def lines_of(path):
@@ -78,8 +88,15 @@ def test_read_json_names_the_line_of_a_syntax_error(tmp_path):
 
 def test_lone_surrogates_are_written_escaped_and_read_back(tmp_path):
     party = json.loads('"party \\ud83c"')  # half an emoji, as a model can emit
-    row = {"index": 0, "model": "tuned", "split": "test", "skill": "other", "user": "hi", "gold": "other()",
-           "output": party}
+    row = {
+        "index": 0,
+        "model": "tuned",
+        "split": "test",
+        "skill": "other",
+        "user": "hi",
+        "gold": "other()",
+        "output": party,
+    }
     jsonl = tmp_path / "predictions.jsonl"
     write_jsonl(jsonl, [row], "prediction")
     assert b'"output": "party \\ud83c"}\n' in jsonl.read_bytes()  # valid UTF-8, valid JSON
@@ -92,8 +109,10 @@ def test_lone_surrogates_are_written_escaped_and_read_back(tmp_path):
 
 def record(value) -> dict:
     """A tools-style record whose tool schema holds `value` (a place the record schema leaves open)."""
-    return {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "other()"}],
-            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"default": value}}}]}
+    return {
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "other()"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"default": value}}}],
+    }
 
 
 def test_writers_refuse_nan_naming_the_row(tmp_path):

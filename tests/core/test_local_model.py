@@ -10,8 +10,9 @@ from skilltune.local_model import Chat, batches, generate, load_model, render_pr
 
 SYSTEM = "Answer with one function call: weather, timer, or other()."
 LOCATION = {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}
-TOOLS = [{"type": "function",
-          "function": {"name": "weather", "description": "Weather at a place", "parameters": LOCATION}}]
+TOOLS = [
+    {"type": "function", "function": {"name": "weather", "description": "Weather at a place", "parameters": LOCATION}}
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,14 @@ def smollm2():
 
 def varied_chats() -> list[Chat]:
     """Users of very different lengths, so left padding is long within a batch."""
-    users = ["weather in Oslo", "what's the weather going to be like this afternoon in Rio de Janeiro, Brazil",
-             "timer", "set a timer for ten minutes please, the pasta is on", "hi", "rain in Lima tomorrow?"]
+    users = [
+        "weather in Oslo",
+        "what's the weather going to be like this afternoon in Rio de Janeiro, Brazil",
+        "timer",
+        "set a timer for ten minutes please, the pasta is on",
+        "hi",
+        "rain in Lima tomorrow?",
+    ]
     return [Chat([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]) for user in users]
 
 
@@ -48,9 +55,10 @@ def test_batched_and_one_at_a_time_give_the_same_outputs(smollm2):
     assert all(batched)
 
 
-@pytest.mark.parametrize("count, batch_size, sizes", [(0, 4, []), (1, 32, [1]), (5, 2, [2, 2, 1]),
-                                                      (100, 32, [25, 25, 25, 25]), (64, 32, [32, 32]),
-                                                      (33, 32, [17, 16])])
+@pytest.mark.parametrize(
+    "count, batch_size, sizes",
+    [(0, 4, []), (1, 32, [1]), (5, 2, [2, 2, 1]), (100, 32, [25, 25, 25, 25]), (64, 32, [32, 32]), (33, 32, [17, 16])],
+)
 def test_batches_are_few_even_and_longest_first(count, batch_size, sizes):
     lengths = [(index * 37) % 11 for index in range(count)]
     groups = batches(lengths, batch_size)
@@ -88,6 +96,7 @@ def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
             assert given_tokenizer is tokenizer
             calls.append(prompt_length)
             return [kind(len(calls) % 2, prompt_length)]  # two batches per run: 2 + 1 chats
+
         return processors
 
     plain = generate(model, tokenizer, chats, batch_size=2, max_new_tokens=6, logits_processors=factory(Record))
@@ -103,12 +112,17 @@ def test_prompts_are_the_chat_template_with_tools_and_the_generation_prompt(smol
     _, tokenizer = smollm2
     messages = [{"role": "user", "content": "weather in Oslo"}]
     assert render_prompts(tokenizer, [Chat(messages)]) == [
-        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)]
-    shows_tools = ("{% for t in tools or [] %}<{{ t.function.name }}>{% endfor %}"
-                   "{% for m in messages %}[{{ m.content }}]{% endfor %}{% if add_generation_prompt %}>>{% endif %}")
+        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ]
+    shows_tools = (
+        "{% for t in tools or [] %}<{{ t.function.name }}>{% endfor %}"
+        "{% for m in messages %}[{{ m.content }}]{% endfor %}{% if add_generation_prompt %}>>{% endif %}"
+    )
     _, templated = load_model(require_smollm2(), chat_template=shows_tools, local_files_only=True, device="cpu")
     assert render_prompts(templated, [Chat(messages, tools=TOOLS), Chat(messages)]) == [
-        "<weather>[weather in Oslo]>>", "[weather in Oslo]>>"]
+        "<weather>[weather in Oslo]>>",
+        "[weather in Oslo]>>",
+    ]
     assert templated.padding_side == "left" and templated.pad_token is not None
 
 

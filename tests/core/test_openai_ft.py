@@ -17,8 +17,12 @@ from datagen.cli.openai import openai_ft_command
 from skilltune import openai_ft
 
 SECRET = "sk-test-fine-tune-never-on-disk-77"
-LOCAL_ENV = {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": None, "NO_PROXY": "127.0.0.1,localhost",
-             "no_proxy": "127.0.0.1,localhost"}
+LOCAL_ENV = {
+    "OPENAI_API_KEY": SECRET,
+    "OPENAI_BASE_URL": None,
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,27 +50,46 @@ def run_ft(server, *args: str, base_url: str | None = None):
 
 def test_openai_ft_runs_a_job_to_success(datasets, server, tmp_path):
     train = exported(datasets, tmp_path, "tools")
-    result = run_ft(server, str(train), "--model", BASE, "--n-epochs", "2", "--batch-size", "4",
-                    "--learning-rate-multiplier", "0.5", "--suffix", "skills", "--seed", "7")
+    result = run_ft(
+        server,
+        str(train),
+        "--model",
+        BASE,
+        "--n-epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--learning-rate-multiplier",
+        "0.5",
+        "--suffix",
+        "skills",
+        "--seed",
+        "7",
+    )
     assert result.exit_code == 0, result.output
     model = f"ft:{BASE}:skilltune-test:skills:test1"
     out = result.stdout
     assert f"fine-tuned model: {model}\n" in out
-    assert (f"python -m eval run --backend openai --base-url {server.url} --model {model} "
-            f"--base-model-name {BASE} --test data/skills/test.jsonl --out runs/openai-ft") in out
+    assert (
+        f"python -m eval run --backend openai --base-url {server.url} --model {model} "
+        f"--base-model-name {BASE} --test data/skills/test.jsonl --out runs/openai-ft"
+    ) in out
     statuses = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("status: ")]
     assert statuses == ["validating_files", "queued", "running", "succeeded"]
     assert out.count("Created fine-tuning job: ftjob-test1") == 1  # each event printed once, oldest first
-    assert (out.index("Validating training file") < out.index("Fine-tuning job started")
-            < out.index("New fine-tuned model"))
+    assert (
+        out.index("Validating training file") < out.index("Fine-tuning job started") < out.index("New fine-tuned model")
+    )
     assert "estimated billed training tokens" in out and "n_epochs 2 (given)" in out
 
     (uploaded,) = server.uploaded_files
     assert uploaded["data"] == train.read_bytes() and uploaded["purpose"] == "fine-tune"
     (job,) = server.fine_tuning_jobs
     assert job["request"]["training_file"] == uploaded["id"] and job["request"]["model"] == BASE
-    assert job["request"]["method"] == {"type": "supervised", "supervised": {"hyperparameters": {
-        "n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}}}
+    assert job["request"]["method"] == {
+        "type": "supervised",
+        "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}},
+    }
     assert job["request"]["suffix"] == "skills" and job["request"]["seed"] == 7
     assert job["job"]["hyperparameters"] == {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}
     assert SECRET not in result.output
@@ -77,8 +100,10 @@ def test_a_failing_job_exits_non_zero_with_its_error(datasets, server, tmp_path)
     result = run_ft(server, str(exported(datasets, tmp_path)))
     assert result.exit_code == 1
     assert "status: running" in result.stdout and "status: failed" in result.stdout
-    assert result.stderr.strip() == ("error: job ftjob-test1 failed [server_error]: Fine-tuning failed with an "
-                                     "internal error (scripted by the test server).")
+    assert result.stderr.strip() == (
+        "error: job ftjob-test1 failed [server_error]: Fine-tuning failed with an "
+        "internal error (scripted by the test server)."
+    )
     assert server.fine_tuning_jobs[0]["request"]["method"] == {"type": "supervised", "supervised": {}}  # all auto
 
 
@@ -97,13 +122,16 @@ def test_the_server_fails_a_job_whose_file_it_finds_invalid(server, tmp_path, da
     import openai
 
     client = openai.OpenAI(base_url=server.url, api_key="x", max_retries=0)
-    uploaded = client.files.create(file=("t.jsonl", b'{"messages": [{"role": "user", "content": "x"}]}\n'),
-                                   purpose="fine-tune")
+    uploaded = client.files.create(
+        file=("t.jsonl", b'{"messages": [{"role": "user", "content": "x"}]}\n'), purpose="fine-tune"
+    )
     job = client.fine_tuning.jobs.create(training_file=uploaded.id, model=BASE)
     result = run_ft(server, "--job", job.id)
     assert result.exit_code == 1
-    assert result.stderr.strip() == (f"error: job {job.id} failed [invalid_training_file]: "
-                                     "The training file is invalid: line 1: no assistant message")
+    assert result.stderr.strip() == (
+        f"error: job {job.id} failed [invalid_training_file]: "
+        "The training file is invalid: line 1: no assistant message"
+    )
 
 
 def _closed_port() -> int:
@@ -177,4 +205,3 @@ def test_the_openai_api_needs_the_key_from_the_environment(datasets, tmp_path):
     result = CliRunner().invoke(openai_ft_command, [str(train)], env={"OPENAI_API_KEY": None})
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == "error: set OPENAI_API_KEY: the key is read from there only"
-

@@ -14,17 +14,22 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from skilltune.jsonio import DataError
 from skilltune.outputs import check_output_folder
-from conftest import REPO
 
 PACK = REPO / "examples" / "skills"
 
 
 def run(module: str, *args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -66,8 +71,19 @@ def test_documents_refuses_the_documents_folder(tmp_path):
     documents = tmp_path / "documents"
     shutil.copytree(REPO / "examples" / "documents", documents)
     before = snapshot(documents)
-    result = run("datagen", "documents", documents, "--out", documents, "--base-url", "http://127.0.0.1:9/v1",
-                 "--model", "m", "--cache", tmp_path / "cache")
+    result = run(
+        "datagen",
+        "documents",
+        documents,
+        "--out",
+        documents,
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "m",
+        "--cache",
+        tmp_path / "cache",
+    )
     one_error_line(result, str(documents), "an input of this run")
     assert snapshot(documents) == before
 
@@ -111,8 +127,9 @@ def test_an_unwritable_place_is_refused_before_any_work(tmp_path, pack):
     blocker.write_text("x")
     one_error_line(run("datagen", "skills", "--pack", pack, "--out", blocker / "sub", "--n", 100), "cannot write")
     # /proc refuses new folders even to root, which ignores permission bits
-    one_error_line(run("datagen", "skills", "--pack", pack, "--out", "/proc/skilltune-test", "--n", 100),
-                   "cannot write")
+    one_error_line(
+        run("datagen", "skills", "--pack", pack, "--out", "/proc/skilltune-test", "--n", 100), "cannot write"
+    )
 
 
 def test_a_staging_folder_left_by_kill_9_is_removed_by_the_next_run(tmp_path, pack):
@@ -133,8 +150,25 @@ def test_sigterm_while_writing_leaves_the_old_output_and_no_temporary_folder(tmp
     out = tmp_path / "data"
     assert run("datagen", "skills", "--pack", pack, "--out", out, "--n", 100).returncode == 0
     before = snapshot(out)
-    process = subprocess.Popen([sys.executable, "-m", "datagen", "skills", "--pack", str(pack), "--out", str(out),
-                                "--n", "20000", "--seed", "3"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "datagen",
+            "skills",
+            "--pack",
+            str(pack),
+            "--out",
+            str(out),
+            "--n",
+            "20000",
+            "--seed",
+            "3",
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not any(path.name.startswith(".data.new-") for path in tmp_path.iterdir()):
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before it began writing"
@@ -172,8 +206,10 @@ def test_instructions_refuses_to_write_over_its_input(tmp_path):
     out = tmp_path / "data"
     assert run("datagen", "instructions", pairs, "--to", "chat", "--out", out).returncode == 0
     before = pairs.read_bytes()
-    one_error_line(run("datagen", "instructions", out, "--to", "instructions", "--out", out / "train.jsonl"),
-                   "an input of this run")
+    one_error_line(
+        run("datagen", "instructions", out, "--to", "instructions", "--out", out / "train.jsonl"),
+        "an input of this run",
+    )
     assert pairs.read_bytes() == before
 
 

@@ -1,12 +1,11 @@
 import json
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from skilltune.calls import Call
 from skilltune.records import chat_record, gold_call, record_problem, system_prompt, tool_definitions
 from skilltune.skills import load_pack
-from conftest import REPO
 
 SKILLS = load_pack(REPO / "examples" / "skills")
 CALL = Call("notes", {"action": "add", "note": "buy milk"})

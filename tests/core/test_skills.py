@@ -1,11 +1,10 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, REPO
 
 from skilltune.skills import Param, SkillFileError, load_pack, parse_skill_file
-from conftest import FIXTURES, REPO
 
 FIXTURE = (FIXTURES / "weather_ok.txt").read_text()
 NOTES = """#### Prompt:
@@ -55,13 +54,18 @@ def test_enum_parameter_is_required_choice(tmp_path):
         (None, "### Assistant: weather()\n", 14, "without a ### User: line"),
         (None, "#### Notes:\n", 14, "unknown header '#### Notes:'"),
         (None, "### User: hi\n### Assistant: weather(location=Berlin)\n", 15, "is not a literal value"),
-        (None, "### User: hi\n### Assistant: weather(city=\"Berlin\")\n", 15, "does not fit"),
-        (None, "### User: hi\n### Assistant: news(topic=\"x\")\n", 15, "call to news() in the file of skill weather"),
-        (None, "### User: hi\n### Assistant: weather(\"Berlin\")\n", 15, "positional arguments are not allowed"),
+        (None, '### User: hi\n### Assistant: weather(city="Berlin")\n', 15, "does not fit"),
+        (None, '### User: hi\n### Assistant: news(topic="x")\n', 15, "call to news() in the file of skill weather"),
+        (None, '### User: hi\n### Assistant: weather("Berlin")\n', 15, "positional arguments are not allowed"),
         (None, "### User: hi\n### Assistant: what's up\n", 15, "not Python call syntax"),
-        (("weather(location=\"[location]\")", "weather(location=Berlin)"), "", 2, "signature"),
+        (('weather(location="[location]")', "weather(location=Berlin)"), "", 2, "signature"),
         (("#### Prompt:", "#### Prompt"), "", 1, "unknown header '#### Prompt'"),
-        (("Current weather for a place.", "Current weather.\n#### Examples:\n#### Examples:"), "", 5, "#### Examples: appears twice"),
+        (
+            ("Current weather for a place.", "Current weather.\n#### Examples:\n#### Examples:"),
+            "",
+            5,
+            "#### Examples: appears twice",
+        ),
     ],
 )
 def test_bad_skill_file_names_file_and_line(tmp_path, replace, add, line, reason):
@@ -79,14 +83,14 @@ def test_bad_skill_file_names_file_and_line(tmp_path, replace, add, line, reason
 
 def test_enum_value_outside_choices_is_refused(tmp_path):
     path = tmp_path / "notes.txt"
-    path.write_text(NOTES + "### User: delete it\n### Assistant: notes(action=\"delete\")\n")
+    path.write_text(NOTES + '### User: delete it\n### Assistant: notes(action="delete")\n')
     with pytest.raises(SkillFileError, match=r"notes.txt:9: .*'delete' is not one of \['add', 'list'\]"):
         parse_skill_file(path)
 
 
 def test_missing_required_choice_is_refused(tmp_path):
     path = tmp_path / "notes.txt"
-    path.write_text(NOTES + "### User: milk\n### Assistant: notes(note=\"milk\")\n")
+    path.write_text(NOTES + '### User: milk\n### Assistant: notes(note="milk")\n')
     with pytest.raises(SkillFileError, match=r"notes.txt:9: .*'action' is a required property"):
         parse_skill_file(path)
 
@@ -100,7 +104,16 @@ def test_duplicate_skill_names_in_pack(write_pack):
 def test_default_pack_has_ten_skills_with_enough_examples():
     skills = load_pack(REPO / "examples" / "skills")
     assert sorted(skill.name for skill in skills) == [
-        "math", "news", "notes", "openai", "other", "runapp", "story", "timecheck", "timer", "weather",
+        "math",
+        "news",
+        "notes",
+        "openai",
+        "other",
+        "runapp",
+        "story",
+        "timecheck",
+        "timer",
+        "weather",
     ]
     for skill in skills:
         assert len(skill.examples) >= 15, skill.name
@@ -191,7 +204,9 @@ def test_bad_parameter_declarations_name_the_signature_line(tmp_path, value, rea
     path.write_text(ALARM.replace('"<hour:int>"', value))
     with pytest.raises(SkillFileError) as caught:
         parse_skill_file(path)
-    assert caught.value.line == 2 and "parameter 'hour'" in caught.value.reason and reason in caught.value.reason, str(caught.value)
+    assert caught.value.line == 2 and "parameter 'hour'" in caught.value.reason and reason in caught.value.reason, str(
+        caught.value
+    )
 
 
 @pytest.mark.parametrize("style", ["python", "json", "tools"])
@@ -212,9 +227,25 @@ def test_a_pack_with_typed_parameters_makes_valid_records(tmp_path, style):
     skill = parse_skill_file(pack / "alarm.txt")
     out = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, "-m", "datagen", "skills", "--pack", str(pack), "--n", "100", "--style", style,
-         "--noise", "0.5", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "datagen",
+            "skills",
+            "--pack",
+            str(pack),
+            "--n",
+            "100",
+            "--style",
+            style,
+            "--noise",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     calls = [gold_call(record) for record in read_jsonl(out / "train.jsonl", "record")]

@@ -63,22 +63,26 @@ def test_samples_give_the_documented_counts_and_validate(tmp_path):
     assert rows["conversations read"] == 16
     assert rows["kept"] == 7
     assert {reason: rows[f"dropped: {reason}"] for reason in REASONS} == {
-        NAME: 3,         # test.jsonl, untitled-2.jsonl, title "New chat"
-        REPEATED: 2,     # repeat-question.jsonl (user), "Stuck translation" (assistant "Bom dia." twice)
-        APOLOGY: 2,      # printer-jam.jsonl ("I'm sorry"), "Best pizza topping" ("As an AI")
+        NAME: 3,  # test.jsonl, untitled-2.jsonl, title "New chat"
+        REPEATED: 2,  # repeat-question.jsonl (user), "Stuck translation" (assistant "Bom dia." twice)
+        APOLOGY: 2,  # printer-jam.jsonl ("I'm sorry"), "Best pizza topping" ("As an AI")
         MID_SYSTEM: 0,
-        NO_ANSWER: 1,    # "Half-finished question": one user message
+        NO_ANSWER: 1,  # "Half-finished question": one user message
         TOO_FEW: 0,
         TOO_MANY: 0,
-        DUPLICATE: 1,    # "Hiking packing list" repeats "Packing list for a hiking weekend"
+        DUPLICATE: 1,  # "Hiking packing list" repeats "Packing list for a hiking weekend"
     }
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["generator"], manifest["style"], manifest["seed"]) == ("datagen conversations", "chat", 0)
     # 7 kept, val round(0.7) = 1; train 6 user + round(6 x 1) = 6 public
     assert manifest["counts"] == {"train": {"conversations": 6, "public": 6}, "val": {"conversations": 1, "public": 0}}
     assert len(list(read_jsonl(out / "train.jsonl", "record"))) == 12
-    checked = subprocess.run([sys.executable, "-m", "datagen", "validate", str(out / "train.jsonl"),
-                              str(out / "val.jsonl")], cwd=REPO, capture_output=True, text=True)
+    checked = subprocess.run(
+        [sys.executable, "-m", "datagen", "validate", str(out / "train.jsonl"), str(out / "val.jsonl")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert checked.returncode == 0, checked.stderr
     assert "train.jsonl: 12 records OK" in checked.stdout and "val.jsonl: 1 records OK" in checked.stdout
 
@@ -87,8 +91,11 @@ def test_turn_bounds_on_the_samples(tmp_path):
     # exchanges of the 7 kept samples: 3, 2, 1, 2, 1, 2, 1; the duplicate has 1 and the bounds
     # are checked before duplicates, so with --min-turns 2 it is "too few" rather than "duplicate"
     at_least_two = report(run(LOGS, "--out", tmp_path / "a", "--min-turns", "2"))
-    assert (at_least_two["kept"], at_least_two[f"dropped: {TOO_FEW}"],
-            at_least_two[f"dropped: {DUPLICATE}"]) == (4, 4, 0)
+    assert (at_least_two["kept"], at_least_two[f"dropped: {TOO_FEW}"], at_least_two[f"dropped: {DUPLICATE}"]) == (
+        4,
+        4,
+        0,
+    )
     at_most_one = report(run(LOGS, "--out", tmp_path / "b", "--max-turns", "1"))
     assert (at_most_one["kept"], at_most_one[f"dropped: {TOO_MANY}"], at_most_one[f"dropped: {DUPLICATE}"]) == (3, 4, 1)
 
@@ -120,8 +127,14 @@ def test_log_format_merges_same_role_runs_and_drops_the_unanswered_end(tmp_path)
     [conversation] = read_conversations((path,))
     assert (conversation.name, conversation.line, len(conversation.messages)) == ("bike", 1, 4)
     kept, dropped = filter_conversations([conversation], keep_all())
-    assert kept == [{"messages": [{"role": "user", "content": "I bike to work.\n\n12 km."},
-                                  {"role": "assistant", "content": "About 40 minutes."}]}]
+    assert kept == [
+        {
+            "messages": [
+                {"role": "user", "content": "I bike to work.\n\n12 km."},
+                {"role": "assistant", "content": "About 40 minutes."},
+            ]
+        }
+    ]
     assert not dropped
 
 
@@ -136,8 +149,15 @@ def test_forced_format_reads_an_openai_file_as_a_log_and_fails(tmp_path):
 
 
 def test_name_filter_defaults_and_a_custom_pattern(tmp_path):
-    titles = ["test", "Test 3", "untitled-2", "New Chat", "new conversation (4)", "latest test results",
-              "Testing ideas"]
+    titles = [
+        "test",
+        "Test 3",
+        "untitled-2",
+        "New Chat",
+        "new conversation (4)",
+        "latest test results",
+        "Testing ideas",
+    ]
     path = write_openai(tmp_path / "export.jsonl", [QA] * len(titles), titles)
     conversations = read_conversations((path,))
     # DUPLICATE would hide names behind repeats; give each its own answer
@@ -213,8 +233,12 @@ def test_no_answer_leading_greeting_and_duplicates(tmp_path):
 
 def test_public_reader_takes_alpaca_json_and_openai_lines(tmp_path):
     alpaca = tmp_path / "alpaca.json"
-    alpaca.write_text(json.dumps([{"instruction": "Double it.", "input": "21", "output": "42"},
-                                  {"instruction": "Say hi.", "output": "Hi."}], indent=1))
+    alpaca.write_text(
+        json.dumps(
+            [{"instruction": "Double it.", "input": "21", "output": "42"}, {"instruction": "Say hi.", "output": "Hi."}],
+            indent=1,
+        )
+    )
     assert read_public(alpaca, keep_system=False) == [
         {"messages": [{"role": "user", "content": "Double it.\n\n21"}, {"role": "assistant", "content": "42"}]},
         {"messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]},
@@ -223,23 +247,30 @@ def test_public_reader_takes_alpaca_json_and_openai_lines(tmp_path):
 
 
 def _records(prefix: str, count: int) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"{prefix} {i}"}, {"role": "assistant", "content": "ok"}]}
-            for i in range(count)]
+    return [
+        {"messages": [{"role": "user", "content": f"{prefix} {i}"}, {"role": "assistant", "content": "ok"}]}
+        for i in range(count)
+    ]
 
 
-@pytest.mark.parametrize("n_user, n_public, val_fraction, ratio, expected", [
-    (10, 50, 0.2, 1.5, (2, 8, 12)),   # val round(2.0) = 2; train 8; public round(8 x 1.5) = 12
-    (7, 50, 0.1, 0.5, (1, 6, 3)),     # val round(0.7) = 1; train 6; public round(3.0) = 3
-    (10, 5, 0.1, 2.0, (1, 9, 5)),     # wants round(18) = 18 public, only 5 there: all 5
-    (1, 5, 0.1, 1.0, (0, 1, 1)),      # a single conversation is never all val
-    (20, 50, 0.0, 0.25, (0, 20, 5)),  # no val; round(5.0) = 5
-])
+@pytest.mark.parametrize(
+    "n_user, n_public, val_fraction, ratio, expected",
+    [
+        (10, 50, 0.2, 1.5, (2, 8, 12)),  # val round(2.0) = 2; train 8; public round(8 x 1.5) = 12
+        (7, 50, 0.1, 0.5, (1, 6, 3)),  # val round(0.7) = 1; train 6; public round(3.0) = 3
+        (10, 5, 0.1, 2.0, (1, 9, 5)),  # wants round(18) = 18 public, only 5 there: all 5
+        (1, 5, 0.1, 1.0, (0, 1, 1)),  # a single conversation is never all val
+        (20, 50, 0.0, 0.25, (0, 20, 5)),  # no val; round(5.0) = 5
+    ],
+)
 def test_mix_arithmetic(n_user, n_public, val_fraction, ratio, expected):
     user, public = _records("mine", n_user), _records("public", n_public)
     splits, counts, wanted = split_and_mix(user, public, val_fraction, ratio, seed=3)
     n_val, n_train_user, n_public_used = expected
-    assert counts == {"train": {"conversations": n_train_user, "public": n_public_used},
-                      "val": {"conversations": n_val, "public": 0}}
+    assert counts == {
+        "train": {"conversations": n_train_user, "public": n_public_used},
+        "val": {"conversations": n_val, "public": 0},
+    }
     assert wanted == round(n_train_user * ratio)
     assert all(record in user for record in splits["val"])  # val: the user's own only
     assert sum(record in public for record in splits["train"]) == n_public_used
@@ -288,13 +319,15 @@ def test_bad_json_line(tmp_path):
     path.write_text(path.read_text() + "{not json\n")
     result = run(path, "--out", tmp_path / "out")
     assert result.stderr.startswith(f"error: {path}:2: not JSON: ")
-    _assert_fails_cleanly(tmp_path, result, result.stderr.strip()[len("error: "):])
+    _assert_fails_cleanly(tmp_path, result, result.stderr.strip()[len("error: ") :])
 
 
 def test_bad_sharegpt_entry(tmp_path):
     path = tmp_path / "share.json"
-    path.write_text('[\n {"conversations": [{"from": "human", "value": "a"}]},\n\n'
-                    ' {"conversations": [{"from": "bot", "value": "b"}]}\n]\n')
+    path.write_text(
+        '[\n {"conversations": [{"from": "human", "value": "a"}]},\n\n'
+        ' {"conversations": [{"from": "bot", "value": "b"}]}\n]\n'
+    )
     result = run(path, "--out", tmp_path / "out")
     _assert_fails_cleanly(tmp_path, result, f"{path}:4: conversations[0]: from 'bot' is not one of human, gpt, system")
 
@@ -302,8 +335,10 @@ def test_bad_sharegpt_entry(tmp_path):
 def test_bad_public_line(tmp_path):
     write_log(tmp_path / "logs", "chat", QA)
     public = tmp_path / "public.jsonl"
-    public.write_text('{"instruction": "a", "input": "", "output": "b"}\n'
-                      '{"instruction": "c", "input": "", "output": {"function_call": {}}}\n')
+    public.write_text(
+        '{"instruction": "a", "input": "", "output": "b"}\n'
+        '{"instruction": "c", "input": "", "output": {"function_call": {}}}\n'
+    )
     result = run(tmp_path / "logs", "--out", tmp_path / "out", "--mix", public)
     _assert_fails_cleanly(tmp_path, result, f"{public}:2: output must be a non-empty string")
 

@@ -1,12 +1,11 @@
 import random
-from pathlib import Path
 
-from skilltune.calls import Call
-from datagen.expand import PREFIXES, SUFFIXES, expand_skill, generate_pairs, skill_pairs, slot_pools, targets
-from skilltune.pairs import normalize
-from skilltune.skills import load_pack, parse_skill_file
 from conftest import REPO
 
+from datagen.expand import PREFIXES, SUFFIXES, expand_skill, generate_pairs, skill_pairs, slot_pools, targets
+from skilltune.calls import Call
+from skilltune.pairs import normalize
+from skilltune.skills import load_pack, parse_skill_file
 
 
 def _skill(tmp_path, examples: str):
@@ -22,8 +21,8 @@ def test_normalize_ignores_case_and_punctuation():
 def test_swaps_values_between_examples_and_keeps_speaker_casing(tmp_path):
     skill = _skill(
         tmp_path,
-        "### User: weather in Berlin\n### Assistant: weather(location=\"Berlin\")\n"
-        "### User: is it cold in oslo\n### Assistant: weather(location=\"Oslo\")\n"
+        '### User: weather in Berlin\n### Assistant: weather(location="Berlin")\n'
+        '### User: is it cold in oslo\n### Assistant: weather(location="Oslo")\n'
         "### User: how's the weather\n### Assistant: weather()\n",
     )
     assert slot_pools(skill) == {"location": ["Berlin", "Oslo"]}
@@ -39,8 +38,8 @@ def test_swaps_values_between_examples_and_keeps_speaker_casing(tmp_path):
 def test_value_is_matched_as_whole_words(tmp_path):
     skill = _skill(
         tmp_path,
-        "### User: weather in Rome for romeo\n### Assistant: weather(location=\"Rome\")\n"
-        "### User: weather in Nice\n### Assistant: weather(location=\"Nice\")\n",
+        '### User: weather in Rome for romeo\n### Assistant: weather(location="Rome")\n'
+        '### User: weather in Nice\n### Assistant: weather(location="Nice")\n',
     )
     _, swaps = expand_skill(skill)
     assert ("weather in Nice for romeo", Call("weather", {"location": "Nice"})) in [(p.user, p.call) for p in swaps]
@@ -83,7 +82,7 @@ def test_targets_share_the_remainder():
 def test_wrapped_phrasings_fill_large_requests_and_keep_their_group(tmp_path):
     skill = _skill(
         tmp_path,
-        "### User: weather in Berlin\n### Assistant: weather(location=\"Berlin\")\n"
+        '### User: weather in Berlin\n### Assistant: weather(location="Berlin")\n'
         "### User: how's the weather\n### Assistant: weather()\n",
     )
     pairs = skill_pairs(skill, 40, random.Random(0))

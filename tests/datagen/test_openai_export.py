@@ -81,11 +81,24 @@ def test_format_problems_are_named_per_line(tmp_path):
         ({**good, "extra": 1}, "unknown key 'extra'"),
         ({"messages": [{"role": "bot", "content": "x"}, good["messages"][1]]}, "message 1: unknown role 'bot'"),
         ({"messages": [{"role": "user", "content": 5}, good["messages"][1]]}, "message 1: content must be a string"),
-        ({"messages": [{"role": "user", "content": "x", "mood": "ok"}, good["messages"][1]]},
-         "message 1: unknown key 'mood'"),
-        ({"messages": [good["messages"][0], {"role": "assistant", "tool_calls": [
-            {"id": "c", "type": "function", "function": {"name": "weather", "arguments": "{oops"}}]}]},
-         "message 2 tool_calls[0]: arguments must be the text of a JSON object"),
+        (
+            {"messages": [{"role": "user", "content": "x", "mood": "ok"}, good["messages"][1]]},
+            "message 1: unknown key 'mood'",
+        ),
+        (
+            {
+                "messages": [
+                    good["messages"][0],
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {"id": "c", "type": "function", "function": {"name": "weather", "arguments": "{oops"}}
+                        ],
+                    },
+                ]
+            },
+            "message 2 tool_calls[0]: arguments must be the text of a JSON object",
+        ),
     ]
     source = tmp_path / "bad.jsonl"
     source.write_text("".join(json.dumps(example) + "\n" for example, _ in bad))
@@ -125,7 +138,6 @@ def test_token_and_epoch_arithmetic():
     assert model_limits("some-new-model", 1000) == (1000, "o200k_base")
     with pytest.raises(ValueError, match="--max-tokens-per-example"):
         model_limits("some-new-model")
-
 
 
 def test_export_bad_input_is_one_error_line(datasets, tmp_path):

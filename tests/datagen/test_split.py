@@ -1,16 +1,14 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-from skilltune.pairs import normalize
-from skilltune.jsonio import DataError, read_jsonl, sha256_of
-from skilltune.records import user_text
-from datagen.split import NOISY_TEST, SPLITS, validate_records
 from conftest import REPO
 
+from datagen.split import NOISY_TEST, SPLITS, validate_records
+from skilltune.jsonio import DataError, read_jsonl, sha256_of
+from skilltune.pairs import normalize
+from skilltune.records import user_text
 
 
 def datagen(*args, cwd=REPO):
@@ -82,7 +80,10 @@ def test_validate_names_file_and_line_of_a_bad_record(dataset, tmp_path):
 
 def test_validate_reports_broken_json_and_schema_errors(tmp_path):
     path = tmp_path / "broken.jsonl"
-    path.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "other()"}]}\n{"messages": \n')
+    path.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "other()"}]}\n'
+        '{"messages": \n'
+    )
     assert f"{path}:2: not JSON" in datagen("validate", str(path)).stderr
     path.write_text('{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "other()"}]}\n')
     assert f"{path}:1: messages/0/role: 'robot' is not one of" in datagen("validate", str(path)).stderr
@@ -97,7 +98,7 @@ def test_validate_flags_an_utterance_shared_between_files(dataset, tmp_path):
 
 
 def test_bad_pack_leaves_no_partial_output(write_pack, tmp_path):
-    pack = write_pack({"weather.txt": "#### Prompt:\nweather(location=\"[location]\")\n\n#### Examples:\nUser: hi\n"})
+    pack = write_pack({"weather.txt": '#### Prompt:\nweather(location="[location]")\n\n#### Examples:\nUser: hi\n'})
     out = tmp_path / "out"
     result = datagen("skills", "--pack", str(pack), "--out", str(out))
     assert result.returncode == 1
@@ -107,12 +108,14 @@ def test_bad_pack_leaves_no_partial_output(write_pack, tmp_path):
 
 
 def test_phrasings_of_one_base_utterance_stay_in_one_split():
+    from datagen.split import split_pairs
     from skilltune.calls import Call
     from skilltune.pairs import Pair
-    from datagen.split import split_pairs
 
     pairs = [
-        Pair(f"{prefix} weather in city {i}".strip(), Call("weather", {"location": f"city {i}"}), f"weather in city {i}")
+        Pair(
+            f"{prefix} weather in city {i}".strip(), Call("weather", {"location": f"city {i}"}), f"weather in city {i}"
+        )
         for i in range(30)
         for prefix in ("", "hey", "ok so")
     ]
@@ -126,11 +129,13 @@ def test_phrasings_of_one_base_utterance_stay_in_one_split():
 
 
 def test_speech_noise_changes_the_requested_share_and_never_leaks():
+    from datagen.split import add_speech_noise
     from skilltune.calls import Call
     from skilltune.pairs import Pair
-    from datagen.split import add_speech_noise
 
-    pairs = [Pair(f"What is the weather in City{i}, please?", Call("weather", {"location": f"City{i}"})) for i in range(400)]
+    pairs = [
+        Pair(f"What is the weather in City{i}, please?", Call("weather", {"location": f"City{i}"})) for i in range(400)
+    ]
     splits = {"train": pairs[:300], "val": pairs[300:350], "test": pairs[350:]}
     noisy = add_speech_noise(splits, share=0.5, seed=0)
     changed = sum(a.user != b.user for a, b in zip(splits["train"], noisy["train"]))
@@ -144,9 +149,9 @@ def test_speech_noise_changes_the_requested_share_and_never_leaks():
 
 
 def test_speech_noise_never_repeats_an_utterance_within_a_split():
+    from datagen.split import add_speech_noise
     from skilltune.calls import Call
     from skilltune.pairs import Pair
-    from datagen.split import add_speech_noise
 
     # "um ..." twins: noise that adds a filler to the plain one would repeat its twin
     pairs = [
@@ -166,7 +171,12 @@ def test_speech_noise_never_repeats_an_utterance_within_a_split():
 def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     rows = [
-        {"skill": "weather", "user": "any chance of sunshine over Reykjavik", "call": 'weather(location="Reykjavik")', "source": "llm"},
+        {
+            "skill": "weather",
+            "user": "any chance of sunshine over Reykjavik",
+            "call": 'weather(location="Reykjavik")',
+            "source": "llm",
+        },
         {"skill": "timer", "user": "ping me after 7 minutes", "call": 'timer(duration="7 minutes")', "source": "llm"},
     ]
     pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -180,19 +190,33 @@ def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
     bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "call": 'timer(length="7 minutes")'}) + "\n")
     result = datagen("skills", "--out", str(tmp_path / "out2"), "--pairs", str(bad))
     assert result.returncode == 1
-    assert f"{bad}:2: timer(length=\"7 minutes\") does not fit" in result.stderr
+    assert f'{bad}:2: timer(length="7 minutes") does not fit' in result.stderr
     assert not (tmp_path / "out2").exists()
 
 
 def test_validate_reads_the_record_kind_from_the_manifest(tmp_path):
     from skilltune.jsonio import write_json, write_jsonl
 
-    answer = {"messages": [{"role": "user", "content": "What is the refund window?"},
-                           {"role": "assistant", "content": "30 days from delivery."}]}
+    answer = {
+        "messages": [
+            {"role": "user", "content": "What is the refund window?"},
+            {"role": "assistant", "content": "30 days from delivery."},
+        ]
+    }
     write_jsonl(tmp_path / "train.jsonl", [answer], "record")
     with pytest.raises(DataError, match=r"train.jsonl:1"):  # no manifest: skill rules, a free-text answer is no call
         validate_records(tmp_path / "train.jsonl")
-    write_json(tmp_path / "manifest.json", {"generator": "documents", "seed": 0, "style": "chat", "source": "docs",
-                                            "counts": {"train": {"documents": 1}}, "files": {}}, "manifest")
+    write_json(
+        tmp_path / "manifest.json",
+        {
+            "generator": "documents",
+            "seed": 0,
+            "style": "chat",
+            "source": "docs",
+            "counts": {"train": {"documents": 1}},
+            "files": {},
+        },
+        "manifest",
+    )
     assert validate_records(tmp_path / "train.jsonl") == 1
     assert validate_records(tmp_path / "train.jsonl", "chat") == 1

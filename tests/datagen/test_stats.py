@@ -1,29 +1,45 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 
-
 @pytest.fixture(scope="module")
 def tiny_tokenizer(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tiny-llama"
-    subprocess.run([sys.executable, "scripts/make_tiny_model.py", "--out", str(out)], cwd=REPO, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "scripts/make_tiny_model.py", "--out", str(out)], cwd=REPO, check=True, capture_output=True
+    )
     return out
 
 
 def test_stats_counts_tokens_and_saves_a_histogram(tmp_path, tiny_tokenizer):
     data = tmp_path / "data"
-    subprocess.run([sys.executable, "-m", "datagen", "skills", "--out", str(data), "--n", "200", "--no-system"],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "datagen", "skills", "--out", str(data), "--n", "200", "--no-system"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     png = tmp_path / "lengths.png"
     result = subprocess.run(
-        [sys.executable, "-m", "datagen", "stats", str(data), "--tokenizer", str(tiny_tokenizer),
-         "--sequence-len", "20", "--histogram", str(png)],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "datagen",
+            "stats",
+            str(data),
+            "--tokenizer",
+            str(tiny_tokenizer),
+            "--sequence-len",
+            "20",
+            "--histogram",
+            str(png),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -37,7 +53,11 @@ def test_stats_counts_tokens_and_saves_a_histogram(tmp_path, tiny_tokenizer):
 
 
 def test_histogram_needs_a_tokenizer(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "datagen", "stats", str(tmp_path), "--histogram", "x.png"],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "datagen", "stats", str(tmp_path), "--histogram", "x.png"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert "--histogram needs --tokenizer" in result.stderr

@@ -4,8 +4,15 @@ kind of answer."""
 
 def row(index, gold, output, model="tuned"):
     skill = gold.split("(")[0]
-    return {"index": index, "model": model, "split": "test", "skill": skill, "user": f"utterance {index}", "gold": gold,
-            "output": output}
+    return {
+        "index": index,
+        "model": model,
+        "split": "test",
+        "skill": skill,
+        "user": f"utterance {index}",
+        "gold": gold,
+        "output": output,
+    }
 
 
 ROWS = [

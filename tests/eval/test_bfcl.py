@@ -110,7 +110,9 @@ def test_a_wrong_number_fails_leniently(simple):
 
 def test_positional_answers_use_the_signature(simple):
     case = simple[0]
-    assert match_calls(parse_output("calculate_triangle_area(10, 5)", case.signatures()), case.expected, lenient=True)["valid"]
+    assert match_calls(parse_output("calculate_triangle_area(10, 5)", case.signatures()), case.expected, lenient=True)[
+        "valid"
+    ]
 
 
 @pytest.mark.parametrize("answer", ["", "I cannot help with that: no function here fits.", "other()"])
@@ -138,12 +140,22 @@ def test_nested_acceptable_values_are_expanded(simple):
 def test_expansion_of_a_list_of_dicts_with_optional_keys(tmp_path):
     questions = tmp_path / "q.json"
     answers = tmp_path / "a.json"
-    function = {"name": "f", "parameters": {"type": "dict", "properties": {"rows": {"type": "array"}}, "required": ["rows"]}}
-    questions.write_text(json.dumps({"id": "t_0", "question": [[{"role": "user", "content": "x"}]], "function": [function]}) + "\n")
+    function = {
+        "name": "f",
+        "parameters": {"type": "dict", "properties": {"rows": {"type": "array"}}, "required": ["rows"]},
+    }
+    questions.write_text(
+        json.dumps({"id": "t_0", "question": [[{"role": "user", "content": "x"}]], "function": [function]}) + "\n"
+    )
     truth = {"f": {"rows": [[{"a": [1, 2]}, {"b": ["", "x"]}]]}}
     answers.write_text(json.dumps({"id": "t_0", "ground_truth": [truth]}) + "\n")
     [case] = load_bfcl(questions, answers)
-    assert case.expected[0].arguments["rows"] == [[{"a": 1}, {}], [{"a": 1}, {"b": "x"}], [{"a": 2}, {}], [{"a": 2}, {"b": "x"}]]
+    assert case.expected[0].arguments["rows"] == [
+        [{"a": 1}, {}],
+        [{"a": 1}, {"b": "x"}],
+        [{"a": 2}, {}],
+        [{"a": 2}, {"b": "x"}],
+    ]
     assert gold_answer_text(case) == "f(rows=[{'a': 1}, {}])"
 
 
@@ -246,11 +258,14 @@ def test_saved_outputs_come_back_in_case_order(simple, tmp_path):
     assert read_saved_outputs(path, cases[::-1]) == ["c", "b", "a"]
 
 
-@pytest.mark.parametrize("lines, message", [
-    (['{"id": "simple_python_0", "output": 7}'], ":1: expected a JSON object with id and output (both strings)"),
-    (['{"id": "simple_python_0", "output": "x"}'], ": no output for 1 case(s), e.g. simple_python_1"),
-    (['{"id": "simple_python_0", "output": "x"}', "{broken"], ":2: not JSON"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (['{"id": "simple_python_0", "output": 7}'], ":1: expected a JSON object with id and output (both strings)"),
+        (['{"id": "simple_python_0", "output": "x"}'], ": no output for 1 case(s), e.g. simple_python_1"),
+        (['{"id": "simple_python_0", "output": "x"}', "{broken"], ":2: not JSON"),
+    ],
+)
 def test_bad_saved_outputs_name_the_file_and_line(simple, tmp_path, lines, message):
     path = tmp_path / "saved.jsonl"
     path.write_text("\n".join(lines) + "\n")

@@ -33,7 +33,9 @@ def test_score_command_rescores_saved_predictions(tmp_path):
     write_jsonl(tuned, ROWS, "prediction")
     result = subprocess.run(
         [sys.executable, "-m", "eval", "score", str(tuned), "--out", str(tmp_path / "report")],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     report = read_json(tmp_path / "report" / "report.json", "report")
@@ -41,7 +43,7 @@ def test_score_command_rescores_saved_predictions(tmp_path):
     assert report["tuned"]["exact_match"] == 2 / 7
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "| exact match | 28.6% |" in markdown
-    assert "`weather(location=\"Bergen\")`" in markdown
+    assert '`weather(location="Bergen")`' in markdown
     assert "![confusion matrix of tuned](confusion-tuned.png)" in markdown
     assert (tmp_path / "report" / "confusion-tuned.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -51,7 +53,9 @@ def test_score_command_names_the_bad_line(tmp_path):
     path.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps({**ROWS[1], "output": 3}) + "\n")
     result = subprocess.run(
         [sys.executable, "-m", "eval", "score", str(path), "--out", str(tmp_path / "r")],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert f"{path}:2: output: 3 is not of type 'string'" in result.stderr
@@ -67,13 +71,19 @@ def test_noisy_predictions_become_the_noisy_entry(tmp_path):
     write_jsonl(noisy, noisy_rows, "prediction")
     result = subprocess.run(
         [sys.executable, "-m", "eval", "score", str(clean), str(noisy), "--out", str(tmp_path / "report")],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     report = read_json(tmp_path / "report" / "report.json", "report")
     assert report["tuned"]["exact_match"] == 2 / 7
     assert report["tuned"]["noisy"] == {
-        "n": 7, "exact_match": 2 / 7, "exact_match_lenient": 2 / 7, "name_accuracy": 2 / 7, "parse_failure_rate": 0.0,
+        "n": 7,
+        "exact_match": 2 / 7,
+        "exact_match_lenient": 2 / 7,
+        "name_accuracy": 2 / 7,
+        "parse_failure_rate": 0.0,
     }
     assert re.search(r"exact match, noisy speech +28\.6%", result.stdout)
 
@@ -81,8 +91,12 @@ def test_noisy_predictions_become_the_noisy_entry(tmp_path):
 def _report(tmp_path, name: str, outputs: list[str]) -> Path:
     path = tmp_path / name / "predictions-tuned.jsonl"
     write_jsonl(path, [{**r, "output": output} for r, output in zip(ROWS, outputs)], "prediction")
-    result = subprocess.run([sys.executable, "-m", "eval", "report", str(path), "--out", str(path.parent)],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "eval", "report", str(path), "--out", str(path.parent)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return path.parent / "report.json"
 
@@ -93,12 +107,18 @@ def test_gate_fails_under_the_threshold_and_on_a_drop_against_the_baseline(tmp_p
     write_jsonl(predictions, ROWS, "prediction")  # 2/7 = 28.6 %
 
     def gate(*options):
-        return subprocess.run([sys.executable, "-m", "eval", "score", str(predictions), "--out", str(tmp_path / "r"),
-                               *options], cwd=REPO, capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "eval", "score", str(predictions), "--out", str(tmp_path / "r"), *options],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
 
     assert gate("--min-exact-match", "0.25").returncode == 0
     failed = gate("--min-exact-match", "0.5")
-    assert failed.returncode == 1 and "gate failed: tuned: exact match 28.6% is under the threshold 50.0%" in failed.stderr
+    assert (
+        failed.returncode == 1 and "gate failed: tuned: exact match 28.6% is under the threshold 50.0%" in failed.stderr
+    )
     dropped = gate("--baseline", str(good), "--max-drop", "0.05")
     assert dropped.returncode == 1 and "dropped from the baseline's 100.0%" in dropped.stderr
 
@@ -106,14 +126,22 @@ def test_gate_fails_under_the_threshold_and_on_a_drop_against_the_baseline(tmp_p
 def test_compare_puts_runs_side_by_side_and_gates_on_the_first(tmp_path):
     first = _report(tmp_path, "run-a", [r["gold"] for r in ROWS])
     second = _report(tmp_path, "run-b", [r["output"] for r in ROWS])
-    result = subprocess.run([sys.executable, "-m", "eval", "compare", str(first.parent), str(second),
-                             "--out", str(tmp_path / "cmp")], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "eval", "compare", str(first.parent), str(second), "--out", str(tmp_path / "cmp")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split() == ["run-a", "run-b"]
     assert re.search(r"exact match +100\.0% +28\.6%", result.stdout)
     assert "| exact match | 100.0% | 28.6% |" in (tmp_path / "cmp" / "compare.md").read_text()
-    gated = subprocess.run([sys.executable, "-m", "eval", "compare", str(first), str(second), "--max-drop", "0.1"],
-                           cwd=REPO, capture_output=True, text=True)
+    gated = subprocess.run(
+        [sys.executable, "-m", "eval", "compare", str(first), str(second), "--max-drop", "0.1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert gated.returncode == 1 and "run-b: exact match 28.6% dropped" in gated.stderr
 
 
@@ -126,8 +154,20 @@ def test_bfcl_command_rescores_saved_predictions(tmp_path):
     lines = [{"id": case.id, "output": gold_answer_text(case)} for case in simple[:10]]
     lines[3]["output"] = "no idea"
     saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    run = [sys.executable, "-m", "eval", "bfcl", "--category", "simple_python", "--limit", "10",
-           "--predictions", str(saved), "--out", str(tmp_path / "out")]
+    run = [
+        sys.executable,
+        "-m",
+        "eval",
+        "bfcl",
+        "--category",
+        "simple_python",
+        "--limit",
+        "10",
+        "--predictions",
+        str(saved),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     result = subprocess.run(run, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "10 cases, exact match 90.0% strict, 90.0% lenient, no call 10.0%" in result.stdout
@@ -139,4 +179,7 @@ def test_bfcl_command_rescores_saved_predictions(tmp_path):
     lines[5]["output"] = None  # a saved output that is not text: one line naming it, not a traceback
     saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
     null = subprocess.run(run, cwd=REPO, capture_output=True, text=True)
-    assert null.returncode == 1 and null.stderr == f"error: {saved}:6: expected a JSON object with id and output (both strings)\n"
+    assert (
+        null.returncode == 1
+        and null.stderr == f"error: {saved}:6: expected a JSON object with id and output (both strings)\n"
+    )

@@ -1,84 +1,92 @@
 """Constrained decoding: the call grammar (unit and property tests); the logits processor on the
 real tokenizer is in test_constrain_processor.py."""
 
-
 import pytest
+from grammar_cases import CASES, GRAMMARS, PACK, PACKS, STYLED, TYPED, fits, read, write
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from eval.constrain import START, CallGrammar
 from skilltune.calls import Call, parse_call
 from skilltune.skills import Param
-from eval.constrain import START, CallGrammar
-from grammar_cases import CASES, GRAMMARS, PACK, PACKS, STYLED, TYPED, fits, read, write
 
 
-@pytest.mark.parametrize("text", [
-    'weather(location="Berlin")',
-    "weather()",
-    "other()",
-    'notes(action="add", note="buy milk")',
-    'notes(note="buy milk", action="add")',  # any argument order
-    'notes(action="list")',
-    'weather(location="")',
-    'story(description="café ☕ 東京")',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'weather(location="Berlin")',
+        "weather()",
+        "other()",
+        'notes(action="add", note="buy milk")',
+        'notes(note="buy milk", action="add")',  # any argument order
+        'notes(action="list")',
+        'weather(location="")',
+        'story(description="café ☕ 東京")',
+    ],
+)
 def test_default_pack_accepts(text):
     grammar = GRAMMARS["default"]
     assert grammar.complete(text)
     assert all(grammar.allows(text[:end]) for end in range(len(text) + 1))
 
 
-@pytest.mark.parametrize("text", [
-    'weather(location="Berlin") ',  # nothing after `)`
-    'weather(location="Berlin")\n',
-    ' weather()',  # nothing before the name
-    'Weather()',
-    'forecast()',
-    'weather(city="Berlin")',  # not a parameter of weather
-    'weather(location="a", location="b")',  # at most once
-    'weather(location="a", ',  # `, ` with no parameter left is a dead end
-    "weather(location='Berlin')",  # the targets' double quotes only
-    'weather(location="a"b")',
-    'weather(location="a\\"b")',  # no escapes inside free strings
-    'weather(location="a\\")',  # ... so a backslash cannot end one either (Python reads `\"` as a quote)
-    'weather(location="a\nb")',
-    'weather(location="a\tb")',
-    'weather(location=Berlin)',
-    'notes(action="delete")',  # not a choice
-    'notes(note="milk")',  # action is required
-    'notes(action="add",note="milk")',  # the separator is `, `
-    'notes(, action="add")',
-    'other(x="y")',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'weather(location="Berlin") ',  # nothing after `)`
+        'weather(location="Berlin")\n',
+        " weather()",  # nothing before the name
+        "Weather()",
+        "forecast()",
+        'weather(city="Berlin")',  # not a parameter of weather
+        'weather(location="a", location="b")',  # at most once
+        'weather(location="a", ',  # `, ` with no parameter left is a dead end
+        "weather(location='Berlin')",  # the targets' double quotes only
+        'weather(location="a"b")',
+        'weather(location="a\\"b")',  # no escapes inside free strings
+        'weather(location="a\\")',  # ... so a backslash cannot end one either (Python reads `\"` as a quote)
+        'weather(location="a\nb")',
+        'weather(location="a\tb")',
+        "weather(location=Berlin)",
+        'notes(action="delete")',  # not a choice
+        'notes(note="milk")',  # action is required
+        'notes(action="add",note="milk")',  # the separator is `, `
+        'notes(, action="add")',
+        'other(x="y")',
+    ],
+)
 def test_default_pack_refuses(text):
     assert not GRAMMARS["default"].complete(text)
 
 
-@pytest.mark.parametrize("text, complete", [
-    ("alarm(hour=7)", True),
-    ("alarm(hour=-12)", True),
-    ("alarm(hour=0)", True),
-    ("alarm(hour=007)", False),  # Python refuses leading zeros
-    ("alarm(hour=7.5)", False),
-    ("alarm(hour=)", False),
-    ("alarm(hour=-)", False),
-    ("alarm(hour=7, volume=0.5)", True),
-    ("alarm(hour=7, volume=3)", True),
-    ("alarm(hour=7, volume=1e-05)", True),
-    ("alarm(hour=7, volume=-2.5E+3)", True),
-    ("alarm(hour=7, volume=1.)", False),
-    ("alarm(hour=7, volume=.5)", False),
-    ("alarm(hour=7, vol=3, volume=3)", True),
-    ("alarm(hour=7, repeat=True)", True),
-    ("alarm(hour=7, repeat=true)", False),
-    ('alarm(hour=7, repeat="True")', False),
-    ('alarm(hour=7, mode="say \\"hi\\" \\\\ twice")', True),
-    ('alarm(hour=7, mode="say")', False),
-    ("alarm()", False),  # hour is required
-    ("alarm(repeat=False, hour=1)", True),
-    ('al(note="x")', True),
-    ("al()", False),
-])
+@pytest.mark.parametrize(
+    "text, complete",
+    [
+        ("alarm(hour=7)", True),
+        ("alarm(hour=-12)", True),
+        ("alarm(hour=0)", True),
+        ("alarm(hour=007)", False),  # Python refuses leading zeros
+        ("alarm(hour=7.5)", False),
+        ("alarm(hour=)", False),
+        ("alarm(hour=-)", False),
+        ("alarm(hour=7, volume=0.5)", True),
+        ("alarm(hour=7, volume=3)", True),
+        ("alarm(hour=7, volume=1e-05)", True),
+        ("alarm(hour=7, volume=-2.5E+3)", True),
+        ("alarm(hour=7, volume=1.)", False),
+        ("alarm(hour=7, volume=.5)", False),
+        ("alarm(hour=7, vol=3, volume=3)", True),
+        ("alarm(hour=7, repeat=True)", True),
+        ("alarm(hour=7, repeat=true)", False),
+        ('alarm(hour=7, repeat="True")', False),
+        ('alarm(hour=7, mode="say \\"hi\\" \\\\ twice")', True),
+        ('alarm(hour=7, mode="say")', False),
+        ("alarm()", False),  # hour is required
+        ("alarm(repeat=False, hour=1)", True),
+        ('al(note="x")', True),
+        ("al()", False),
+    ],
+)
 def test_typed_values(text, complete):
     grammar = GRAMMARS["typed"]
     assert grammar.complete(text) is complete
@@ -88,36 +96,54 @@ def test_typed_values(text, complete):
 
 def test_prefixes():
     grammar = GRAMMARS["typed"]
-    for prefix in ["", "a", "al", "al(", "alarm(", "alarm(vo", "alarm(vol", "alarm(hour=-", "alarm(hour=1, volume=1.",
-                   "alarm(hour=1, volume=2e", "alarm(hour=1, volume=2e-", 'alarm(mode="say \\"']:
+    for prefix in [
+        "",
+        "a",
+        "al",
+        "al(",
+        "alarm(",
+        "alarm(vo",
+        "alarm(vol",
+        "alarm(hour=-",
+        "alarm(hour=1, volume=1.",
+        "alarm(hour=1, volume=2e",
+        "alarm(hour=1, volume=2e-",
+        'alarm(mode="say \\"',
+    ]:
         assert grammar.allows(prefix), prefix
         assert not grammar.complete(prefix), prefix
     for prefix in ["b", "alarm(hour=1, hour", "alarm(hour=1 ", "alarm(hour=1,,", "al)", "alarm(hour=01"]:
         assert not grammar.allows(prefix), prefix
 
 
-@pytest.mark.parametrize("text, complete", [
-    ('{"function_call": {"name": "weather", "arguments": {"location": "Berlin"}}}', True),
-    ('{"function_call": {"name": "other", "arguments": {}}}', True),
-    ('{"function_call": {"name": "notes", "arguments": {"note": "x", "action": "add"}}}', True),
-    ('{"function_call": {"name": "notes", "arguments": {"note": "x"}}}', False),  # action is required
-    ('{"function_call": {"name": "notes", "arguments": {"action": "add",}}}', False),
-    ('{"function_call":{"name":"other","arguments":{}}}', False),  # json.dumps spacing only
-    ('{"function_call": {"name": "other", "arguments": {}}} ', False),
-    ('{"function_call": {"name": "other"}}', False),
-    ('{"function_call": {"name": "weather", "arguments": {"location": null}}}', False),
-])
+@pytest.mark.parametrize(
+    "text, complete",
+    [
+        ('{"function_call": {"name": "weather", "arguments": {"location": "Berlin"}}}', True),
+        ('{"function_call": {"name": "other", "arguments": {}}}', True),
+        ('{"function_call": {"name": "notes", "arguments": {"note": "x", "action": "add"}}}', True),
+        ('{"function_call": {"name": "notes", "arguments": {"note": "x"}}}', False),  # action is required
+        ('{"function_call": {"name": "notes", "arguments": {"action": "add",}}}', False),
+        ('{"function_call":{"name":"other","arguments":{}}}', False),  # json.dumps spacing only
+        ('{"function_call": {"name": "other", "arguments": {}}} ', False),
+        ('{"function_call": {"name": "other"}}', False),
+        ('{"function_call": {"name": "weather", "arguments": {"location": null}}}', False),
+    ],
+)
 def test_json_style(text, complete):
     assert STYLED["default", "json"].complete(text) is complete
 
 
-@pytest.mark.parametrize("text, complete", [
-    ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "repeat": true}}}', True),
-    ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "repeat": True}}}', False),
-    ('{"function_call": {"name": "alarm", "arguments": {"volume": -1.5e+20, "hour": 0}}}', True),
-    ('{"function_call": {"name": "alarm", "arguments": {"hour": "7"}}}', False),
-    ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "mode": "say \\"hi\\" \\\\ twice"}}}', True),
-])
+@pytest.mark.parametrize(
+    "text, complete",
+    [
+        ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "repeat": true}}}', True),
+        ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "repeat": True}}}', False),
+        ('{"function_call": {"name": "alarm", "arguments": {"volume": -1.5e+20, "hour": 0}}}', True),
+        ('{"function_call": {"name": "alarm", "arguments": {"hour": "7"}}}', False),
+        ('{"function_call": {"name": "alarm", "arguments": {"hour": 7, "mode": "say \\"hi\\" \\\\ twice"}}}', True),
+    ],
+)
 def test_json_style_typed(text, complete):
     assert STYLED["typed", "json"].complete(text) is complete
     if complete:
@@ -216,7 +242,10 @@ def test_mutated_calls_are_complete_only_if_valid(pack, style, data):
     at = data.draw(st.integers(0, len(text)))
     char = data.draw(st.sampled_from(walk_alphabet(PACKS[pack], style)))
     edit = data.draw(st.sampled_from(["insert", "replace", "delete"]))
-    mutated = {"insert": text[:at] + char + text[at:], "replace": text[:at] + char + text[at + 1:],
-               "delete": text[:at] + text[at + 1:]}[edit]
+    mutated = {
+        "insert": text[:at] + char + text[at:],
+        "replace": text[:at] + char + text[at + 1 :],
+        "delete": text[:at] + text[at + 1 :],
+    }[edit]
     if STYLED[pack, style].complete(mutated):
         assert fits(read(mutated, style), PACKS[pack]), mutated

@@ -9,18 +9,21 @@ import pytest
 from eval.json_scan import CLOSERS, json_objects_in
 
 
-@pytest.mark.parametrize("text, objects", [
-    ("no braces here", []),
-    ("{} and { } hold no key", []),
-    ('a {"x": 1} b {"y": [2, {"z": null}]}', [{"x": 1}, {"y": [2, {"z": None}]}]),
-    # an object inside an earlier one is part of it, not found again
-    ('{"outer": {"inner": 1}}', [{"outer": {"inner": 1}}]),
-    # the first "{" that opens a whole object is taken, even one that looks as if inside a string
-    ('Use "{" for it: {"a": 1}', [{"a": 1}]),
-    # an object that never closes still holds whole ones
-    ('{"calls": [{"a": 1}, {"b": 2}', [{"a": 1}, {"b": 2}]),
-    ('{"note": "a } in a string", "n": 1}', [{"note": "a } in a string", "n": 1}]),
-])
+@pytest.mark.parametrize(
+    "text, objects",
+    [
+        ("no braces here", []),
+        ("{} and { } hold no key", []),
+        ('a {"x": 1} b {"y": [2, {"z": null}]}', [{"x": 1}, {"y": [2, {"z": None}]}]),
+        # an object inside an earlier one is part of it, not found again
+        ('{"outer": {"inner": 1}}', [{"outer": {"inner": 1}}]),
+        # the first "{" that opens a whole object is taken, even one that looks as if inside a string
+        ('Use "{" for it: {"a": 1}', [{"a": 1}]),
+        # an object that never closes still holds whole ones
+        ('{"calls": [{"a": 1}, {"b": 2}', [{"a": 1}, {"b": 2}]),
+        ('{"note": "a } in a string", "n": 1}', [{"note": "a } in a string", "n": 1}]),
+    ],
+)
 def test_objects_in_order(text, objects):
     assert list(json_objects_in(text)) == objects
 

@@ -2,9 +2,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from skilltune.calls import Call, parse_call
 from eval.match import Expected, argument_counts, judge_calls, match_call, match_calls, same_value
 from eval.parse import Parsed, parse_output
+from skilltune.calls import Call, parse_call
 
 OK = {"valid": True, "error": [], "error_type": None}
 
@@ -24,10 +24,20 @@ def test_quote_style_does_not_matter():
 @pytest.mark.parametrize(
     "output, gold, error_type, message",
     [
-        ('timecheck(location="Berlin")', 'weather(location="Berlin")', "name:mismatch", "called timecheck() instead of weather()"),
+        (
+            'timecheck(location="Berlin")',
+            'weather(location="Berlin")',
+            "name:mismatch",
+            "called timecheck() instead of weather()",
+        ),
         ("weather()", 'weather(location="Berlin")', "args:missing", "missing argument(s): location"),
         ('weather(location="Berlin")', "weather()", "args:unexpected", "unexpected argument(s): location"),
-        ('weather(location="berlin")', 'weather(location="Berlin")', "args:value", "location='berlin', expected 'Berlin'"),
+        (
+            'weather(location="berlin")',
+            'weather(location="Berlin")',
+            "args:value",
+            "location='berlin', expected 'Berlin'",
+        ),
         ('timer(minutes="5")', "timer(minutes=5)", "args:type", "minutes='5' is a str, expected int 5"),
         ("no idea", 'weather(location="Berlin")', "relevance:missed_call", "made no call where weather() was expected"),
         ("", 'weather(location="Berlin")', "relevance:missed_call", "no call"),
@@ -63,7 +73,9 @@ def test_several_argument_errors_are_all_listed():
 def test_match_call_wrapper_keeps_the_old_shape():
     assert match_call(parse_output('weather(location="Berlin")'), parse_call('weather(location="Berlin")')) == OK
     assert match_call(parse_output("Sorry."), Call("other")) == OK
-    assert match_call(parse_output("weather()"), parse_call('weather(location="Berlin")'))["error_type"] == "args:missing"
+    assert (
+        match_call(parse_output("weather()"), parse_call('weather(location="Berlin")'))["error_type"] == "args:missing"
+    )
 
 
 # --- strict vs lenient values ----------------------------------------------------------------
@@ -203,7 +215,14 @@ def test_pairing_is_not_greedy():
     assert match_calls(parse_output("[f(a=1), f(a=2)]"), gold) == OK
 
 
-@pytest.mark.parametrize("output", ['weather(location="Berlin")', '[weather(location="Berlin")] * 3', 'weather(location="Berlin")\nweather(location="Oslo")\nother()'])
+@pytest.mark.parametrize(
+    "output",
+    [
+        'weather(location="Berlin")',
+        '[weather(location="Berlin")] * 3',
+        'weather(location="Berlin")\nweather(location="Oslo")\nother()',
+    ],
+)
 def test_a_different_number_of_calls(output):
     result = match_calls(parse_output(output), GOLD_TWO)
     assert result["valid"] is False
@@ -226,7 +245,7 @@ def test_a_different_number_of_calls(output):
         ('notes(action="ad', ['notes(action="add")'], (0, 0, 1)),
         ('news(topic="cats")', ["other()"], (0, 1, 0)),
         ("other()", ["other()"], (0, 0, 0)),
-        ('[g(b=2), f(a=1)]', ["f(a=1)", "g(b=3)"], (1, 2, 2)),
+        ("[g(b=2), f(a=1)]", ["f(a=1)", "g(b=3)"], (1, 2, 2)),
     ],
 )
 def test_argument_counts(output, gold, counts):
@@ -280,7 +299,7 @@ def test_matching_many_arguments_is_linear(gold_arguments, monkeypatch):
     assert large <= 2.2 * small + 100, (small, large)
 
 
-HUGE = 10 ** 5000  # past Python's 4,300 digits in a str: repr raises ValueError
+HUGE = 10**5000  # past Python's 4,300 digits in a str: repr raises ValueError
 
 
 @pytest.mark.parametrize("lenient", [False, True], ids=["strict", "lenient"])
@@ -301,9 +320,17 @@ def test_huge_and_non_finite_numbers_are_wrong_values(value, lenient):
 
 
 @pytest.mark.parametrize("lenient", [False, True], ids=["strict", "lenient"])
-@pytest.mark.parametrize("output", [f"f(x={'9' * 3700})", f"f(x=-{'9' * 3700})", "f(x=1e999)",
-                                    '{"name": "f", "arguments": {"x": NaN}}', '{"name": "f", "arguments": {"x": -Infinity}}',
-                                    '{"name": "f", "arguments": {"x": %s}}' % ("9" * 3700)])
+@pytest.mark.parametrize(
+    "output",
+    [
+        f"f(x={'9' * 3700})",
+        f"f(x=-{'9' * 3700})",
+        "f(x=1e999)",
+        '{"name": "f", "arguments": {"x": NaN}}',
+        '{"name": "f", "arguments": {"x": -Infinity}}',
+        '{"name": "f", "arguments": {"x": %s}}' % ("9" * 3700),
+    ],
+)
 def test_huge_and_non_finite_numbers_in_model_output(output, lenient):
     for gold in ("f(x=1)", "f(x=1.0)"):
         result = check(output, gold, lenient=lenient)
@@ -317,18 +344,32 @@ def test_too_long_output_is_a_parse_failure():
 
 # --- judge_calls: the three answers at once --------------------------------------------------
 
-VALUES = st.sampled_from(["Berlin", "berlin", "BER-LIN", "", 5, 5.0, 6, True, None, [1, 2], [1.0, 2], {"a": "X"}, {"a": "x"}, "5"])
+VALUES = st.sampled_from(
+    ["Berlin", "berlin", "BER-LIN", "", 5, 5.0, 6, True, None, [1, 2], [1.0, 2], {"a": "X"}, {"a": "x"}, "5"]
+)
 ARGUMENT_NAMES = st.sampled_from(["a", "b", "c"])
 NAMES = st.sampled_from(["f", "g"])
 CALLS = st.builds(Call, NAMES, st.dictionaries(ARGUMENT_NAMES, VALUES, max_size=3))
-EXPECTED = st.builds(Expected, NAMES, st.dictionaries(ARGUMENT_NAMES, st.lists(VALUES, min_size=1, max_size=3), max_size=3))
+EXPECTED = st.builds(
+    Expected, NAMES, st.dictionaries(ARGUMENT_NAMES, st.lists(VALUES, min_size=1, max_size=3), max_size=3)
+)
 PROPERTY = st.fixed_dictionaries(
-    {}, optional={"type": st.sampled_from(["string", "integer", "number", "boolean", "array", "object"]), "default": VALUES})
+    {},
+    optional={
+        "type": st.sampled_from(["string", "integer", "number", "boolean", "array", "object"]),
+        "default": VALUES,
+    },
+)
 SCHEMA = st.fixed_dictionaries(
-    {}, optional={"properties": st.dictionaries(ARGUMENT_NAMES, PROPERTY, max_size=3),
-                  "required": st.lists(ARGUMENT_NAMES, max_size=2, unique=True)})
+    {},
+    optional={
+        "properties": st.dictionaries(ARGUMENT_NAMES, PROPERTY, max_size=3),
+        "required": st.lists(ARGUMENT_NAMES, max_size=2, unique=True),
+    },
+)
 PARSED = st.one_of(
-    st.just(Parsed((), "parse:syntax")), st.just(Parsed((Call("other", {}),))),
+    st.just(Parsed((), "parse:syntax")),
+    st.just(Parsed((Call("other", {}),))),
     st.builds(Parsed, st.lists(CALLS, max_size=2).map(tuple)),
     # one call named as the first gold call: the path judge_calls compares once
     st.builds(lambda arguments: Parsed((Call("f", arguments),)), st.dictionaries(ARGUMENT_NAMES, VALUES, max_size=3)),
@@ -336,11 +377,15 @@ PARSED = st.one_of(
 
 
 @settings(max_examples=1500, deadline=None)
-@given(parsed=PARSED, gold=st.lists(EXPECTED, max_size=2),
-       schemas=st.none() | st.dictionaries(NAMES, SCHEMA, max_size=2))
+@given(
+    parsed=PARSED, gold=st.lists(EXPECTED, max_size=2), schemas=st.none() | st.dictionaries(NAMES, SCHEMA, max_size=2)
+)
 @example(parsed=Parsed((Call("f", {"a": "berlin"}),)), gold=[Expected("f", {"a": ["Berlin"]})], schemas=None)
-@example(parsed=Parsed((Call("f", {"a": 5.0, "b": 1}),)), gold=[Expected("f", {"a": [5]})],
-         schemas={"f": {"properties": {"a": {"type": "integer"}, "b": {"default": 1.0}}, "required": ["a"]}})
+@example(
+    parsed=Parsed((Call("f", {"a": 5.0, "b": 1}),)),
+    gold=[Expected("f", {"a": [5]})],
+    schemas={"f": {"properties": {"a": {"type": "integer"}, "b": {"default": 1.0}}, "required": ["a"]}},
+)
 def test_judge_calls_answers_as_asking_each(parsed, gold, schemas):
     # judge_calls compares one call against one gold call once for strict, lenient and the
     # argument counts; its answers must be those of match_calls and argument_counts asked apart

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skilltune.calls import Call
 from eval import json_scan
 from eval import parse as parse_module
 from eval.parse import PARSE_ERRORS, Parsed, parse_output
+from skilltune.calls import Call
 
 WEATHER = Call("weather", {"location": "Berlin"})
 
@@ -23,7 +23,10 @@ WEATHER = Call("weather", {"location": "Berlin"})
         ('```python\nweather(location="Berlin")\n```', [WEATHER]),
         ('Sure! Here you go:\nnews(topic="sports")\nAnything else?', [Call("news", {"topic": "sports"})]),
         ('Sure, weather(location="Berlin") should do it.', [WEATHER]),
-        ('I would call weather(location="Paris (France)") for that.', [Call("weather", {"location": "Paris (France)"})]),
+        (
+            'I would call weather(location="Paris (France)") for that.',
+            [Call("weather", {"location": "Paris (France)"})],
+        ),
         ("You could try math(question='9*9') here", [Call("math", {"question": "9*9"})]),
         ('weather(\n    location="Berlin",\n)', [WEATHER]),
         ("math.factorial(number=5)", [Call("math.factorial", {"number": 5})]),
@@ -35,7 +38,7 @@ WEATHER = Call("weather", {"location": "Berlin"})
         ("Calls: [f(a=1),\n g(b='x')] done", [Call("f", {"a": 1}), Call("g", {"b": "x"})]),
         ("f(a=1)\ng(b='x')", [Call("f", {"a": 1}), Call("g", {"b": "x"})]),
         # the call inside an argument, or after "=", is not an answer of its own
-        ("outer(a=\"inner(b=1)\")", [Call("outer", {"a": "inner(b=1)"})]),
+        ('outer(a="inner(b=1)")', [Call("outer", {"a": "inner(b=1)"})]),
         ('x = f(a=g(b=1))\nweather(location="Berlin")', [WEATHER]),
         # brackets and quotes inside string literals do not end the call
         ('f(a="say \\"hi\\" (x]", b=\'}\')', [Call("f", {"a": 'say "hi" (x]', "b": "}"})]),
@@ -56,10 +59,19 @@ def test_python_calls(text, expected):
         ('{"function_call": {"name": "weather", "arguments": "{\\"location\\": \\"Berlin\\"}"}}', [WEATHER]),
         ('{"name": "weather", "arguments": {"location": "Berlin"}}', [WEATHER]),
         ('{"name": "weather", "parameters": {"location": "Berlin"}}', [WEATHER]),
-        ('```json\n{"name": "math.factorial", "arguments": {"number": 5}}\n```', [Call("math.factorial", {"number": 5})]),
+        (
+            '```json\n{"name": "math.factorial", "arguments": {"number": 5}}\n```',
+            [Call("math.factorial", {"number": 5})],
+        ),
         ('[{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}]', [Call("f", {"a": 1}), Call("g")]),
         (
-            json.dumps({"tool_calls": [{"type": "function", "function": {"name": "weather", "arguments": '{"location": "Berlin"}'}}]}),
+            json.dumps(
+                {
+                    "tool_calls": [
+                        {"type": "function", "function": {"name": "weather", "arguments": '{"location": "Berlin"}'}}
+                    ]
+                }
+            ),
             [WEATHER],
         ),
         (json.dumps([{"type": "function", "function": {"name": "f", "arguments": "{}"}}]), [Call("f")]),
@@ -79,7 +91,9 @@ def test_json_and_tool_call_formats(text, expected):
 def test_positional_arguments_need_a_signature():
     signatures = {"weather": ["location", "unit"]}
     assert parse_output('weather("Berlin")', signatures).calls == (WEATHER,)
-    assert parse_output('weather("Berlin", unit="C")', signatures).calls == (Call("weather", {"location": "Berlin", "unit": "C"}),)
+    assert parse_output('weather("Berlin", unit="C")', signatures).calls == (
+        Call("weather", {"location": "Berlin", "unit": "C"}),
+    )
     assert parse_output('weather("Berlin")').error_type == "parse:positional"
     assert parse_output('weather("Berlin", "C", 3)', signatures).error_type == "parse:positional"
     assert parse_output('weather("Berlin", location="Oslo")', signatures).error_type == "parse:keyword"
@@ -87,8 +101,17 @@ def test_positional_arguments_need_a_signature():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   \n ", "other()", "  other()\n", "The weather in Berlin is sunny today.", "Sorry, I can't set timers.",
-     '{"tool_calls": []}', "[]", "<tool_call></tool_call>"],
+    [
+        "",
+        "   \n ",
+        "other()",
+        "  other()\n",
+        "The weather in Berlin is sunny today.",
+        "Sorry, I can't set timers.",
+        '{"tool_calls": []}',
+        "[]",
+        "<tool_call></tool_call>",
+    ],
 )
 def test_no_call(text):
     parsed = parse_output(text)
@@ -226,9 +249,18 @@ def test_parse_work_is_linear_in_the_length(unit, monkeypatch):
         ('Use "{" for it: {"name": "f", "arguments": {}}', [Call("f")]),
         ('{"a": "{"name": "f", "arguments": {}}', [Call("f")]),
         # an object that does not close still holds whole ones
-        ('{"calls": [{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}', [Call("f", {"a": 1}), Call("g")]),
-        ('Sure { {"name": "f", "arguments": {}} and {"function": {"name": "g", "arguments": "{}"}}', [Call("f"), Call("g")]),
-        ('x {"note": "a } in a string", "name": "f", "arguments": {"b": [1, {"c": null}]}}', [Call("f", {"b": [1, {"c": None}]})]),
+        (
+            '{"calls": [{"name": "f", "arguments": {"a": 1}}, {"name": "g", "arguments": {}}',
+            [Call("f", {"a": 1}), Call("g")],
+        ),
+        (
+            'Sure { {"name": "f", "arguments": {}} and {"function": {"name": "g", "arguments": "{}"}}',
+            [Call("f"), Call("g")],
+        ),
+        (
+            'x {"note": "a } in a string", "name": "f", "arguments": {"b": [1, {"c": null}]}}',
+            [Call("f", {"b": [1, {"c": None}]})],
+        ),
     ],
 )
 def test_json_in_chatter(text, expected):
@@ -237,8 +269,36 @@ def test_json_in_chatter(text, expected):
 
 # --- properties ------------------------------------------------------------------------------
 
-FRAGMENTS = ["(", ")", '"', "'", "<tool_call>", "</tool_call>", "{", "}", "[", "]", "f(", "=", ",", ":", "\\",
-             "```", "\n", " ", "a", "x=1", '"name"', '"arguments"', "other()", "-", ".", "*", "**", "#"]
+FRAGMENTS = [
+    "(",
+    ")",
+    '"',
+    "'",
+    "<tool_call>",
+    "</tool_call>",
+    "{",
+    "}",
+    "[",
+    "]",
+    "f(",
+    "=",
+    ",",
+    ":",
+    "\\",
+    "```",
+    "\n",
+    " ",
+    "a",
+    "x=1",
+    '"name"',
+    '"arguments"',
+    "other()",
+    "-",
+    ".",
+    "*",
+    "**",
+    "#",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -265,14 +325,20 @@ scalars = st.one_of(
     plain_text, st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none()
 )
 nested = st.recursive(
-    st.one_of(st.text(max_size=10), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none()),
+    st.one_of(
+        st.text(max_size=10), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.booleans(), st.none()
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
     max_leaves=8,
 )
 calls = st.builds(
     Call,
     _identifier(r"[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,8})?"),
-    st.dictionaries(_identifier(r"[a-z_][a-z0-9_]{0,8}"), st.one_of(scalars, st.lists(nested, max_size=3), st.dictionaries(st.text(max_size=5), nested, max_size=3)), max_size=4),
+    st.dictionaries(
+        _identifier(r"[a-z_][a-z0-9_]{0,8}"),
+        st.one_of(scalars, st.lists(nested, max_size=3), st.dictionaries(st.text(max_size=5), nested, max_size=3)),
+        max_size=4,
+    ),
 )
 
 

@@ -34,7 +34,9 @@ def test_gate_problems_name_the_threshold_and_the_drop():
     assert gate_problems(scores, "tuned") == []
     assert gate_problems(scores, "tuned", min_exact_match=0.25) == []
     assert gate_problems(scores, "tuned", min_exact_match=0.5) == [
-        "tuned: exact match 28.6% is under the threshold 50.0%"]
+        "tuned: exact match 28.6% is under the threshold 50.0%"
+    ]
     assert gate_problems(scores, "tuned", baseline={"exact_match": 0.3}, max_drop=0.05) == []
     assert gate_problems(scores, "tuned", baseline={"exact_match": 0.5}, max_drop=0.05) == [
-        "tuned: exact match 28.6% dropped from the baseline's 50.0% (allowed drop 5.0%)"]
+        "tuned: exact match 28.6% dropped from the baseline's 50.0% (allowed drop 5.0%)"
+    ]

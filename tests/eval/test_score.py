@@ -25,7 +25,11 @@ def test_score_counts():
         assert scores[key] == pytest.approx(0.8), key
     assert scores["no_call_accuracy"] == 0.5  # row 3 right, row 6 wrong
     assert scores["per_skill"]["weather"] == {
-        "n": 3, "exact_match": 1 / 3, "exact_match_lenient": 2 / 3, "name_accuracy": 1.0, "parse_failure_rate": 0.0,
+        "n": 3,
+        "exact_match": 1 / 3,
+        "exact_match_lenient": 2 / 3,
+        "name_accuracy": 1.0,
+        "parse_failure_rate": 0.0,
     }
     assert scores["per_skill"]["timer"]["exact_match"] == 0.0
     errors = scores["error_types"]
@@ -47,7 +51,10 @@ def test_failures_listed_are_the_worst_of_each_skill():
         'notes(action="add", note="mi',  # parse:syntax
     ]
     rows = [row(index, gold, output) for index, output in enumerate(outputs)]
-    listed = lambda worst: [failure["user"] for failure in score(rows, worst_per_skill=worst)["failures"]["notes"]]
+
+    def listed(worst):
+        return [failure["user"] for failure in score(rows, worst_per_skill=worst)["failures"]["notes"]]
+
     assert listed(3) == ["utterance 5", "utterance 4", "utterance 3"]
     assert listed(5) == ["utterance 5", "utterance 4", "utterance 3", "utterance 1", "utterance 0"]
     assert listed(9) == listed(5)
@@ -67,24 +74,54 @@ def test_confusion_matrix_rows_are_gold_and_columns_predicted():
 
 
 def test_the_identical_answer_shortcut_agrees_with_full_parsing():
-    golds = ['weather(location="Berlin")', "other()", 'notes(action="add", note="buy milk")', 'timer(duration="5 minutes")']
+    golds = [
+        'weather(location="Berlin")',
+        "other()",
+        'notes(action="add", note="buy milk")',
+        'timer(duration="5 minutes")',
+    ]
     for gold in golds:
         shortcut = judge(row(0, gold, gold))
         full = judge(row(0, gold, f"Here you go: {gold}"))  # chatter: parsed the long way
-        for key in ("parsed", "predicted", "name_ok", "parse_failed", "call_expected", "call_made", "arguments",
-                    "valid", "valid_lenient", "error", "error_type"):
+        for key in (
+            "parsed",
+            "predicted",
+            "name_ok",
+            "parse_failed",
+            "call_expected",
+            "call_made",
+            "arguments",
+            "valid",
+            "valid_lenient",
+            "error",
+            "error_type",
+        ):
             assert shortcut[key] == full[key], (gold, key)
 
 
-CALL_PIECES = ['weather(location="Berlin")', 'weather(location="berlin")', 'weather(location="Oslo")',
-               'weather(location="Berlin", unit="c")', "weather()", 'timer(duration="5 min")', "other()",
-               'notes(action="add", note="Buy milk!")', 'notes(note="buy milk", action="add")', "weather(location=5)",
-               "timer(minutes=5)", "timer(minutes=5.0)"]
+CALL_PIECES = [
+    'weather(location="Berlin")',
+    'weather(location="berlin")',
+    'weather(location="Oslo")',
+    'weather(location="Berlin", unit="c")',
+    "weather()",
+    'timer(duration="5 min")',
+    "other()",
+    'notes(action="add", note="Buy milk!")',
+    'notes(note="buy milk", action="add")',
+    "weather(location=5)",
+    "timer(minutes=5)",
+    "timer(minutes=5.0)",
+]
 
 
 @settings(max_examples=300, deadline=None)
-@given(gold=st.sampled_from(CALL_PIECES), calls=st.lists(st.sampled_from(CALL_PIECES), max_size=3),
-       chatter=st.booleans(), broken=st.booleans())
+@given(
+    gold=st.sampled_from(CALL_PIECES),
+    calls=st.lists(st.sampled_from(CALL_PIECES), max_size=3),
+    chatter=st.booleans(),
+    broken=st.booleans(),
+)
 @example(gold='weather(location="Berlin")', calls=['weather(location="berlin")'], chatter=True, broken=False)
 @example(gold="timer(minutes=5)", calls=["timer(minutes=5.0)"], chatter=False, broken=False)  # strict: args:type
 def test_judge_lenient_shortcut_agrees_with_asking_lenient_match(gold, calls, chatter, broken):

@@ -12,16 +12,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from skilltune.jsonio import read_json, write_jsonl
-from conftest import REPO
 
 PACK = REPO / "examples" / "skills"
 
 
 def run(module: str, *args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def one_error_line(result, starts: str) -> str:
@@ -41,8 +46,15 @@ GOOD = [record("weather in Oslo", 'weather(location="Oslo")'), record("hello", "
 
 
 def prediction(output: str, gold: str = 'weather(location="Oslo")', index: int = 0) -> dict:
-    return {"index": index, "model": "tuned", "split": "test", "skill": gold.split("(")[0], "user": "weather in Oslo",
-            "gold": gold, "output": output}
+    return {
+        "index": index,
+        "model": "tuned",
+        "split": "test",
+        "skill": gold.split("(")[0],
+        "user": "weather in Oslo",
+        "gold": gold,
+        "output": output,
+    }
 
 
 @pytest.fixture
@@ -68,14 +80,17 @@ def config(tmp_path):
 # --- eval run checks its inputs and --out before a model loads
 
 
-@pytest.mark.parametrize("answer", [
-    "openai(prompt='what's the meaning of life')",  # from a public validation set
-    "weather(location=Oslo)",
-    '{"name": "weather", "arguments": {"location": "Oslo"}}',
-    "weather(location='Oslo'",
-    "not a call at all",
-    "weather(location=1e999)",
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "openai(prompt='what's the meaning of life')",  # from a public validation set
+        "weather(location=Oslo)",
+        '{"name": "weather", "arguments": {"location": "Oslo"}}',
+        "weather(location='Oslo'",
+        "not a call at all",
+        "weather(location=1e999)",
+    ],
+)
 def test_eval_run_refuses_an_unparsable_gold_answer_before_loading_a_model(tmp_path, config, answer):
     test = tmp_path / "test.jsonl"
     test.write_text("".join(json.dumps(row) + "\n" for row in [*GOOD, record("what is life", answer)]))
@@ -87,34 +102,47 @@ def test_eval_run_refuses_an_unparsable_gold_answer_before_loading_a_model(tmp_p
 def test_eval_run_refuses_an_unwritable_out_before_loading_a_model(tmp_path, config):
     test = tmp_path / "test.jsonl"
     write_jsonl(test, GOOD, "record")
-    one_error_line(run("eval", "run", "--config", config, "--test", test, "--out", "/proc/skilltune-run"),
-                   "/proc/skilltune-run: cannot write")
-    one_error_line(run("eval", "run", "--config", config, "--test", test, "--out", config.parent / "adapter"),
-                   f"{config.parent / 'adapter'}: holds {config.parent / 'adapter'}, an input of this run")
+    one_error_line(
+        run("eval", "run", "--config", config, "--test", test, "--out", "/proc/skilltune-run"),
+        "/proc/skilltune-run: cannot write",
+    )
+    one_error_line(
+        run("eval", "run", "--config", config, "--test", test, "--out", config.parent / "adapter"),
+        f"{config.parent / 'adapter'}: holds {config.parent / 'adapter'}, an input of this run",
+    )
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "todo.txt").write_text("mine")
-    one_error_line(run("eval", "run", "--config", config, "--test", test, "--out", notes),
-                   f"{notes}: is not a folder of eval's outputs: it holds todo.txt")
+    one_error_line(
+        run("eval", "run", "--config", config, "--test", test, "--out", notes),
+        f"{notes}: is not a folder of eval's outputs: it holds todo.txt",
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    ("base_model: m\noutput_dir: 42\n", "`output_dir: 42` must be a model name or a folder path"),
-    ("base_model: [a, b]\noutput_dir: out\n", "`base_model: ['a', 'b']` must be a model name"),
-    ("base_model: m\noutput_dir: out\n# caf\xe9\n", "3: not UTF-8 text: byte 0xe9"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("base_model: m\noutput_dir: 42\n", "`output_dir: 42` must be a model name or a folder path"),
+        ("base_model: [a, b]\noutput_dir: out\n", "`base_model: ['a', 'b']` must be a model name"),
+        ("base_model: m\noutput_dir: out\n# caf\xe9\n", "3: not UTF-8 text: byte 0xe9"),
+    ],
+)
 def test_eval_run_names_a_bad_config(tmp_path, dataset, text, message):
     path = tmp_path / "config.yml"
     path.write_bytes(text.encode("latin-1"))
-    one_error_line(run("eval", "run", "--config", path, "--test", dataset / "test.jsonl", "--out", tmp_path / "r"),
-                   f"{path}:" if message[0].isdigit() else f"{path}: {message}")
+    one_error_line(
+        run("eval", "run", "--config", path, "--test", dataset / "test.jsonl", "--out", tmp_path / "r"),
+        f"{path}:" if message[0].isdigit() else f"{path}: {message}",
+    )
 
 
 def test_eval_run_names_invalid_utf8_in_the_test_file(tmp_path, config):
     test = tmp_path / "test.jsonl"
-    test.write_bytes(json.dumps(GOOD[0]).encode() + b"\n" + json.dumps(GOOD[1]).encode()[:-3] + b"\xff\"}]}\n")
-    one_error_line(run("eval", "run", "--config", config, "--test", test, "--out", tmp_path / "r"),
-                   f"{test}:2: not UTF-8 text: byte 0xff")
+    test.write_bytes(json.dumps(GOOD[0]).encode() + b"\n" + json.dumps(GOOD[1]).encode()[:-3] + b'\xff"}]}\n')
+    one_error_line(
+        run("eval", "run", "--config", config, "--test", test, "--out", tmp_path / "r"),
+        f"{test}:2: not UTF-8 text: byte 0xff",
+    )
 
 
 # --- eval score / compare / gates
@@ -130,8 +158,9 @@ def test_eval_score_names_a_bad_gold_answer(tmp_path, gold):
 def test_a_lone_surrogate_in_a_model_output_is_reported_not_a_crash(tmp_path):
     path = tmp_path / "predictions-tuned.jsonl"
     half_emoji = json.loads('"party \\ud83c"')
-    write_jsonl(path, [prediction(f'weather(location="{half_emoji}")'), prediction(half_emoji, "other()", 1)],
-                "prediction")
+    write_jsonl(
+        path, [prediction(f'weather(location="{half_emoji}")'), prediction(half_emoji, "other()", 1)], "prediction"
+    )
     result = run("eval", "score", path, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     report = read_json(tmp_path / "report.json", "report")
@@ -141,8 +170,14 @@ def test_a_lone_surrogate_in_a_model_output_is_reported_not_a_crash(tmp_path):
 
 def test_a_3700_digit_value_is_scored_as_wrong(tmp_path):
     path = tmp_path / "predictions-tuned.jsonl"
-    write_jsonl(path, [prediction("timer(duration=" + "9" * 3700 + ")", 'timer(duration="5 minutes")'),
-                       prediction("other()", "other()", 1)], "prediction")
+    write_jsonl(
+        path,
+        [
+            prediction("timer(duration=" + "9" * 3700 + ")", 'timer(duration="5 minutes")'),
+            prediction("other()", "other()", 1),
+        ],
+        "prediction",
+    )
     result = run("eval", "score", path, "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     assert read_json(tmp_path / "report.json", "report")["tuned"]["exact_match"] == 0.5
@@ -160,8 +195,10 @@ def test_compare_names_a_folder_without_a_report_and_a_report_without_the_model(
     empty = tmp_path / "empty"
     empty.mkdir()
     one_error_line(run("eval", "compare", report.parent, empty), f"{empty / 'report.json'}: no such file")
-    one_error_line(run("eval", "compare", report, report, "--model", "base"),
-                   f"{report}: no scores for model 'base' (it lists tuned)")
+    one_error_line(
+        run("eval", "compare", report, report, "--model", "base"),
+        f"{report}: no scores for model 'base' (it lists tuned)",
+    )
     broken = json.loads(report.read_text())
     broken["models"] = ["tuned", "base"]  # lists a model it holds no scores for
     (tmp_path / "b").mkdir()
@@ -205,7 +242,7 @@ def test_a_skill_file_with_a_byte_order_mark_is_read(tmp_path):
 def test_invalid_utf8_is_named_by_file_and_line(tmp_path, dataset, command):
     target = dataset / ("manifest.json" if command == "manifest" else "train.jsonl")
     data = target.read_bytes().split(b"\n")
-    data[1] = data[1].replace(b"\"", b"\xc3\x28\"", 1)  # an invalid two-byte sequence on line 2
+    data[1] = data[1].replace(b'"', b'\xc3\x28"', 1)  # an invalid two-byte sequence on line 2
     target.write_bytes(b"\n".join(data))
     if command == "validate":
         result, line = run("datagen", "validate", target), 2
@@ -228,10 +265,12 @@ def test_n_the_pack_cannot_meet_is_an_error_naming_the_shortfall(tmp_path):
 
 
 def test_a_pack_with_one_example_per_skill_cannot_be_split(write_pack, tmp_path):
-    pack = write_pack({
-        "weather.txt": "#### Prompt:\nweather(location=\"[location]\")\nWeather.\n\n#### Examples:\n"
-                       "### User: weather in Oslo\n### Assistant: weather(location=\"Oslo\")\n",
-    })
+    pack = write_pack(
+        {
+            "weather.txt": '#### Prompt:\nweather(location="[location]")\nWeather.\n\n#### Examples:\n'
+            '### User: weather in Oslo\n### Assistant: weather(location="Oslo")\n',
+        }
+    )
     out = tmp_path / "data"
     line = one_error_line(run("datagen", "skills", "--pack", pack, "--out", out, "--n", 20), f"{pack}: weather: ")
     assert "1 base utterance(s)" in line

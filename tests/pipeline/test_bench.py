@@ -3,7 +3,6 @@
 import importlib.util
 
 import pytest
-
 from conftest import REPO
 
 
@@ -14,8 +13,10 @@ def load_bench():
     return module
 
 
-SCORER = {"tuned-like": {"median": 80123.4, "low": 70000, "high": 90000.2},
-          "hard": {"median": 30500, "low": 29000, "high": 31000}}
+SCORER = {
+    "tuned-like": {"median": 80123.4, "low": 70000, "high": 90000.2},
+    "hard": {"median": 30500, "low": 29000, "high": 31000},
+}
 
 
 def test_only_scorer_replaces_the_two_rows_of_the_benchmarks_file():

@@ -6,20 +6,23 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import yaml
+from conftest import REPO
 
 from skilltune.standins import build_standin
-from conftest import REPO
 
 STAMP = ".venv/.skilltune-installed"
 
 
 def test_make_check_config_on_the_mistral_stand_in(tmp_path):
-    result = subprocess.run(["make", "-o", STAMP, "check-config", "MODEL=mistral", "STANDIN=1",
-                             f"STANDIN_CACHE={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["make", "-o", STAMP, "check-config", "MODEL=mistral", "STANDIN=1", f"STANDIN_CACHE={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "configs/mistral.yml: passes Axolotl's validation (base_model mistralai/Mistral-7B-Instruct-v0.3)" in out
@@ -48,8 +51,13 @@ def test_a_template_that_drops_tools_is_named(tmp_path):
     config.pop("special_tokens")
     path = tmp_path / "chatml.yml"
     path.write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "skilltune.check_config", str(path), "--style", "tools"],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "skilltune.check_config", str(path), "--style", "tools"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tools: 0 of 10 definitions in the prompt (the chat template drops tools)" in result.stdout
 
@@ -59,10 +67,19 @@ def test_a_config_axolotl_rejects_is_one_line(tmp_path):
     config["micro_batch_size"] = "four"
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "skilltune.check_config", str(path)], cwd=REPO,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "skilltune.check_config", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    line = 1 + [number for number, text in enumerate(path.read_text().splitlines()) if text.startswith("micro_batch")][0]
-    assert errors == [f"error: {path}:{line}: Axolotl rejects it: micro_batch_size: Input should be a valid integer, "
-                      "unable to parse string as an integer (got 'four')"]
+    line = (
+        1 + [number for number, text in enumerate(path.read_text().splitlines()) if text.startswith("micro_batch")][0]
+    )
+    assert errors == [
+        f"error: {path}:{line}: Axolotl rejects it: micro_batch_size: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'four')"
+    ]

@@ -1,7 +1,5 @@
 """Every Axolotl YAML in configs/ passes Axolotl 0.19's own config validation (no model is loaded)."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 from conftest import REPO
@@ -43,8 +41,9 @@ def test_gpu_configs_are_qlora_with_packing(name):
     assert not any("key" in key for key in config)  # W&B and hub keys come from the environment only
 
 
-@pytest.mark.parametrize("change", [{"chat_template": "no_such_template"}, {"load_in_4bit": False},
-                                    {"micro_batch_size": "four"}])
+@pytest.mark.parametrize(
+    "change", [{"chat_template": "no_such_template"}, {"load_in_4bit": False}, {"micro_batch_size": "four"}]
+)
 def test_validation_rejects_a_broken_config(change):
     from pydantic import ValidationError
 

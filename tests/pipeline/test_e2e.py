@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from skilltune.jsonio import read_json, read_jsonl
-from conftest import REPO
 
 VENV = REPO / ".venv"
 STAMP = VENV / ".skilltune-installed"
@@ -32,7 +32,10 @@ pytestmark = pytest.mark.e2e
 def copy_project(destination: Path) -> Path:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     for relative in listed:
         source = REPO / relative
@@ -52,7 +55,11 @@ def make(project: Path, *arguments: str, timeout: int, env: dict | None = None) 
         pytest.fail(f"{STAMP} missing: run the tests through `make test`, which installs .venv")
     return subprocess.run(
         ["make", "-o", str(STAMP), f"VENV={VENV}", *arguments],
-        cwd=project, capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -64,7 +71,9 @@ def adapter_tensors(folder: Path) -> dict:
 
 def files_containing(root: Path, secret: str) -> list[Path]:
     needle = secret.encode()
-    return [path for path in root.rglob("*") if path.is_file() and not path.is_symlink() and needle in path.read_bytes()]
+    return [
+        path for path in root.rglob("*") if path.is_file() and not path.is_symlink() and needle in path.read_bytes()
+    ]
 
 
 def check_report(project: Path, model: str) -> dict:
@@ -108,9 +117,14 @@ def test_make_train_tiny_llama(tmp_path):
 
     # the same config and seed again, into another folder: bit-identical LoRA tensors
     again = project / "runs" / "tiny-llama" / "adapter-again"
-    rerun = subprocess.run([str(VENV / "bin" / "axolotl"), "train", TINY[1].split("=")[1], f"--output-dir={again}"],
-                           cwd=project, capture_output=True, text=True, timeout=600,
-                           env={**env, "PATH": f"{VENV / 'bin'}:{env['PATH']}", "WANDB_MODE": "disabled"})
+    rerun = subprocess.run(
+        [str(VENV / "bin" / "axolotl"), "train", TINY[1].split("=")[1], f"--output-dir={again}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "PATH": f"{VENV / 'bin'}:{env['PATH']}", "WANDB_MODE": "disabled"},
+    )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     first, second = adapter_tensors(adapter), adapter_tensors(again)
     assert sorted(first) == sorted(second) and len(first) == 28  # A and B of 7 projections in 2 layers
@@ -119,8 +133,12 @@ def test_make_train_tiny_llama(tmp_path):
     # make merge: the merged model's greedy answers are base + adapter's, token for token
     merged = make(project, "merge", *TINY, timeout=600, env=env)
     assert merged.returncode == 0, merged.stdout[-3000:] + merged.stderr[-3000:]
-    assert_merged_matches_adapter(project / "models" / "tiny-llama", adapter, adapter / "merged",
-                                  list(read_jsonl(project / "data" / "skills" / "test.jsonl", "record"))[:16])
+    assert_merged_matches_adapter(
+        project / "models" / "tiny-llama",
+        adapter,
+        adapter / "merged",
+        list(read_jsonl(project / "data" / "skills" / "test.jsonl", "record"))[:16],
+    )
 
 
 def torch_equal(a, b) -> bool:
@@ -137,8 +155,10 @@ def assert_merged_matches_adapter(base: Path, adapter: Path, merged: Path, recor
     from eval.predict import attach_adapter, generate, load_model, prompt_messages
 
     model, tokenizer = load_model(base)
-    prompts = [tokenizer.apply_chat_template(prompt_messages(record), add_generation_prompt=True, tokenize=False)
-               for record in records]
+    prompts = [
+        tokenizer.apply_chat_template(prompt_messages(record), add_generation_prompt=True, tokenize=False)
+        for record in records
+    ]
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
 
     def last_logits(any_model):
@@ -149,7 +169,10 @@ def assert_merged_matches_adapter(base: Path, adapter: Path, merged: Path, recor
     tuned = attach_adapter(model, adapter)
     tuned_logits, with_adapter = last_logits(tuned), generate(tuned, tokenizer, records, max_new_tokens=24)
     merged_model, _ = load_model(merged)
-    merged_logits, from_merged = last_logits(merged_model), generate(merged_model, tokenizer, records, max_new_tokens=24)
+    merged_logits, from_merged = (
+        last_logits(merged_model),
+        generate(merged_model, tokenizer, records, max_new_tokens=24),
+    )
     assert (tuned_logits - base_logits).abs().max() > 1e-3
     assert torch.allclose(merged_logits, tuned_logits, atol=1e-4), (merged_logits - tuned_logits).abs().max()
     assert from_merged == with_adapter

@@ -113,18 +113,32 @@ def check(tmp_path, cache):
     with an empty HF_HOME and the `cache` HF_HUB_CACHE; env adds variables (None removes one)."""
 
     def run(repo_id: str, endpoint: str, timeout: float = 60, **env: str | None) -> subprocess.CompletedProcess:
-        environment = {name: value for name, value in os.environ.items()
-                       if not name.startswith(("HF_", "HUGGING_FACE_")) and name != "TRANSFORMERS_OFFLINE"
-                       and not name.lower().endswith("_proxy")}  # conftest's HF_HUB_OFFLINE=1 too
-        environment |= {"HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "home"),
-                        "HF_HUB_DISABLE_TELEMETRY": "1"}
+        environment = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("HF_", "HUGGING_FACE_"))
+            and name != "TRANSFORMERS_OFFLINE"
+            and not name.lower().endswith("_proxy")
+        }  # conftest's HF_HUB_OFFLINE=1 too
+        environment |= {
+            "HF_ENDPOINT": endpoint,
+            "HF_HUB_CACHE": str(cache),
+            "HF_HOME": str(tmp_path / "home"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
         for name, value in env.items():
             if value is None:
                 environment.pop(name, None)
             else:
                 environment[name] = value
-        return subprocess.run([sys.executable, "-m", "skilltune.hub", repo_id], cwd=REPO, env=environment,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "skilltune.hub", repo_id],
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 

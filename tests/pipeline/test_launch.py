@@ -4,7 +4,6 @@ several GPUs, torchrun across nodes, Ray. Checked with `make -n` (nothing runs).
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -19,8 +18,9 @@ MAKE_VARIABLES = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
 def make(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
     # -o: treat the install and the steps before training as done, so only the launch is shown or run
     env = {key: value for key, value in (os.environ if env is None else env).items() if key not in MAKE_VARIABLES}
-    return subprocess.run(["make", "-o", STAMP, *arguments], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env=env)
+    return subprocess.run(
+        ["make", "-o", STAMP, *arguments], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def shown(result: subprocess.CompletedProcess) -> str:
@@ -47,8 +47,10 @@ def test_a_hub_base_model_is_not_offline():
     assert "-m skilltune.hub mistralai/Mistral-7B-Instruct-v0.3" in shown(dry)  # access checked before any data work
 
 
-@pytest.mark.parametrize("arguments", [("MODEL=smollm2",), ("CONFIG=tests/fixtures/tiny-llama.yml", "MODEL=tiny"),
-                                       ("MODEL=mistral", "STANDIN=1")])
+@pytest.mark.parametrize(
+    "arguments",
+    [("MODEL=smollm2",), ("CONFIG=tests/fixtures/tiny-llama.yml", "MODEL=tiny"), ("MODEL=mistral", "STANDIN=1")],
+)
 def test_local_models_and_stand_ins_are_offline(arguments):
     assert make_variable("HF_HUB_OFFLINE", *arguments) == "1"
 
@@ -61,8 +63,10 @@ def test_a_stand_in_is_read_from_its_own_hub_cache():
     assert "skilltune.hub" not in shown(dry)
 
 
-CPU_FLAGS = ("--bf16=False --no-fp16 --tf32=False --attn-implementation=sdpa "
-             "--no-lora-mlp-kernel --no-lora-qkv-kernel --no-lora-o-kernel")
+CPU_FLAGS = (
+    "--bf16=False --no-fp16 --tf32=False --attn-implementation=sdpa "
+    "--no-lora-mlp-kernel --no-lora-qkv-kernel --no-lora-o-kernel"
+)
 
 
 def test_the_cpu_switch_overrides_gpu_settings_through_axolotls_cli():
@@ -79,8 +83,10 @@ def test_the_cpu_switch_overrides_gpu_settings_through_axolotls_cli():
 def test_several_gpus_go_through_axolotls_accelerate_launcher_with_the_deepspeed_file():
     result = make("-n", "train", "MODEL=mistral", "GPUS=4", "DEEPSPEED=zero2", "CPU=0")
     assert result.returncode == 0, result.stderr
-    assert ("axolotl train configs/mistral.yml --deepspeed=configs/deepspeed/zero2.json "
-            "--launcher accelerate -- --num_processes 4") in shown(result)
+    assert (
+        "axolotl train configs/mistral.yml --deepspeed=configs/deepspeed/zero2.json "
+        "--launcher accelerate -- --num_processes 4"
+    ) in shown(result)
     assert "-m axolotl.cli.train" not in shown(result)  # the legacy entry point
 
 
@@ -95,11 +101,22 @@ def test_one_gpu_is_plain_axolotl_train():
 def test_several_nodes_meet_at_a_torchrun_rendezvous_and_only_node_0_evaluates():
     head = make("-n", "train", "MODEL=mistral", "GPUS=8", "NNODES=2", "NODE_RANK=0", "MASTER_ADDR=head-node", "CPU=0")
     assert head.returncode == 0, head.stderr
-    assert ("--launcher torchrun -- --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d "
-            "--rdzv_id skilltune-mistral-29500 --rdzv_endpoint head-node:29500") in shown(head)
+    assert (
+        "--launcher torchrun -- --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d "
+        "--rdzv_id skilltune-mistral-29500 --rdzv_endpoint head-node:29500"
+    ) in shown(head)
     assert "-m eval run" in shown(head)
-    worker = make("-n", "train", "MODEL=mistral", "GPUS=8", "NNODES=2", "NODE_RANK=1", "MASTER_ADDR=head-node",
-                  "MASTER_PORT=6000", "CPU=0")
+    worker = make(
+        "-n",
+        "train",
+        "MODEL=mistral",
+        "GPUS=8",
+        "NNODES=2",
+        "NODE_RANK=1",
+        "MASTER_ADDR=head-node",
+        "MASTER_PORT=6000",
+        "CPU=0",
+    )
     assert "--node_rank 1" in shown(worker) and "--rdzv_endpoint head-node:6000" in shown(worker)
     # the rendezvous id is the same on both nodes (Axolotl would draw a random one per node otherwise)
     assert "--rdzv_id skilltune-mistral-6000" in shown(worker)
@@ -122,8 +139,10 @@ def test_ray_goes_through_axolotls_ray_launcher():
 def test_fsdp_layer_becomes_axolotl_overrides():
     result = make("-n", "train", "MODEL=mistral", "FSDP=qlora", "GPUS=8", "CPU=0")
     assert result.returncode == 0, result.stderr
-    assert ("--fsdp-version=2 --no-fsdp-config.offload-params --no-fsdp-config.cpu-ram-efficient-loading "
-            "--fsdp-config.auto-wrap-policy=TRANSFORMER_BASED_WRAP") in shown(result)
+    assert (
+        "--fsdp-version=2 --no-fsdp-config.offload-params --no-fsdp-config.cpu-ram-efficient-loading "
+        "--fsdp-config.auto-wrap-policy=TRANSFORMER_BASED_WRAP"
+    ) in shown(result)
     assert "--gradient-checkpointing=False --optimizer=adamw_torch_fused" in shown(result)
 
 
@@ -133,9 +152,13 @@ def test_merge_is_axolotl_merge_lora_of_the_config():
     assert "\naxolotl merge-lora configs/mistral.yml" in shown(result)
 
 
-@pytest.mark.parametrize("variable, message", [
-    ("DEEPSPEED=zero9", "error: DEEPSPEED=zero9: no configs/deepspeed/zero9.json (zero1, zero2 or zero3)"),
-    ("FSDP=full", "error: FSDP=full: no configs/fsdp/full.yml (qlora)")])
+@pytest.mark.parametrize(
+    "variable, message",
+    [
+        ("DEEPSPEED=zero9", "error: DEEPSPEED=zero9: no configs/deepspeed/zero9.json (zero1, zero2 or zero3)"),
+        ("FSDP=full", "error: FSDP=full: no configs/fsdp/full.yml (qlora)"),
+    ],
+)
 def test_an_unknown_sharding_file_stops_before_any_work(variable, message):
     result = make("train", "MODEL=smollm2", variable)
     assert result.returncode != 0
@@ -161,12 +184,17 @@ def test_deepspeed_files_pass_deepspeeds_own_parser_after_the_trainer_fills_them
     from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
 
     filled = HfTrainerDeepSpeedConfig(str(REPO / "configs" / "deepspeed" / f"zero{stage}.json"))
-    arguments = TrainingArguments(output_dir="unused", per_device_train_batch_size=4, gradient_accumulation_steps=2,
-                                  use_cpu=True, report_to=[])
+    arguments = TrainingArguments(
+        output_dir="unused", per_device_train_batch_size=4, gradient_accumulation_steps=2, use_cpu=True, report_to=[]
+    )
     filled.trainer_config_process(arguments)
     parsed = DeepSpeedConfig(filled.config)
     assert parsed.zero_optimization_stage == stage
-    assert (parsed.train_micro_batch_size_per_gpu, parsed.gradient_accumulation_steps, parsed.train_batch_size) == (4, 2, 8)
+    assert (parsed.train_micro_batch_size_per_gpu, parsed.gradient_accumulation_steps, parsed.train_batch_size) == (
+        4,
+        2,
+        8,
+    )
 
 
 def test_an_fsdp_layer_key_axolotl_does_not_know_is_named_with_its_line(tmp_path):
@@ -174,8 +202,10 @@ def test_an_fsdp_layer_key_axolotl_does_not_know_is_named_with_its_line(tmp_path
 
     layer = tmp_path / "layer.yml"
     layer.write_text("fsdp_version: 2\nfsdp_config:\n  offload_params: false\n  no_such_key: 3\n")
-    result = subprocess.run([sys.executable, "-m", "skilltune.overrides", str(layer)], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "skilltune.overrides", str(layer)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {layer}:4: fsdp-config.no-such-key: not an `axolotl train` option")
+        f"error: {layer}:4: fsdp-config.no-such-key: not an `axolotl train` option"
+    )

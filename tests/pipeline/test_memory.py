@@ -2,20 +2,39 @@
 format's bits per weight and the memory a QLoRA 7B run is seen to take."""
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
-
-from skilltune.memory import GIB, NF4_BITS, count_parameters, estimate
 from conftest import REPO
 
-MISTRAL_7B = dict(vocab_size=32768, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                  num_attention_heads=32, num_key_value_heads=8)
-LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                 num_attention_heads=32, num_key_value_heads=32)
-QWEN25_7B = dict(model_type="qwen2", vocab_size=152064, hidden_size=3584, intermediate_size=18944,
-                 num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False)
+from skilltune.memory import GIB, NF4_BITS, count_parameters, estimate
+
+MISTRAL_7B = dict(
+    vocab_size=32768,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+)
+LLAMA2_7B = dict(
+    vocab_size=32000,
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+)
+QWEN25_7B = dict(
+    model_type="qwen2",
+    vocab_size=152064,
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    tie_word_embeddings=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +42,11 @@ def mistral_yml() -> dict:
     return yaml.safe_load((REPO / "configs" / "mistral.yml").read_text())
 
 
-@pytest.mark.parametrize("shapes, published", [(MISTRAL_7B, 7.25e9), (LLAMA2_7B, 6.74e9), (QWEN25_7B, 7.62e9)],
-                         ids=["mistral-7b", "llama2-7b", "qwen2.5-7b"])
+@pytest.mark.parametrize(
+    "shapes, published",
+    [(MISTRAL_7B, 7.25e9), (LLAMA2_7B, 6.74e9), (QWEN25_7B, 7.62e9)],
+    ids=["mistral-7b", "llama2-7b", "qwen2.5-7b"],
+)
 def test_parameter_counts_match_the_published_sizes(shapes, published):
     counts = count_parameters(shapes)
     assert abs(counts["total"] - published) / published < 0.01
@@ -34,8 +56,11 @@ def test_parameter_counts_match_the_published_sizes(shapes, published):
 def test_parameter_counts_equal_transformers_models_built_on_the_meta_device():
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    configs = [transformers.MistralConfig(**MISTRAL_7B), transformers.LlamaConfig(**LLAMA2_7B),
-               transformers.Qwen2Config(**{k: v for k, v in QWEN25_7B.items() if k != "model_type"})]
+    configs = [
+        transformers.MistralConfig(**MISTRAL_7B),
+        transformers.LlamaConfig(**LLAMA2_7B),
+        transformers.Qwen2Config(**{k: v for k, v in QWEN25_7B.items() if k != "model_type"}),
+    ]
     for config in configs:
         with torch.device("meta"):  # shapes only, no memory
             model = transformers.AutoModelForCausalLM.from_config(config)
@@ -80,8 +105,9 @@ def test_the_mistral_qlora_config_lands_where_such_runs_are_seen(mistral_yml):
     # QLoRA 7B, micro batch 4 x 1024 tokens, checkpointing, flash attention: ~10-16 GB peak in practice
     memory = estimate(MISTRAL_7B, mistral_yml)
     assert 6 * GIB < memory.total < 20 * GIB
-    assert memory.total == sum([memory.weights, memory.adapter, memory.optimizer, memory.activations,
-                                memory.logits, memory.overhead])
+    assert memory.total == sum(
+        [memory.weights, memory.adapter, memory.optimizer, memory.activations, memory.logits, memory.overhead]
+    )
     # nf4 projections at ~4.127 bits a weight, embeddings, lm_head and norms in bf16
     counts = count_parameters(MISTRAL_7B)
     expected = counts["linear"] * NF4_BITS / 8 + (counts["total"] - counts["linear"]) * 2
@@ -177,9 +203,19 @@ def test_modules_to_save_add_trainable_copies_of_embeddings_and_lm_head(mistral_
 
 def test_missing_keys_take_axolotl_defaults():
     implicit = estimate(MISTRAL_7B, {"adapter": "lora", "lora_target_linear": True, "bf16": True})
-    explicit = estimate(MISTRAL_7B, {"adapter": "lora", "lora_target_linear": True, "bf16": True,
-                                     "micro_batch_size": 1, "sequence_len": 512, "lora_r": 8,
-                                     "gradient_checkpointing": False, "optimizer": "adamw_torch_fused"})
+    explicit = estimate(
+        MISTRAL_7B,
+        {
+            "adapter": "lora",
+            "lora_target_linear": True,
+            "bf16": True,
+            "micro_batch_size": 1,
+            "sequence_len": 512,
+            "lora_r": 8,
+            "gradient_checkpointing": False,
+            "optimizer": "adamw_torch_fused",
+        },
+    )
     assert implicit == explicit
     assert implicit.logits == 512 * 32768 * (2 + 4 + 4)
 
@@ -202,8 +238,9 @@ def test_full_fine_tune_counts_gradients_and_states_of_every_weight():
 
 
 def test_sharding_and_unpadded_rows_are_noted(mistral_yml):
-    notes = estimate(MISTRAL_7B, {**mistral_yml, "deepspeed": "configs/deepspeed/zero2.json",
-                                  "pad_to_sequence_len": False}).notes
+    notes = estimate(
+        MISTRAL_7B, {**mistral_yml, "deepspeed": "configs/deepspeed/zero2.json", "pad_to_sequence_len": False}
+    ).notes
     assert any("per GPU without sharding" in note for note in notes)
     assert any("worst case" in note for note in notes)
 

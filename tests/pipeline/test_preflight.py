@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from skilltune.standins import build_standin
 from conftest import REPO
 
+from skilltune.standins import build_standin
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +21,26 @@ def mistral_folder(tmp_path_factory):
 
 
 def skill_data(out: Path, style: str) -> Path:
-    result = subprocess.run([sys.executable, "-m", "datagen", "skills", "--pack", "examples/skills", "--out", str(out),
-                             "--n", "100", "--style", style], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "datagen",
+            "skills",
+            "--pack",
+            "examples/skills",
+            "--out",
+            str(out),
+            "--n",
+            "100",
+            "--style",
+            style,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -40,8 +57,13 @@ def config_for(tmp_path: Path, base_model: Path, data: Path, **changes) -> Path:
 
 
 def preflight(config: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "skilltune.preflight", str(config)], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "skilltune.preflight", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def error_line(result: subprocess.CompletedProcess) -> str:
@@ -59,10 +81,19 @@ def longest_tokens(folder: Path, path: Path) -> int:
     lengths = []
     for line in path.read_text().splitlines():
         record = json.loads(line)
-        messages = [{**m, "tool_calls": [{**c, "function": {**c["function"],
-                                                             "arguments": json.loads(c["function"]["arguments"])}}
-                                         for c in m.get("tool_calls", [])]} for m in record["messages"]]
-        text = tokenizer.apply_chat_template(messages, tools=record.get("tools"), chat_template=template, tokenize=False)
+        messages = [
+            {
+                **m,
+                "tool_calls": [
+                    {**c, "function": {**c["function"], "arguments": json.loads(c["function"]["arguments"])}}
+                    for c in m.get("tool_calls", [])
+                ],
+            }
+            for m in record["messages"]
+        ]
+        text = tokenizer.apply_chat_template(
+            messages, tools=record.get("tools"), chat_template=template, tokenize=False
+        )
         lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
     return max(lengths)
 
@@ -73,8 +104,9 @@ def test_tools_records_longer_than_sequence_len_are_refused_with_the_length_they
     assert result.returncode == 1
     line = error_line(result)
     records = len((data / "train.jsonl").read_text().splitlines())
-    assert line.startswith(f"error: {data / 'train.jsonl'}:1: {records} of {records} records (100.0%) are longer "
-                           f"than sequence_len 256")
+    assert line.startswith(
+        f"error: {data / 'train.jsonl'}:1: {records} of {records} records (100.0%) are longer than sequence_len 256"
+    )
     needed = int(line.split("they need sequence_len >= ")[1].split()[0])
     assert needed > 256
     assert abs(needed - longest_tokens(mistral_folder, data / "train.jsonl")) <= 2  # BOS / template edge tokens
@@ -94,8 +126,9 @@ def test_one_long_record_is_named_by_its_line_and_share(tmp_path, mistral_folder
     result = preflight(config_for(tmp_path, mistral_folder, data))
     assert result.returncode == 1
     share = f"{1 / (len(rows) + 1):.1%}"
-    assert error_line(result).startswith(f"error: {train}:{len(rows) + 1}: 1 of {len(rows) + 1} records ({share}) "
-                                         f"are longer than sequence_len 1024")
+    assert error_line(result).startswith(
+        f"error: {train}:{len(rows) + 1}: 1 of {len(rows) + 1} records ({share}) are longer than sequence_len 1024"
+    )
 
 
 def test_records_with_nothing_trained_are_refused(tmp_path, mistral_folder):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
+from conftest import REPO, needs_smollm2
+from openai_server import ScriptedOpenAIServer, documents_reply
 
 from datagen.cli.documents import documents_command
 from skilltune.jsonio import read_jsonl
-from openai_server import ScriptedOpenAIServer, documents_reply
-from conftest import REPO, needs_smollm2
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -27,14 +27,39 @@ def datagen(*args: str) -> None:
 
 @needs_smollm2  # Axolotl tokenizes with the embedded model's tokenizer
 def test_each_source_validates_and_loads_in_axolotl_preprocess(tmp_path):
-    documents, conversations, instructions = tmp_path / "documents", tmp_path / "conversations", tmp_path / "instructions"
+    documents, conversations, instructions = (
+        tmp_path / "documents",
+        tmp_path / "conversations",
+        tmp_path / "instructions",
+    )
     with ScriptedOpenAIServer(default="reply", reply=documents_reply) as server:
-        result = CliRunner().invoke(documents_command, [
-            str(REPO / "examples" / "documents"), "--out", str(documents), "--cache", str(tmp_path / "cache"),
-            "--base-url", server.url, "--model", "test-model", "--max-retries", "0"])
+        result = CliRunner().invoke(
+            documents_command,
+            [
+                str(REPO / "examples" / "documents"),
+                "--out",
+                str(documents),
+                "--cache",
+                str(tmp_path / "cache"),
+                "--base-url",
+                server.url,
+                "--model",
+                "test-model",
+                "--max-retries",
+                "0",
+            ],
+        )
         assert result.exit_code == 0, result.output
-    datagen("conversations", "examples/conversations/logs", "--mix", "examples/conversations/public_instructions.jsonl",
-            "--mix-ratio", "1", "--out", str(conversations))
+    datagen(
+        "conversations",
+        "examples/conversations/logs",
+        "--mix",
+        "examples/conversations/public_instructions.jsonl",
+        "--mix-ratio",
+        "1",
+        "--out",
+        str(conversations),
+    )
     datagen("instructions", "examples/instructions/pairs.jsonl", "--to", "chat", "--out", str(instructions))
     train_files = [documents / "train.jsonl", conversations / "train.jsonl", instructions / "train.jsonl"]
     datagen("validate", *map(str, train_files))
@@ -52,8 +77,14 @@ def test_each_source_validates_and_loads_in_axolotl_preprocess(tmp_path):
     config_path.write_text(yaml.safe_dump(config))
 
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "WANDB_MODE": "disabled"}
-    result = subprocess.run([str(VENV_BIN / "axolotl"), "preprocess", str(config_path)], cwd=REPO,
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [str(VENV_BIN / "axolotl"), "preprocess", str(config_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     from datasets import load_from_disk

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from skilltune.standins import FAMILIES, STAMP, build_standin, family_of
-from conftest import REPO
 
 GPU_CONFIGS = ["llama2", "mistral", "zephyr", "llama3", "qwen2.5"]
 
@@ -37,9 +36,16 @@ def test_an_unknown_base_model_names_the_known_ones():
         family_of("someone/else-7b")
 
 
-@pytest.mark.parametrize("name, architecture", [("llama2", "LlamaForCausalLM"), ("mistral", "MistralForCausalLM"),
-                                                ("zephyr", "MistralForCausalLM"), ("llama3", "LlamaForCausalLM"),
-                                                ("qwen2.5", "Qwen2ForCausalLM")])
+@pytest.mark.parametrize(
+    "name, architecture",
+    [
+        ("llama2", "LlamaForCausalLM"),
+        ("mistral", "MistralForCausalLM"),
+        ("zephyr", "MistralForCausalLM"),
+        ("llama3", "LlamaForCausalLM"),
+        ("qwen2.5", "Qwen2ForCausalLM"),
+    ],
+)
 def test_the_repo_id_resolves_offline_to_the_familys_class_and_tokens(cache, name, architecture):
     from transformers import AutoConfig, AutoTokenizer
 
@@ -79,16 +85,29 @@ def test_a_second_build_leaves_the_stand_in_alone(cache):
 
 
 def test_the_script_builds_from_a_config(tmp_path):
-    result = subprocess.run([sys.executable, "scripts/make_standin.py", "--config", "configs/qwen2.5.yml",
-                             "--cache", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "scripts/make_standin.py", "--config", "configs/qwen2.5.yml", "--cache", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Qwen/Qwen2.5-7B-Instruct: tiny stand-in (Qwen2)" in result.stdout
     assert (tmp_path / "models--Qwen--Qwen2.5-7B-Instruct" / "refs" / "main").read_text()
-    refused = subprocess.run([sys.executable, "scripts/make_standin.py", "--config", "configs/smollm2.yml",
-                              "--cache", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    refused = subprocess.run(
+        [sys.executable, "scripts/make_standin.py", "--config", "configs/smollm2.yml", "--cache", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode == 1
-    assert refused.stderr.strip().splitlines()[-1].startswith(
-        "error: configs/smollm2.yml: models/SmolLM2-135M-Instruct: no stand-in for this base model")
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: configs/smollm2.yml: models/SmolLM2-135M-Instruct: no stand-in for this base model")
+    )
 
 
 @pytest.mark.parametrize("name", ["mistral", "qwen2.5"])
@@ -102,10 +121,19 @@ def test_qlora_on_a_cpu_nf4_layers_kbit_preparation_and_lora_gradients(cache, na
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                      bnb_4bit_compute_dtype=torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(FAMILIES[name].repo_id, cache_dir=cache, local_files_only=True,
-                                                 quantization_config=quantization, device_map={"": "cpu"})
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        FAMILIES[name].repo_id,
+        cache_dir=cache,
+        local_files_only=True,
+        quantization_config=quantization,
+        device_map={"": "cpu"},
+    )
     quantized = [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)]
     assert len(quantized) == 7 * model.config.num_hidden_layers  # q k v o gate up down, lm_head kept whole
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)

@@ -7,18 +7,17 @@ the assistant answer plus the end-of-turn token, nothing of the prompt, in all t
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, require_smollm2
 
+from eval.parse import parse_output
 from skilltune.calls import Call
 from skilltune.records import chat_record, system_prompt, tool_definitions
 from skilltune.skills import load_pack
-from eval.parse import parse_output
 from skilltune.standins import FAMILIES, build_standin
-from conftest import REPO, require_smollm2
 
 CONFIGS = sorted(path.stem for path in (REPO / "configs").glob("*.yml"))
 IGNORE = -100
@@ -45,8 +44,9 @@ def axolotl_strategy(config_name: str, folder: Path):
 
     config = yaml.safe_load((REPO / "configs" / f"{config_name}.yml").read_text())
     # the GPU settings cannot load on a CPU; none of them changes tokenization
-    config.update(base_model=str(folder), load_in_4bit=False, adapter="lora", attn_implementation="sdpa",
-                  bf16=False, fp16=False)
+    config.update(
+        base_model=str(folder), load_in_4bit=False, adapter="lora", attn_implementation="sdpa", bf16=False, fp16=False
+    )
     for key in ("chat_template_jinja",):  # a path relative to the repository root, where make runs
         if key in config:
             config[key] = str(REPO / config[key])
@@ -68,8 +68,10 @@ def hf_messages(record: dict) -> list[dict]:
     also follows before rendering (qwen_25 would otherwise quote a JSON string a second time)."""
     messages = []
     for message in record["messages"]:
-        calls = [{**call, "function": {**call["function"], "arguments": json.loads(call["function"]["arguments"])}}
-                 for call in message.get("tool_calls", [])]
+        calls = [
+            {**call, "function": {**call["function"], "arguments": json.loads(call["function"]["arguments"])}}
+            for call in message.get("tool_calls", [])
+        ]
         messages.append({**message, "tool_calls": calls} if calls else message)
     return messages
 
@@ -91,10 +93,11 @@ def test_only_the_answer_and_its_end_of_turn_are_trained(config_name, style, fam
     answer_text = tokenizer.decode([ids[index] for index in trained[:-1]])
     # what the template renders for the answer turn: the full conversation minus its prompt
     full = tokenizer.apply_chat_template(hf_messages(record), tools=record.get("tools"), tokenize=False)
-    prompt = tokenizer.apply_chat_template(record["messages"][:-1], tools=record.get("tools"), tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        record["messages"][:-1], tools=record.get("tools"), tokenize=False, add_generation_prompt=True
+    )
     assert full.startswith(prompt)
-    rendered_answer = full[len(prompt):].rstrip("\n")
+    rendered_answer = full[len(prompt) :].rstrip("\n")
     assert rendered_answer.endswith(tokenizer.eos_token)
     # a separator space before the answer may be merged into its first token (Mistral's "[/INST] x")
     assert answer_text.lstrip() == rendered_answer[: -len(tokenizer.eos_token)].lstrip()
@@ -115,13 +118,20 @@ def test_only_the_answer_and_its_end_of_turn_are_trained(config_name, style, fam
 def test_every_assistant_turn_of_a_conversation_is_trained(config_name, family_folders):
     """Conversation records (datagen conversations) have several assistant turns: all are learned."""
     tokenizer, strategy = axolotl_strategy(config_name, tokenizer_folder(config_name, family_folders))
-    record = {"messages": [{"role": "system", "content": "You are the help desk."},
-                           {"role": "user", "content": "Is the shop open on Sunday?"},
-                           {"role": "assistant", "content": "Yes, from 10 to 4."},
-                           {"role": "user", "content": "And on holidays?"},
-                           {"role": "assistant", "content": "Closed on public holidays."}]}
+    record = {
+        "messages": [
+            {"role": "system", "content": "You are the help desk."},
+            {"role": "user", "content": "Is the shop open on Sunday?"},
+            {"role": "assistant", "content": "Yes, from 10 to 4."},
+            {"role": "user", "content": "And on holidays?"},
+            {"role": "assistant", "content": "Closed on public holidays."},
+        ]
+    }
     row = strategy.tokenize_prompt(record)
     trained = [token for token, label in zip(row["input_ids"], row["labels"]) if label != IGNORE]
     text = tokenizer.decode(trained)
     assert text.count(tokenizer.eos_token) == 2
-    assert [part.strip() for part in text.split(tokenizer.eos_token)[:2]] == ["Yes, from 10 to 4.", "Closed on public holidays."]
+    assert [part.strip() for part in text.split(tokenizer.eos_token)[:2]] == [
+        "Yes, from 10 to 4.",
+        "Closed on public holidays.",
+    ]
