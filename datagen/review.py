@@ -19,6 +19,7 @@ from skilltune.skills import (
     ASSISTANT_PREFIX,
     EXAMPLES_HEADER,
     PROMPT_HEADER,
+    TEST_EXAMPLES_HEADER,
     USER_PREFIX,
     Skill,
     SkillFileError,
@@ -80,9 +81,14 @@ def _append_examples(path: Path, examples) -> None:
     text = path.read_text(encoding="utf-8")
     if text and not text.endswith("\n"):
         text += "\n"
-    if not any(line.strip() == EXAMPLES_HEADER for line in text.splitlines()):
-        text += f"\n{EXAMPLES_HEADER}\n"  # Examples is always the last section, so appending lands in it
-    text += "".join(f"{USER_PREFIX} {e.user}\n{ASSISTANT_PREFIX} {e.call.to_python()}\n" for e in examples)
+    lines = text.splitlines(keepends=True)
+    # new pairs go at the end of `#### Examples:`, before `#### Test Examples:` (held out) if there is one
+    end = next((i for i, line in enumerate(lines) if line.strip() == TEST_EXAMPLES_HEADER), len(lines))
+    head, tail = "".join(lines[:end]), "".join(lines[end:])
+    if not any(line.strip() == EXAMPLES_HEADER for line in lines):
+        head += f"\n{EXAMPLES_HEADER}\n"
+    head += "".join(f"{USER_PREFIX} {e.user}\n{ASSISTANT_PREFIX} {e.call.to_python()}\n" for e in examples)
+    text = head + ("\n" + tail if tail else "")
     staging = path.with_name(f".{path.name}.merge")
     staging.write_text(text, encoding="utf-8")
     try:

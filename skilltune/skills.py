@@ -14,6 +14,13 @@ File format (the one users of voice-assistant skill packs already have):
     ### User: what is on my list
     ### Assistant: notes(action="list")
 
+    #### Test Examples:
+    ### User: could you jot down "call the plumber"
+    ### Assistant: notes(action="add", note="call the plumber")
+
+`#### Test Examples:` (optional, last) holds pairs that never reach train or val: requests in other
+people's wording, written by the pack's author, scored as the held-out-wording test split.
+
 The signature's values declare each parameter; square brackets make it optional:
 
     "[slot]"  "<slot>"           optional / required free string (the slot name is documentation)
@@ -42,7 +49,9 @@ from skilltune.jsonio import DataError, read_text
 PROMPT_HEADER = "#### Prompt:"
 PROMPT_EXAMPLES_HEADER = "#### Prompt Examples:"
 EXAMPLES_HEADER = "#### Examples:"
-SECTION_ORDER = (PROMPT_HEADER, PROMPT_EXAMPLES_HEADER, EXAMPLES_HEADER)
+TEST_EXAMPLES_HEADER = "#### Test Examples:"
+SECTION_ORDER = (PROMPT_HEADER, PROMPT_EXAMPLES_HEADER, EXAMPLES_HEADER, TEST_EXAMPLES_HEADER)
+OPTIONAL_SECTIONS = (PROMPT_EXAMPLES_HEADER, TEST_EXAMPLES_HEADER)
 USER_PREFIX = "### User:"
 ASSISTANT_PREFIX = "### Assistant:"
 
@@ -109,8 +118,9 @@ class Skill:
     signature: str
     description: str
     params: dict[str, Param]
-    examples: list[Example] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)  # training examples (prompt examples too)
     path: str = ""
+    test_examples: list[Example] = field(default_factory=list)  # held-out wording: never trained on
 
     @property
     def parameters(self) -> list[str]:
@@ -225,6 +235,7 @@ def parse_skill_file(path: Path | str) -> Skill:
     prompt_lines: list[tuple[int, str]] = []
     pending_user: tuple[int, str] | None = None
     examples: list[Example] = []
+    test_examples: list[Example] = []
     skill: Skill | None = None
 
     def finish_prompt(at_line: int) -> Skill:
@@ -246,9 +257,14 @@ def parse_skill_file(path: Path | str) -> Skill:
                 )
             if text in sections_seen:
                 raise SkillFileError(path, number, f"{text} appears twice")
-            expected = SECTION_ORDER[len(sections_seen)]
-            if text != expected and not (text == EXAMPLES_HEADER and expected == PROMPT_EXAMPLES_HEADER):
-                raise SkillFileError(path, number, f"{text} before {expected}")
+            # sections come in SECTION_ORDER; only the optional ones may be skipped
+            last = SECTION_ORDER.index(sections_seen[-1]) if sections_seen else -1
+            skipped = SECTION_ORDER[last + 1 : SECTION_ORDER.index(text)]
+            missing = next((header for header in skipped if header not in OPTIONAL_SECTIONS), None)
+            if SECTION_ORDER.index(text) < last:
+                raise SkillFileError(path, number, f"{text} after {sections_seen[-1]}")
+            if missing:
+                raise SkillFileError(path, number, f"{text} before {missing}")
             if pending_user:
                 raise SkillFileError(path, pending_user[0], "### User: line has no ### Assistant: line after it")
             if section == PROMPT_HEADER:
@@ -279,7 +295,8 @@ def parse_skill_file(path: Path | str) -> Skill:
             problem = skill.check_call(call)
             if problem:
                 raise SkillFileError(path, number, problem)
-            examples.append(Example(pending_user[1], call, pending_user[0], section == PROMPT_EXAMPLES_HEADER))
+            example = Example(pending_user[1], call, pending_user[0], section == PROMPT_EXAMPLES_HEADER)
+            (test_examples if section == TEST_EXAMPLES_HEADER else examples).append(example)
             pending_user = None
         else:
             hint = (
@@ -298,7 +315,7 @@ def parse_skill_file(path: Path | str) -> Skill:
         skill = finish_prompt(end)
     if not examples:
         raise SkillFileError(path, end, "no examples: add ### User: / ### Assistant: pairs under #### Examples:")
-    skill.examples = examples
+    skill.examples, skill.test_examples = examples, test_examples
     return skill
 
 

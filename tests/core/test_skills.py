@@ -66,6 +66,10 @@ def test_enum_parameter_is_required_choice(tmp_path):
             5,
             "#### Examples: appears twice",
         ),
+        # held-out wording comes last, after the training examples
+        (("#### Prompt Examples:", "#### Test Examples:"), "", 5, "#### Test Examples: before #### Examples:"),
+        (("#### Examples:\n", "#### Test Examples:\n"), "", 9, "#### Test Examples: before #### Examples:"),
+        (None, "#### Test Examples:\n### User: hi\n### Assistant: weather(city='Oslo')\n", 16, "does not fit"),
     ],
 )
 def test_bad_skill_file_names_file_and_line(tmp_path, replace, add, line, reason):
@@ -79,6 +83,26 @@ def test_bad_skill_file_names_file_and_line(tmp_path, replace, add, line, reason
     assert (caught.value.path, caught.value.line) == (str(path), line), str(caught.value)
     assert reason in str(caught.value)
     assert str(caught.value).startswith(f"{path}:{line}: ")
+
+
+def test_test_examples_are_kept_apart_from_training_examples(tmp_path):
+    path = tmp_path / "weather.txt"
+    path.write_text(
+        FIXTURE + '\n#### Test Examples:\n### User: is it cold in "Reykjavik"\n'
+        '### Assistant: weather(location="Reykjavik")\n'
+    )
+    skill = parse_skill_file(path)
+    assert [e.user for e in skill.test_examples] == ['is it cold in "Reykjavik"']
+    assert skill.test_examples[0].line == 16 and not skill.test_examples[0].in_prompt
+    assert "Reykjavik" not in {e.call.arguments.get("location") for e in skill.examples}
+
+
+def test_sections_out_of_order_name_the_later_one(tmp_path):
+    path = tmp_path / "weather.txt"
+    swapped = FIXTURE.replace("#### Examples:", "#### Prompt Examples:", 1)
+    path.write_text(swapped.replace("#### Prompt Examples:", "#### Examples:", 1))  # Examples first
+    with pytest.raises(SkillFileError, match=r"weather.txt:9: #### Prompt Examples: after #### Examples:"):
+        parse_skill_file(path)
 
 
 def test_enum_value_outside_choices_is_refused(tmp_path):
@@ -117,6 +141,7 @@ def test_default_pack_has_ten_skills_with_enough_examples():
     ]
     for skill in skills:
         assert len(skill.examples) >= 15, skill.name
+        assert len(skill.test_examples) >= 20, skill.name  # the held-out-wording split
 
 
 def test_check_command_fails_on_bare_user_line_naming_file_and_line(write_pack):
