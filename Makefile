@@ -143,7 +143,9 @@ merge: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
-		$(if $(wildcard $(DATA_DIR)/test_noisy.jsonl),--noisy-test $(DATA_DIR)/test_noisy.jsonl) $(EVAL_ARGS)
+		$(if $(wildcard $(DATA_DIR)/test_noisy.jsonl),--noisy-test $(DATA_DIR)/test_noisy.jsonl) \
+		$(if $(wildcard $(DATA_DIR)/test_wording.jsonl),--wording-test $(DATA_DIR)/test_wording.jsonl) \
+		$(if $(wildcard $(DATA_DIR)/test_unseen.jsonl),--unseen-test $(DATA_DIR)/test_unseen.jsonl) $(EVAL_ARGS)
 
 # ruff: lint rules and the formatter's layout, both from pyproject.toml; `make test` (CI) runs it first
 lint: $(STAMP)

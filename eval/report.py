@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from eval.score import EXTRA_SPLITS
 from skilltune.jsonio import write_json, write_text
 
 # (key in a model's scores, title): the rows every table starts with
@@ -32,9 +33,10 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
     rows = [("", *models)]
     rows += [(title, *(_pct(report[model].get(key, 0.0)) for model in models)) for key, title in HEADLINE]
     rows.append(("examples", *(str(report[model]["n"]) for model in models)))
-    if all("noisy" in report[model] for model in models):
-        rows.append(("exact match, noisy speech", *(_pct(report[model]["noisy"]["exact_match"]) for model in models)))
-        rows.append(("noisy examples", *(str(report[model]["noisy"]["n"]) for model in models)))
+    for key, what in EXTRA_SPLITS.values():
+        if all(key in report[model] for model in models):
+            rows.append((f"exact match, {what}", *(_pct(report[model][key]["exact_match"]) for model in models)))
+            rows.append((f"{what} examples", *(str(report[model][key]["n"]) for model in models)))
     rows.append(("exact match per skill:", *("" for _ in models)))
     skills = sorted({skill for model in models for skill in report[model]["per_skill"]})
     for skill in skills:

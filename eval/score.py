@@ -261,6 +261,15 @@ def score(
     }
 
 
-def noisy_entry(scores: dict) -> dict:
-    """What a report keeps of a model's scores on the speech-noise split."""
-    return {key: scores[key] for key in RATE_KEYS}
+# the test splits scored beside the clean template split: file split -> (key in a model's scores, what it measures)
+EXTRA_SPLITS = {
+    "test_noisy": ("noisy", "noisy speech"),
+    "test_wording": ("wording", "held-out wording"),
+    "test_unseen": ("unseen", "unseen skills"),
+}
+
+
+def split_entry(scores: dict) -> dict:
+    """What a report keeps of a model's scores on an extra split: its rates, and exact match per skill."""
+    per_skill = {skill: {key: rates[key] for key in RATE_KEYS} for skill, rates in scores["per_skill"].items()}
+    return {**{key: scores[key] for key in RATE_KEYS}, "per_skill": per_skill}

@@ -41,6 +41,27 @@ def system_prompt(skills: list[Skill]) -> str:
     return f"Answer with one function call: {', '.join(names)}, or {NO_CALL_NAME}()."
 
 
+SYSTEM_PROMPTS = ("names", "signatures", "none")
+
+
+def signatures_prompt(skills: list[Skill]) -> str:
+    """Each skill's signature and the first sentence of its description, one a line: what a model
+    needs to call a skill it never trained on (`--system signatures`, `--holdout-skills`)."""
+    lines = [f"Answer with one function call, or {NO_CALL_NAME}() when the request is none of these:"]
+    for skill in skills:
+        if skill.name != NO_CALL_NAME:
+            first_sentence = skill.description.split(". ")[0].rstrip(".")
+            lines.append(f"{skill.short_signature()}: {first_sentence}." if first_sentence else skill.short_signature())
+    return "\n".join(lines)
+
+
+def prompt_for(kind: str, skills: list[Skill]) -> str | None:
+    """The system prompt of a SYSTEM_PROMPTS kind: one line of names, signatures, or none."""
+    if kind not in SYSTEM_PROMPTS:
+        raise ValueError(f"unknown system prompt {kind!r}; expected one of {', '.join(SYSTEM_PROMPTS)}")
+    return {"names": system_prompt, "signatures": signatures_prompt}[kind](skills) if kind != "none" else None
+
+
 def tool_definitions(skills: list[Skill]) -> list[dict]:
     return [
         {

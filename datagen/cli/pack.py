@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from datagen.expand import generate_pairs, read_pair_files, shortfalls
+from datagen.held_out import add_held_out, holdout_skill_names
 from datagen.split import (
     RECORD_KINDS,
     SplitError,
@@ -20,7 +21,7 @@ from datagen.split import (
 from skilltune.cli import fail
 from skilltune.jsonio import DataError
 from skilltune.outputs import check_output_folder
-from skilltune.records import STYLES, chat_record, system_prompt, tool_definitions
+from skilltune.records import STYLES, SYSTEM_PROMPTS, chat_record, prompt_for, tool_definitions
 from skilltune.skills import SkillFileError, load_pack
 
 
@@ -103,10 +104,20 @@ def check(pack: Path) -> None:
     help="Answer style: python call text, JSON function_call, or OpenAI tool_calls + tools column.",
 )
 @click.option(
-    "--system/--no-system",
-    default=True,
+    "--system",
+    type=click.Choice(SYSTEM_PROMPTS),
+    default="names",
     show_default=True,
-    help="Start each record with a one-line system prompt naming the skills.",
+    help="System prompt of each record: one line naming the skills, each skill's signature and "
+    "one-line description (what a model needs for skills it never trained on), or none.",
+)
+@click.option("--no-system", is_flag=True, help="The same as --system none.")
+@click.option(
+    "--holdout-skills",
+    default="",
+    metavar="A,B",
+    help="Keep these skills out of train, val and test; write all their records to test_unseen.jsonl, "
+    "whose prompts list every skill (use with --system signatures).",
 )
 @click.option(
     "--pairs",
@@ -124,12 +135,16 @@ def skills(
     negatives: float,
     noise: float,
     style: str,
-    system: bool,
+    system: str,
+    no_system: bool,
+    holdout_skills: str,
     pair_files: tuple[Path, ...],
     val_fraction: float,
     test_fraction: float,
 ) -> None:
     """Expand PACK into train/val/test(+test_noisy) chat records with a manifest.
+
+    Each skill's `#### Test Examples:` go to test_wording.jsonl (held-out wording), never to training.
 
     \b
     Example:
@@ -141,6 +156,11 @@ def skills(
     except DataError as err:
         fail(str(err))
     skill_list = _load_pack_or_fail(pack)
+    system = "none" if no_system else system
+    try:
+        held_out = holdout_skill_names(holdout_skills, skill_list)
+    except ValueError as err:
+        fail(f"{pack}: {err}")
     try:
         extra = read_pair_files(pair_files, skill_list)
     except DataError as err:
@@ -157,12 +177,21 @@ def skills(
     deduped, n_ambiguous = dedup_across_skills(pairs)
     if n_ambiguous:
         click.echo(f"warning: dropped {n_ambiguous} utterances that two skills claim with different calls", err=True)
+    unseen_pairs = {name: deduped.pop(name) for name in held_out}
     try:
         splits = add_speech_noise(split_pairs(deduped, seed, val_fraction, test_fraction), noise, seed)
     except SplitError as err:
         fail(f"{pack}: {err}")
-    prompt = system_prompt(skill_list) if system else None
-    tools = tool_definitions(skill_list) if style == "tools" else None
+    splits = add_held_out(splits, skill_list, held_out, unseen_pairs)
+    # a held-out skill is shown only in the prompts of its own test records
+    trained = [skill for skill in skill_list if skill.name not in held_out]
+    prompts = {False: prompt_for(system, trained), True: prompt_for(system, skill_list)}
+    tools = {False: tool_definitions(trained), True: tool_definitions(skill_list)} if style == "tools" else None
+
+    def render(pair):
+        unseen = pair.call.name in held_out
+        return chat_record(prompts[unseen], pair.user, pair.call, style, tools[unseen] if tools else None)
+
     manifest_info = {
         "generator": "datagen skills",
         "seed": seed,
@@ -173,15 +202,14 @@ def skills(
             "negatives": negatives,
             "noise": noise,
             "system": system,
+            "holdout_skills": sorted(held_out),
             "pairs": [str(path) for path in pair_files],
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
         },
     }
     try:
-        manifest = write_dataset(
-            out, splits, lambda pair: chat_record(prompt, pair.user, pair.call, style, tools), manifest_info, inputs
-        )
+        manifest = write_dataset(out, splits, render, manifest_info, inputs)
     except (DataError, OSError) as err:
         fail(str(err))
     echo_split_totals(out, manifest)

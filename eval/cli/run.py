@@ -12,7 +12,7 @@ import click
 import yaml
 
 from eval.cli.score import GateSettings, apply_gate, gate_options, gate_settings, load_skills, score_and_report
-from eval.score import gold_problem
+from eval.score import EXTRA_SPLITS, gold_problem
 from skilltune.cli import fail
 from skilltune.jsonio import DataError, iter_jsonl, read_text
 from skilltune.outputs import check_output_folder
@@ -25,6 +25,8 @@ class RunSettings:
     config: Path | None  # Axolotl YAML naming base_model and output_dir (the adapter)
     test_file: Path  # held-out records
     noisy_test: Path | None  # their speech-noise twin
+    wording_test: Path | None  # held-out wording (test_wording.jsonl)
+    unseen_test: Path | None  # skills kept out of training (test_unseen.jsonl)
     out: Path  # folder for predictions and reports
     backend: str  # one of BACKENDS
     base_url: str | None  # openai: the endpoint
@@ -61,6 +63,18 @@ class RunSettings:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="The speech-noise twin of --test (test_noisy.jsonl), scored as each model's `noisy` entry.",
+)
+@click.option(
+    "--wording-test",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Held-out wording (test_wording.jsonl: the pack's #### Test Examples:), scored as `wording`.",
+)
+@click.option(
+    "--unseen-test",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Skills kept out of training (test_unseen.jsonl, datagen skills --holdout-skills), scored as `unseen`.",
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for predictions and reports.")
 @click.option(
@@ -135,11 +149,13 @@ def run(settings: RunSettings) -> None:
     if settings.constrained and settings.backend != "transformers":
         fail("--constrained works with --backend transformers only (it plugs into transformers' generate)")
     config = _read_config(settings.config) if settings.config is not None else None
-    splits = (
-        {"test": settings.test_file, "test_noisy": settings.noisy_test}
-        if settings.noisy_test
-        else {"test": settings.test_file}
-    )
+    given = {
+        "test": settings.test_file,
+        "test_noisy": settings.noisy_test,
+        "test_wording": settings.wording_test,
+        "test_unseen": settings.unseen_test,
+    }
+    splits = {split: path for split, path in given.items() if path is not None}
     # everything that can be wrong with the inputs and --out is found before a model loads
     records = {split: _test_records(path, settings.limit) for split, path in splits.items()}
     _check_out(settings, config, list(splits.values()))
@@ -270,7 +286,7 @@ def _predict(settings: RunSettings, config: dict | None, records: dict[str, list
             for split, split_records in records.items():
                 predictor.label = f"{label} model, {split}"  # the progress bar's name
                 outputs = predictor.generate(split_records)
-                name = f"predictions-{label}.jsonl" if split == "test" else f"predictions-{label}-noisy.jsonl"
+                name = f"predictions-{label}{_file_suffix(split)}.jsonl"
                 write_predictions(settings.out / name, prediction_rows(split_records, outputs, label, split))
                 prediction_files.append(settings.out / name)
             del predictor  # the next model loads into the memory this one held
@@ -279,6 +295,11 @@ def _predict(settings: RunSettings, config: dict | None, records: dict[str, list
     except OSError as err:  # --out became unwritable while generating
         fail(" ".join(str(err).split()))
     return prediction_files
+
+
+def _file_suffix(split: str) -> str:
+    """ "" for the template test split, "-noisy", "-wording" or "-unseen" for the others."""
+    return "" if split == "test" else f"-{EXTRA_SPLITS[split][0]}"
 
 
 def _backends(settings: RunSettings, config: dict | None, processors=None):

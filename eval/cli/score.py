@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from eval.report import build_report, gate_problems, markdown, side_by_side, write_report
-from eval.score import gold_problem, noisy_entry, score
+from eval.score import EXTRA_SPLITS, gold_problem, score, split_entry
 from skilltune.cli import fail
 from skilltune.jsonio import DataError, iter_jsonl, read_json, write_text
 from skilltune.outputs import check_output_folder
@@ -135,7 +135,8 @@ def _rows_by_model(prediction_files: list[Path]) -> dict[str, dict[str, list[dic
 
 
 def score_and_report(prediction_files: list[Path], test_file: str, out: Path, skills=None) -> dict:
-    """Score each file; a model's `test_noisy` predictions become the `noisy` entry of its scores.
+    """Score each file; a model's predictions on an extra split (`test_noisy`, `test_wording`,
+    `test_unseen`) become that split's entry of its scores (`noisy`, `wording`, `unseen`).
     With the pack's `skills`, matching is schema-aware and positional arguments are named."""
     schemas = {skill.name: skill.json_schema() for skill in skills} if skills else None
     signatures = {skill.name: skill.parameters for skill in skills} if skills else None
@@ -144,8 +145,9 @@ def score_and_report(prediction_files: list[Path], test_file: str, out: Path, sk
         if "test" not in by_split:
             fail(f"model {label!r} has no predictions on the clean test split")
         scores[label] = score(by_split["test"], schemas=schemas, signatures=signatures)
-        if "test_noisy" in by_split:
-            scores[label]["noisy"] = noisy_entry(score(by_split["test_noisy"], schemas=schemas, signatures=signatures))
+        for split, (key, _) in EXTRA_SPLITS.items():
+            if split in by_split:
+                scores[label][key] = split_entry(score(by_split[split], schemas=schemas, signatures=signatures))
     report = build_report(scores, test_file)
     write_report(out, report)
     click.echo(side_by_side(report))

@@ -62,15 +62,22 @@ def test_score_command_names_the_bad_line(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_noisy_predictions_become_the_noisy_entry(tmp_path):
+def test_extra_split_predictions_become_their_entries(tmp_path):
     clean = tmp_path / "predictions-tuned.jsonl"
-    noisy = tmp_path / "predictions-tuned-noisy.jsonl"
     write_jsonl(clean, ROWS, "prediction")
-    # on noisy speech the model gets only the other() rows right: 2/7, and makes no call at all
-    noisy_rows = [{**r, "split": "test_noisy", "output": "other()" if r["skill"] == "other" else "hmm"} for r in ROWS]
-    write_jsonl(noisy, noisy_rows, "prediction")
+    # on noisy speech the model gets only the other() rows right: 2/7, and makes no call at all;
+    # on held-out wording it gets every row right, on unseen skills none
+    outputs = {
+        "test_noisy": lambda r: "other()" if r["skill"] == "other" else "hmm",
+        "test_wording": lambda r: r["gold"],
+        "test_unseen": lambda r: 'news(topic="nothing of the kind")',
+    }
+    files = []
+    for split, output in outputs.items():
+        files.append(tmp_path / f"predictions-tuned-{split[5:]}.jsonl")
+        write_jsonl(files[-1], [{**r, "split": split, "output": output(r)} for r in ROWS], "prediction")
     result = subprocess.run(
-        [sys.executable, "-m", "eval", "score", str(clean), str(noisy), "--out", str(tmp_path / "report")],
+        [sys.executable, "-m", "eval", "score", str(clean), *map(str, files), "--out", str(tmp_path / "report")],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -78,14 +85,19 @@ def test_noisy_predictions_become_the_noisy_entry(tmp_path):
     assert result.returncode == 0, result.stderr
     report = read_json(tmp_path / "report" / "report.json", "report")
     assert report["tuned"]["exact_match"] == 2 / 7
-    assert report["tuned"]["noisy"] == {
+    noisy = dict(report["tuned"]["noisy"])
+    assert noisy.pop("per_skill")["other"]["exact_match"] == 1.0
+    assert noisy == {
         "n": 7,
         "exact_match": 2 / 7,
         "exact_match_lenient": 2 / 7,
         "name_accuracy": 2 / 7,
         "parse_failure_rate": 0.0,
     }
+    assert report["tuned"]["wording"]["exact_match"] == 1.0 and report["tuned"]["unseen"]["exact_match"] == 0.0
     assert re.search(r"exact match, noisy speech +28\.6%", result.stdout)
+    assert re.search(r"exact match, held-out wording +100\.0%", result.stdout)
+    assert re.search(r"exact match, unseen skills +0\.0%\nunseen skills examples +7", result.stdout)
 
 
 def _report(tmp_path, name: str, outputs: list[str]) -> Path:
