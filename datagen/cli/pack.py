@@ -18,6 +18,7 @@ from datagen.split import (
     validate_records,
     write_dataset,
 )
+from datagen.variety import add_variety
 from skilltune.cli import fail
 from skilltune.jsonio import DataError
 from skilltune.outputs import check_output_folder
@@ -97,6 +98,13 @@ def check(pack: Path) -> None:
     help="Share of train/val records given speech-transcript noise; test_noisy.jsonl is all noisy.",
 )
 @click.option(
+    "--variety",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of train/val records rewritten as people type: a value quoted or recased, the skill named.",
+)
+@click.option(
     "--style",
     type=click.Choice(STYLES),
     default="python",
@@ -134,6 +142,7 @@ def skills(
     seed: int,
     negatives: float,
     noise: float,
+    variety: float,
     style: str,
     system: str,
     no_system: bool,
@@ -182,7 +191,7 @@ def skills(
         splits = add_speech_noise(split_pairs(deduped, seed, val_fraction, test_fraction), noise, seed)
     except SplitError as err:
         fail(f"{pack}: {err}")
-    splits = add_held_out(splits, skill_list, held_out, unseen_pairs)
+    splits = add_variety(add_held_out(splits, skill_list, held_out, unseen_pairs), variety, seed, skill_list)
     # a held-out skill is shown only in the prompts of its own test records
     trained = [skill for skill in skill_list if skill.name not in held_out]
     prompts = {False: prompt_for(system, trained), True: prompt_for(system, skill_list)}
@@ -201,6 +210,7 @@ def skills(
             "n": total,
             "negatives": negatives,
             "noise": noise,
+            "variety": variety,
             "system": system,
             "holdout_skills": sorted(held_out),
             "pairs": [str(path) for path in pair_files],

@@ -1,0 +1,53 @@
+"""datagen/variety.py: rewrites keep the call exact and copied values verbatim."""
+
+import random
+
+from conftest import PACK
+
+from datagen.variety import add_variety, mention_skill, quote_value, recase_value
+from skilltune.calls import parse_call
+from skilltune.pairs import Pair, normalize
+from skilltune.skills import load_pack
+
+SKILLS = load_pack(PACK)
+FREE = {skill.name: {name for name, param in skill.params.items() if param.free_string} for skill in SKILLS}
+NOTE = Pair(
+    "add return the library books to my notes", parse_call('notes(action="add", note="return the library books")')
+)
+
+
+def test_quote_keeps_the_value_unquoted_in_the_call():
+    for seed in range(10):
+        quoted = quote_value(NOTE, random.Random(seed), FREE)
+        assert quoted.call == NOTE.call
+        assert quoted.user != NOTE.user and normalize(quoted.user) == normalize(NOTE.user)
+
+
+def test_recase_changes_value_and_call_together_but_never_a_choice():
+    for seed in range(20):
+        recased = recase_value(NOTE, random.Random(seed), FREE)
+        if recased is None:  # the casing drawn was the one already there
+            continue
+        assert recased.call.arguments["action"] == "add"
+        assert recased.call.arguments["note"] in recased.user
+        assert recased.call.arguments["note"].lower() == "return the library books"
+
+
+def test_mention_names_the_skill_and_never_for_other():
+    assert mention_skill(NOTE, random.Random(0), FREE).user.endswith(NOTE.user)
+    assert "notes" in mention_skill(NOTE, random.Random(0), FREE).user.split(NOTE.user)[0]
+    assert mention_skill(Pair("good morning", parse_call("other()")), random.Random(0), FREE) is None
+
+
+def test_add_variety_rewrites_only_train_and_val_and_never_crosses_splits():
+    pairs = [Pair(f"weather in Paris number {i}", parse_call('weather(location="Paris")'), str(i)) for i in range(200)]
+    splits = {"train": pairs[:100], "val": pairs[100:150], "test": pairs[150:]}
+    result = add_variety(splits, 1.0, 0, SKILLS)
+    assert result["test"] == splits["test"]
+    changed = [new for old, new in zip(splits["train"], result["train"]) if new != old]
+    assert len(changed) > 50
+    for new in changed:
+        location = new.call.arguments["location"]
+        assert location in new.user and location.lower() == "paris"
+    keys = [normalize(pair.user) for split in result.values() for pair in split]
+    assert len(keys) == len(set(keys))
