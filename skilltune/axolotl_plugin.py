@@ -13,14 +13,32 @@ unpacks them; the repacked kernel has no backward, so from then on no gradient f
 (Qwen2's q/k/v) crashes ("a view of a leaf Variable ... in-place operation"). The plugin turns the
 repack off for the run's 4-bit layers; on a GPU it changes nothing.
 
+TrainerLog: the Trainer's log history (loss, eval_loss, learning_rate, grad_norm, step, epoch, one
+row per logging or evaluation) lands in <output_dir>/trainer_log.jsonl. The Trainer keeps it only
+in trainer_state.json inside checkpoints, and the configs save none (save_strategy "no"), so
+without the plugin the loss curve of a run exists only in W&B. The file is rewritten whole after
+each log, through a temporary file and a rename, so a reader (eval's report) never sees half of it
+and a run that dies keeps the curve up to its last log.
+
     plugins:
       - skilltune.axolotl_plugin.SeedBeforeAdapter
       - skilltune.axolotl_plugin.Nf4TrainableOnCpu
+      - skilltune.axolotl_plugin.TrainerLog
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from pathlib import Path
+
 from axolotl.integrations.base import BasePlugin
+from transformers import TrainerCallback
+
+from skilltune.jsonio import write_jsonl
+
+LOG = logging.getLogger(__name__)
+TRAINER_LOG = "trainer_log.jsonl"  # in the run's output_dir, beside the adapter
 
 
 class SeedBeforeAdapter(BasePlugin):
@@ -48,3 +66,36 @@ def keep_nf4_trainable(model) -> int:
 class Nf4TrainableOnCpu(BasePlugin):
     def post_model_load(self, cfg, model):
         keep_nf4_trainable(model)
+
+
+def _finite(value):
+    # a diverged run logs NaN or inf losses; JSON has no such numbers, so they become null
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def trainer_log_rows(log_history: list[dict]) -> list[dict]:
+    """The Trainer's log_history as trainer_log.jsonl rows: each entry as logged, non-finite numbers null."""
+    return [{key: _finite(value) for key, value in entry.items()} for entry in log_history]
+
+
+class TrainerLogCallback(TrainerCallback):
+    """Writes state.log_history to <output_dir>/trainer_log.jsonl after every log and at the end."""
+
+    def _write(self, args, state) -> None:
+        if not state.is_world_process_zero:  # one writer under data parallelism
+            return
+        try:
+            write_jsonl(Path(args.output_dir) / TRAINER_LOG, trainer_log_rows(state.log_history), "trainer_log")
+        except (OSError, ValueError) as err:  # a lost log must not end the run (the adapter is saved after it)
+            LOG.warning("trainer log: %s not written (%s); training goes on", TRAINER_LOG, err)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self._write(args, state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._write(args, state)
+
+
+class TrainerLog(BasePlugin):
+    def add_callbacks_post_trainer(self, cfg, trainer):
+        return [TrainerLogCallback()]
