@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eval.score import EXTRA_SPLITS
+from eval.training_curves import read_loss_curves, write_loss_png
 from skilltune.jsonio import write_json, write_text
 
 # (key in a model's scores, title): the rows every table starts with
@@ -59,7 +60,8 @@ def _markdown_row(cells) -> str:
     return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
 
 
-def markdown(report: dict, images: dict[str, str] | None = None) -> str:
+def markdown(report: dict, images: dict[str, str] | None = None, loss: tuple[str, str] | None = None) -> str:
+    """`loss`: (image file, one-line summary) of the training run's loss curves, when there is a log."""
     models = report["models"]
     rows = table_rows(report)
     lines = [f"# Function-calling eval on `{report['test_file']}`", ""]
@@ -67,6 +69,16 @@ def markdown(report: dict, images: dict[str, str] | None = None) -> str:
     lines += [_markdown_row((title.strip(), *cells)) for title, *cells in rows[1:]]
     for model, image in (images or {}).items():
         lines += ["", f"## Confusion matrix of {model}", "", f"![confusion matrix of {model}]({image})"]
+    if loss is not None:
+        loss_image, loss_summary = loss
+        lines += [
+            "",
+            "## Training and validation loss",
+            "",
+            loss_summary,
+            "",
+            f"![training and validation loss]({loss_image})",
+        ]
     for model in models:
         failures = report[model]["failures"]
         if not failures:
@@ -125,8 +137,9 @@ def write_confusion_png(path: Path, confusion: dict, title: str) -> None:
     temporary.replace(path)  # a reader never sees half a PNG
 
 
-def write_report(out_dir: Path | str, report: dict) -> None:
-    """report.json, one confusion-<model>.png per model, and report.md showing them."""
+def write_report(out_dir: Path | str, report: dict, training_log: Path | str | None = None) -> None:
+    """report.json, one confusion-<model>.png per model, and report.md showing them; with the
+    training run's trainer_log.jsonl, also loss.png and its section in report.md."""
     out_dir = Path(out_dir)
     write_json(out_dir / "report.json", report, "report")
     images = {}
@@ -134,7 +147,12 @@ def write_report(out_dir: Path | str, report: dict) -> None:
         name = f"confusion-{model}.png"
         write_confusion_png(out_dir / name, report[model]["confusion"], f"{model}: gold vs predicted call")
         images[model] = name
-    write_text(out_dir / "report.md", markdown(report, images))
+    loss = None
+    curves = read_loss_curves(training_log) if training_log is not None else None
+    if curves:  # a log with no loss in it (a run stopped before its first log) draws nothing
+        write_loss_png(out_dir / "loss.png", curves, "training and validation loss")
+        loss = ("loss.png", curves.summary())
+    write_text(out_dir / "report.md", markdown(report, images, loss))
 
 
 def gate_problems(

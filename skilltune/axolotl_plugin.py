@@ -29,16 +29,13 @@ and a run that dies keeps the curve up to its last log.
 from __future__ import annotations
 
 import logging
-import math
-from pathlib import Path
 
 from axolotl.integrations.base import BasePlugin
 from transformers import TrainerCallback
 
-from skilltune.jsonio import write_jsonl
+from skilltune.trainer_log import TRAINER_LOG, write_trainer_log
 
 LOG = logging.getLogger(__name__)
-TRAINER_LOG = "trainer_log.jsonl"  # in the run's output_dir, beside the adapter
 
 
 class SeedBeforeAdapter(BasePlugin):
@@ -68,16 +65,6 @@ class Nf4TrainableOnCpu(BasePlugin):
         keep_nf4_trainable(model)
 
 
-def _finite(value):
-    # a diverged run logs NaN or inf losses; JSON has no such numbers, so they become null
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def trainer_log_rows(log_history: list[dict]) -> list[dict]:
-    """The Trainer's log_history as trainer_log.jsonl rows: each entry as logged, non-finite numbers null."""
-    return [{key: _finite(value) for key, value in entry.items()} for entry in log_history]
-
-
 class TrainerLogCallback(TrainerCallback):
     """Writes state.log_history to <output_dir>/trainer_log.jsonl after every log and at the end."""
 
@@ -85,7 +72,7 @@ class TrainerLogCallback(TrainerCallback):
         if not state.is_world_process_zero:  # one writer under data parallelism
             return
         try:
-            write_jsonl(Path(args.output_dir) / TRAINER_LOG, trainer_log_rows(state.log_history), "trainer_log")
+            write_trainer_log(args.output_dir, state.log_history)
         except (OSError, ValueError) as err:  # a lost log must not end the run (the adapter is saved after it)
             LOG.warning("trainer log: %s not written (%s); training goes on", TRAINER_LOG, err)
 

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import torch
 
-from skilltune.axolotl_plugin import TRAINER_LOG, TrainerLog, TrainerLogCallback, trainer_log_rows
+from skilltune.axolotl_plugin import TrainerLog, TrainerLogCallback
 from skilltune.jsonio import read_jsonl
+from skilltune.trainer_log import TRAINER_LOG, trainer_log_rows
 
 STEPS, LOGGING_STEPS, EVAL_STEPS = 6, 2, 3
 
