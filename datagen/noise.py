@@ -9,7 +9,9 @@ Each transform is one small, plausible ASR habit:
     word drop            "what is the weather" -> "what is weather" (only small function words)
 Words inside the call's argument values are protected from the word-level transforms, so the gold
 call still matches what was said; lowercase and punctuation apply everywhere, as a recognizer
-would ("Berlin" heard as "berlin" still means `location="Berlin"`).
+would, and a copied value follows the transcript (`as_heard`: "weather in berlin" gives
+`location="berlin"`): the model learns one rule, copy the value as written, instead of guessing
+the casing of names it never saw.
 """
 
 from __future__ import annotations
@@ -146,6 +148,18 @@ DEFAULT_RATES = {
     "contractions": 0.4,
     "word_drop": 0.2,
 }
+
+
+def as_heard(arguments: dict, said: str, heard: str) -> dict:
+    """The arguments with each value copied from `said` spelled as `heard` writes it (its case)."""
+    result = dict(arguments)
+    for name, value in arguments.items():
+        if isinstance(value, str) and value and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", said):
+            if not re.search(rf"(?<!\w){re.escape(value)}(?!\w)", heard):
+                match = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", heard, flags=re.IGNORECASE)
+                if match:
+                    result[name] = match.group(0)
+    return result
 
 
 def add_noise(text: str, protected: list[str], rng: random.Random, rates: dict[str, float] | None = None) -> str:

@@ -11,7 +11,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from datagen.dataset import write_dataset_folder
-from datagen.noise import add_noise
+from datagen.noise import add_noise, as_heard
+from skilltune.calls import Call
 from skilltune.jsonio import DataError, iter_jsonl, read_json, read_jsonl
 from skilltune.pairs import Pair, normalize
 from skilltune.records import chat_record_problem, record_problem, user_text
@@ -98,7 +99,7 @@ def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> 
             if key in used:
                 return None
             used.add(key)
-        return Pair(user, pair.call, pair.group)
+        return Pair(user, Call(pair.call.name, as_heard(pair.call.arguments, pair.user, user)), pair.group)
 
     result = {}
     for split in ("train", "val"):

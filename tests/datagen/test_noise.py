@@ -5,6 +5,7 @@ import pytest
 from datagen.noise import (
     add_filler,
     add_noise,
+    as_heard,
     drop_punctuation,
     drop_word,
     lowercase,
@@ -57,3 +58,11 @@ def test_noise_never_touches_the_words_of_a_value(seed):
     text = "Could you please set a timer for 1 hour 10 minutes? Thanks"
     noisy = add_noise(text, ["1 hour 10 minutes"], random.Random(seed))
     assert "1 hour 10 minutes" in noisy
+
+
+def test_a_copied_value_follows_the_transcript_case():
+    said, heard = "weather in New York please", "weather in new york please"
+    arguments = {"location": "New York", "units": "metric"}
+    assert as_heard(arguments, said, heard) == {"location": "new york", "units": "metric"}
+    # a value the utterance did not hold verbatim (math's rewritten question) is left alone
+    assert as_heard({"question": "11*6"}, "eleven times six", "eleven times six") == {"question": "11*6"}
