@@ -163,9 +163,13 @@ def run(settings: RunSettings) -> None:
     processors = _grammar(skills, settings.test_file, settings.max_new_tokens) if settings.constrained else None
     prediction_files = _predict(settings, config, records, processors)
     try:  # the predictions are saved: `eval score` re-scores them if this fails
-        report = score_and_report(prediction_files, str(settings.test_file), settings.out, skills)
+        report = score_and_report(
+            prediction_files, str(settings.test_file), settings.out, skills, _training_log(config)
+        )
     except (DataError, OSError) as err:
         fail(f"{err}; the predictions are saved: {', '.join(map(str, prediction_files))}")
+    if config is not None:  # before the gate, which may end the process: a failing run's scores are logged too
+        _log_to_training_run(report, config, settings.out)
     apply_gate(report, settings.gate)
 
 
@@ -346,3 +350,24 @@ def _backends(settings: RunSettings, config: dict | None, processors=None):
     if not skip_base:
         yield "base", VLLMBackend(base, max_new_tokens=max_new_tokens, label="base", llm=tuned.llm)
     yield "tuned", tuned
+
+
+def _training_log(config: dict | None) -> Path | None:
+    """The trainer_log.jsonl the TrainerLog plugin left beside the adapter, when there is one."""
+    from skilltune.trainer_log import TRAINER_LOG
+
+    log = Path(config["output_dir"]) / TRAINER_LOG if config is not None else None
+    return log if log is not None and log.is_file() else None
+
+
+def _log_to_training_run(report: dict, config: dict, out: Path) -> None:
+    """The scores into the training's W&B run, looked for where the Makefile's WANDB_DIR put it
+    (runs/<MODEL>, which is --out), then beside the adapter; a problem is one warning line."""
+    import os
+
+    from eval.wandb_log import log_eval_scores
+
+    roots = [Path(os.environ["WANDB_DIR"])] if os.environ.get("WANDB_DIR") else []
+    line = log_eval_scores(report, config, [*roots, out, Path(config["output_dir"]).parent])
+    if line:
+        click.echo(line, err=line.startswith("warning"))

@@ -134,10 +134,13 @@ def _rows_by_model(prediction_files: list[Path]) -> dict[str, dict[str, list[dic
     return rows_by_model
 
 
-def score_and_report(prediction_files: list[Path], test_file: str, out: Path, skills=None) -> dict:
+def score_and_report(
+    prediction_files: list[Path], test_file: str, out: Path, skills=None, training_log: Path | None = None
+) -> dict:
     """Score each file; a model's predictions on an extra split (`test_noisy`, `test_wording`,
     `test_unseen`) become that split's entry of its scores (`noisy`, `wording`, `unseen`).
-    With the pack's `skills`, matching is schema-aware and positional arguments are named."""
+    With the pack's `skills`, matching is schema-aware and positional arguments are named.
+    With the run's `training_log` (trainer_log.jsonl), the report also shows the loss curves."""
     schemas = {skill.name: skill.json_schema() for skill in skills} if skills else None
     signatures = {skill.name: skill.parameters for skill in skills} if skills else None
     scores = {}
@@ -149,7 +152,7 @@ def score_and_report(prediction_files: list[Path], test_file: str, out: Path, sk
             if split in by_split:
                 scores[label][key] = split_entry(score(by_split[split], schemas=schemas, signatures=signatures))
     report = build_report(scores, test_file)
-    write_report(out, report)
+    write_report(out, report, training_log)
     click.echo(side_by_side(report))
     click.echo(f"\nreport: {out / 'report.json'}, {out / 'report.md'}, {out}/confusion-*.png")
     return report
