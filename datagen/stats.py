@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from skilltune.jsonio import read_jsonl
-from skilltune.records import gold_call
+from skilltune.records import gold_calls
 
 
 def token_lengths(records: list[dict], tokenizer) -> list[int]:
@@ -30,7 +30,8 @@ def dataset_stats(folder: Path, tokenizer=None, sequence_len: int | None = None)
         records = list(read_jsonl(path, "record"))
         entry = {
             "records": len(records),
-            "per_skill": dict(sorted(Counter(gold_call(r).name for r in records).items())),
+            # a compound record counts under its first call, as the manifest counts it
+            "per_skill": dict(sorted(Counter(gold_calls(r)[0].name for r in records).items())),
         }
         if tokenizer is not None and records:
             lengths = sorted(token_lengths(records, tokenizer))

@@ -51,11 +51,47 @@ def parse_call(text: str) -> Call:
     an attribute or computed callee, positional arguments, `**kwargs`, repeated keywords,
     or values that are not literals (`f(x=open("a"))`).
     """
+    return _call_from_node(_expression(text))
+
+
+def parse_calls(text: str) -> list[Call]:
+    """One call, or a Python list of two or more: `[timer(duration="ten minutes"), notes(action="list")]`.
+
+    Each element follows parse_call's rules; a list of one call, an empty list, or other() among
+    several calls (other() means no call at all) is a CallSyntaxError: calls_to_python never
+    writes them, so a gold answer has one spelling."""
+    node = _expression(text)
+    if not isinstance(node, ast.List):
+        return [_call_from_node(node)]
+    if len(node.elts) < 2:
+        raise CallSyntaxError("a list of calls holds two or more; one call is written alone")
+    calls = [_call_from_node(element) for element in node.elts]
+    return several_calls_checked(calls)
+
+
+def several_calls_checked(calls: list[Call]) -> list[Call]:
+    """`calls` when they can be one answer: one call, or two or more without other()."""
+    if len(calls) > 1 and any(call.is_no_call for call in calls):
+        raise CallSyntaxError(f"{NO_CALL_NAME}() means no call; it cannot be one of several calls")
+    return calls
+
+
+def calls_to_python(calls: list[Call]) -> str:
+    """The answer text of one or more calls: the call itself, or a Python list of them."""
+    if len(calls) == 1:
+        return calls[0].to_python()
+    return f"[{', '.join(call.to_python() for call in calls)}]"
+
+
+def _expression(text: str) -> ast.expr:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise CallSyntaxError(f"not Python call syntax: {err.msg}") from None
-    node = tree.body
+    return tree.body
+
+
+def _call_from_node(node: ast.expr) -> Call:
     if not isinstance(node, ast.Call):
         raise CallSyntaxError("not a function call")
     if not isinstance(node.func, ast.Name):

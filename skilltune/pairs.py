@@ -14,11 +14,18 @@ from skilltune.calls import Call
 
 @dataclass(frozen=True)
 class Pair:
-    """One utterance and the call it should produce."""
+    """One utterance and the call it should produce; a compound request (two skills asked at
+    once, datagen/compound.py) also holds the calls that follow, in the order they were asked."""
 
     user: str
-    call: Call
+    call: Call  # the (first) call: what counts, noise protection and variety look at
     group: str = ""  # normalized base utterance; phrasings of one base share it
+    later_calls: tuple[Call, ...] = ()  # the calls after the first, for a compound request
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        """Every call of the answer, in order."""
+        return (self.call, *self.later_calls)
 
 
 def normalize(utterance: str) -> str:

@@ -9,11 +9,16 @@ Styles of the assistant answer:
     tools   OpenAI `tool_calls` on the assistant message and a `tools` column with each skill's
             JSON Schema (Axolotl's chat_template loader reads `tools` by default)
 `other()` is an ordinary call in every style, so "no skill" is always an explicit answer.
+A request for two skills at once (datagen/compound.py) is answered with two calls, in order:
+    python  a Python list `[timer(duration="ten minutes"), notes(action="add", note="eggs")]`
+    json    a JSON list of the style's objects `[{"function_call": ...}, {"function_call": ...}]`
+    tools   two entries in `tool_calls`
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from skilltune.calls import (
     NO_CALL_NAME,
@@ -22,7 +27,9 @@ from skilltune.calls import (
     call_from_json,
     call_from_tool_call,
     call_to_json,
-    parse_call,
+    calls_to_python,
+    parse_calls,
+    several_calls_checked,
 )
 from skilltune.jsonio import loads
 from skilltune.skills import Skill
@@ -72,48 +79,76 @@ def tool_definitions(skills: list[Skill]) -> list[dict]:
     ]
 
 
-def answer_message(call: Call, style: str) -> dict:
+def answer_message(calls: Call | Sequence[Call], style: str) -> dict:
+    """The assistant message answering with one call, or with several in the order given."""
+    calls = [calls] if isinstance(calls, Call) else list(calls)
     if style == "python":
-        return {"role": "assistant", "content": call.to_python()}
+        return {"role": "assistant", "content": calls_to_python(calls)}
     if style == "json":
-        return {"role": "assistant", "content": json.dumps(call_to_json(call), ensure_ascii=False)}
+        objects = [call_to_json(call) for call in calls]
+        return {
+            "role": "assistant",
+            "content": json.dumps(objects[0] if len(calls) == 1 else objects, ensure_ascii=False),
+        }
     if style == "tools":
-        function = {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)}
-        return {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": function}]}
+        functions = [{"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)} for call in calls]
+        tool_calls = [{"type": "function", "function": function} for function in functions]
+        return {"role": "assistant", "content": "", "tool_calls": tool_calls}
     raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
 
 
 def chat_record(
-    system: str | None, user: str, call: Call, style: str = "python", tools: list[dict] | None = None
+    system: str | None,
+    user: str,
+    calls: Call | Sequence[Call],
+    style: str = "python",
+    tools: list[dict] | None = None,
 ) -> dict:
     messages = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": "user", "content": user}, answer_message(call, style)]
+    messages += [{"role": "user", "content": user}, answer_message(calls, style)]
     record = {"messages": messages}
     if tools is not None:
         record["tools"] = tools
     return record
 
 
-def answer_call(message: dict) -> Call:
-    """The call an assistant message holds, whatever its style; CallSyntaxError if none."""
+def answer_calls(message: dict) -> list[Call]:
+    """The calls an assistant message holds, whatever its style: one, or two or more in order
+    (never other() among several); CallSyntaxError if the answer is not that."""
     if message.get("tool_calls"):
-        if len(message["tool_calls"]) != 1:
-            raise CallSyntaxError("expected exactly one tool call")
-        return call_from_tool_call(message["tool_calls"][0])
+        return several_calls_checked([call_from_tool_call(tool_call) for tool_call in message["tool_calls"]])
     content = message.get("content", "").strip()
-    if content.startswith("{"):
+    # a JSON answer opens with its object, or with the "[{" of a list of them; `[timer(` is Python
+    if content.startswith("{") or (content.startswith("[") and content[1:].lstrip().startswith("{")):
         try:
             value = loads(content)
         except json.JSONDecodeError as err:
             raise CallSyntaxError(f"not JSON: {err.msg}") from None
         except ValueError as err:  # NaN, Infinity, an integer too long to read
             raise CallSyntaxError(f"not JSON: {err}") from None
-        return call_from_json(value)
-    return parse_call(content)
+        if not isinstance(value, list):
+            return [call_from_json(value)]
+        if len(value) < 2:
+            raise CallSyntaxError("a list of calls holds two or more; one call is written alone")
+        return several_calls_checked([call_from_json(item) for item in value])
+    return parse_calls(content)
+
+
+def answer_call(message: dict) -> Call:
+    """The one call an assistant message holds; CallSyntaxError if none, or several."""
+    calls = answer_calls(message)
+    if len(calls) != 1:
+        raise CallSyntaxError(f"expected exactly one call, the answer makes {len(calls)}")
+    return calls[0]
+
+
+def gold_calls(record: dict) -> list[Call]:
+    """The calls a record's final assistant turn holds (records are validated, so they parse)."""
+    return answer_calls(record["messages"][-1])
 
 
 def gold_call(record: dict) -> Call:
-    """The call a record's final assistant turn holds (records are validated, so it parses)."""
+    """The one call of a single-call record's final assistant turn (gold_calls for any record)."""
     return answer_call(record["messages"][-1])
 
 
@@ -139,7 +174,7 @@ def chat_record_problem(record: dict) -> str | None:
 
 def record_problem(record: dict) -> str | None:
     """Style rules beyond the JSON Schema for skill records: a chat record whose final assistant
-    answer is a call that parses."""
+    answer is a call that parses, or several (answer_calls)."""
     messages = record["messages"]
     if messages[-1]["role"] != "assistant":
         return "the last message must be the assistant's answer"
@@ -148,7 +183,7 @@ def record_problem(record: dict) -> str | None:
     if any(message["role"] == "system" for message in messages[1:]):
         return "a system message may only come first"
     try:
-        answer_call(messages[-1])
+        answer_calls(messages[-1])
     except CallSyntaxError as err:
         return f"assistant answer {messages[-1].get('content', '')[:60]!r}: {err}"
     if messages[-1].get("tool_calls") and "tools" not in record:

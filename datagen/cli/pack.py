@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from datagen.compound import add_compounds
 from datagen.expand import generate_pairs, read_pair_files, shortfalls
 from datagen.held_out import add_held_out, holdout_skill_names
 from datagen.split import (
@@ -105,6 +106,14 @@ def check(pack: Path) -> None:
     help="Share of train/val records rewritten as people type: a value quoted or recased, the skill named.",
 )
 @click.option(
+    "--compound",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="Share of train/val/test records asking for two skills at once, answered with two calls "
+    "(test_noisy gains their noisy copies).",
+)
+@click.option(
     "--style",
     type=click.Choice(STYLES),
     default="python",
@@ -143,6 +152,7 @@ def skills(
     negatives: float,
     noise: float,
     variety: float,
+    compound: float,
     style: str,
     system: str,
     no_system: bool,
@@ -192,6 +202,7 @@ def skills(
     except SplitError as err:
         fail(f"{pack}: {err}")
     splits = add_variety(add_held_out(splits, skill_list, held_out, unseen_pairs), variety, seed, skill_list)
+    splits = add_compounds(splits, compound, seed)  # after held-out wording left: no part of a compound is held out
     # a held-out skill is shown only in the prompts of its own test records
     trained = [skill for skill in skill_list if skill.name not in held_out]
     prompts = {False: prompt_for(system, trained), True: prompt_for(system, skill_list)}
@@ -199,7 +210,7 @@ def skills(
 
     def render(pair):
         unseen = pair.call.name in held_out
-        return chat_record(prompts[unseen], pair.user, pair.call, style, tools[unseen] if tools else None)
+        return chat_record(prompts[unseen], pair.user, pair.calls, style, tools[unseen] if tools else None)
 
     manifest_info = {
         "generator": "datagen skills",
@@ -211,6 +222,7 @@ def skills(
             "negatives": negatives,
             "noise": noise,
             "variety": variety,
+            "compound": compound,
             "system": system,
             "holdout_skills": sorted(held_out),
             "pairs": [str(path) for path in pair_files],

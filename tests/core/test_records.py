@@ -1,10 +1,11 @@
 import json
+import re
 
 import pytest
 from conftest import REPO
 
 from skilltune.calls import Call
-from skilltune.records import chat_record, gold_call, record_problem, system_prompt, tool_definitions
+from skilltune.records import chat_record, gold_call, gold_calls, record_problem, system_prompt, tool_definitions
 from skilltune.skills import load_pack
 
 SKILLS = load_pack(REPO / "examples" / "skills")
@@ -79,3 +80,53 @@ def test_chat_record_problem_rules():
     assert "must alternate" in chat_record_problem(record("assistant", "user", "assistant"))
     assert chat_record_problem(record("user", "system", "assistant")) == "a system message may only come first"
     assert chat_record_problem(record("user", "assistant", last="  ")) == "the assistant's answer is empty"
+
+
+TIMER = Call("timer", {"duration": "ten minutes"})
+NOTE = Call("notes", {"action": "add", "note": "eggs"})
+
+
+@pytest.mark.parametrize("style", ["python", "json", "tools"])
+def test_two_calls_in_every_style_read_back_in_order_and_validate(style):
+    tools = tool_definitions(SKILLS) if style == "tools" else None
+    record = chat_record("sys", "set a timer for ten minutes and add eggs", [TIMER, NOTE], style, tools)
+    assert record_problem(record) is None
+    assert gold_calls(record) == [TIMER, NOTE]
+    assert gold_calls(chat_record("sys", "x", CALL, style, tools)) == [CALL]
+    with pytest.raises(ValueError, match="exactly one call, the answer makes 2"):
+        gold_call(record)  # a caller that wants one call never gets the first of two silently
+    answer = record["messages"][-1]
+    expected = {
+        "python": lambda: answer["content"] == '[timer(duration="ten minutes"), notes(action="add", note="eggs")]',
+        "json": lambda: (
+            json.loads(answer["content"])
+            == [
+                {"function_call": {"name": "timer", "arguments": {"duration": "ten minutes"}}},
+                {"function_call": {"name": "notes", "arguments": {"action": "add", "note": "eggs"}}},
+            ]
+        ),
+        "tools": lambda: [tool_call["function"]["name"] for tool_call in answer["tool_calls"]] == ["timer", "notes"],
+    }[style]
+    assert expected()
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ('[timer(duration="ten minutes")]', "two or more"),  # one call is written alone
+        ("[]", "two or more"),
+        ('[timer(duration="ten minutes"), other()]', r"other\(\) means no call"),
+        ('[timer(duration="ten minutes"), "eggs"]', "not a function call"),
+        ('[{"function_call": {"name": "timer", "arguments": {}}}]', "two or more"),
+        ('[{"function_call": {"name": "timer", "arguments": {}}}, {"function_call": {"name": "other"}}]', "no call"),
+        ('[{"function_call": {"name": "timer", "arguments": {}}}, {"name": "notes"}]', "function_call"),
+    ],
+)
+def test_record_problem_refuses_a_list_that_is_not_two_calls(content, reason):
+    record = {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": content}]}
+    assert re.search(reason, record_problem(record))
+
+
+def test_record_problem_refuses_other_among_several_tool_calls():
+    record = chat_record("sys", "x", [TIMER, Call("other")], "tools", tool_definitions(SKILLS))
+    assert "means no call" in record_problem(record)
