@@ -20,8 +20,9 @@ from __future__ import annotations
 import random
 import re
 
-from datagen.noise import add_noise
+from datagen.noise import add_noise, as_heard
 from datagen.split import NOISY_TEST
+from skilltune.calls import Call
 from skilltune.pairs import Pair, normalize
 
 COMPOUND_SPLITS = ("train", "val", "test")
@@ -87,14 +88,16 @@ def _compound_split(pairs: list[Pair], share: float, rng: random.Random, used: s
 
 
 def _noisy(pair: Pair, rng: random.Random, used: set[str]) -> Pair | None:
-    """The compound as a speech recognizer writes it, None when that utterance is already taken."""
+    """The compound as a speech recognizer writes it, its copied values spelled as heard (as
+    datagen.split's noise does); None when that utterance is already taken."""
     user = add_noise(pair.user, _string_values(pair), rng)
     key = normalize(user)
     if key != normalize(pair.user):
         if key in used:
             return None
         used.add(key)
-    return Pair(user, pair.call, pair.group, pair.later_calls)
+    first, *later = (Call(call.name, as_heard(call.arguments, pair.user, user)) for call in pair.calls)
+    return Pair(user, first, pair.group, tuple(later))
 
 
 def add_compounds(splits: dict[str, list[Pair]], share: float, seed: int) -> dict[str, list[Pair]]:

@@ -28,6 +28,7 @@ from typing import Protocol
 
 from tqdm import tqdm
 
+from skilltune.calls import calls_to_python
 from skilltune.jsonio import write_jsonl
 from skilltune.local_model import (  # noqa: F401  (attach_adapter, batches, training_chat_template: eval's API too)
     Chat,
@@ -40,7 +41,7 @@ from skilltune.local_model import (  # noqa: F401  (attach_adapter, batches, tra
 )
 from skilltune.local_model import generate as generate_chats
 from skilltune.openai_api import EndpointError, async_client, one_line, post_chat
-from skilltune.records import gold_call, user_text
+from skilltune.records import gold_calls, user_text
 
 
 class PredictError(RuntimeError):
@@ -293,10 +294,10 @@ def prediction_rows(records: list[dict], outputs: list[str], model_label: str, s
             "index": index,
             "model": model_label,
             "split": split,
-            "skill": gold_call(record).name,
+            "skill": gold_calls(record)[0].name,  # a compound request counts under its first call
             "user": user_text(record),
             # as Python call text whatever the answer style (tool_calls answers have no content)
-            "gold": gold_call(record).to_python(),
+            "gold": calls_to_python(gold_calls(record)),
             "output": output,
         }
         for index, (record, output) in enumerate(zip(records, outputs, strict=True))

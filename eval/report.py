@@ -46,6 +46,11 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
             rates = report[model]["per_skill"].get(skill)
             cells.append(f"{_pct(rates['exact_match'])} of {rates['n']}" if rates else "-")
         rows.append((f"  {skill}", *cells))
+    # compound requests (datagen skills --compound): exact match by the number of gold calls
+    if any("2" in report[model].get("by_calls", {}) for model in models):
+        for calls, title in (("1", "exact match, 1 call"), ("2", "exact match, 2 calls")):
+            entries = [report[model].get("by_calls", {}).get(calls) for model in models]
+            rows.append((title, *(f"{_pct(e['exact_match'])} of {e['n']}" if e else "-" for e in entries)))
     return rows
 
 

@@ -1,18 +1,22 @@
 """Score saved predictions: parse each output, match it against the gold call, aggregate.
 
 A prediction row (skilltune/schemas/prediction.schema.json) holds the user text, the gold call as
-Python text and the model's raw output, so scoring can be re-run without generating again.
+Python text (a Python list of calls for a compound request) and the model's raw output, so scoring
+can be re-run without generating again.
 
 Metrics, over n rows (each rate is in [0, 1]):
-  exact_match           strict: same name, every argument value equal after parsing
+  exact_match           strict: same name, every argument value equal after parsing; with two gold
+                        calls both must be made and right, in either order (eval/match.py pairs them)
   exact_match_lenient   BFCL-style: strings compared without case, spaces and punctuation, 5 == 5.0,
                         an omitted optional argument equals "" or its default
-  name_accuracy         the first call's name is the gold name (other() for no-call rows)
+  name_accuracy         the first call's name is the gold name (other() for no-call rows); with
+                        several gold calls, the names called are the gold names, in any order
   parse_failure_rate    the output tried to call something and did not parse
   argument_*            precision / recall / F1 of name=value pairs (strict), micro-averaged
   relevance_*           detection of "a call is needed": precision / recall / F1, where an
                         output counts as a call unless it is a recognised no-call (other(),
                         empty, plain text), so a garbled call attempt counts as a call
+  by_calls              n and exact_match of the rows with 1 gold call, and with 2 ("1", "2")
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from functools import cache, lru_cache
 
 from eval.match import Expected, Verdict, judge_calls
 from eval.parse import Parsed, parse_output
-from skilltune.calls import NO_CALL_NAME, Call, parse_call
+from skilltune.calls import NO_CALL_NAME, Call, parse_calls
 
 RATE_KEYS = ("n", "exact_match", "exact_match_lenient", "name_accuracy", "parse_failure_rate")
 UNPARSED = "(unparsed)"
@@ -44,10 +48,11 @@ def calls_text(parsed: Parsed) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def parsed_gold(text: str) -> tuple[Call, list[Expected]]:
-    """The gold call and what matching compares with ([] for other()), parsed once per text."""
-    call = parse_call(text)
-    return call, [] if call.is_no_call else [Expected.from_call(call)]
+def parsed_gold(text: str) -> tuple[tuple[Call, ...], list[Expected]]:
+    """The gold calls (one, or a list of several) and what matching compares with ([] for
+    other()), parsed once per text."""
+    calls = tuple(parse_calls(text))
+    return calls, [Expected.from_call(call) for call in calls if not call.is_no_call]
 
 
 def gold_problem(text: str) -> str | None:
@@ -63,12 +68,12 @@ def judge(
     row: dict, schemas: Mapping[str, dict] | None = None, signatures: Mapping[str, Sequence[str]] | None = None
 ) -> dict:
     """One prediction row -> the row plus what scoring needs (`valid`, `valid_lenient`, ...)."""
-    gold, expected = parsed_gold(row["gold"])
+    gold_calls, expected = parsed_gold(row["gold"])
     if row["output"].strip() == row["gold"].strip():
         # the commonest answer of a tuned model, and one that needs no matching: the gold call
         # itself (it fits its own schema: datagen checked it)
-        parsed = Parsed((gold,))
-        arguments = len(gold.arguments) if expected else 0
+        parsed = Parsed(gold_calls)
+        arguments = sum(len(call.arguments) for call in expected)
         match = {"valid": True, "error": [], "error_type": None}  # eval.match's answer for a match
         verdict = Verdict(match, match, (arguments, arguments, arguments))
     else:
@@ -76,11 +81,16 @@ def judge(
         verdict = judge_calls(parsed, expected, schemas=schemas)
     is_no_call = parsed.is_no_call
     name = predicted_name(parsed, is_no_call)
+    if len(gold_calls) == 1:
+        name_ok = name == gold_calls[0].name
+    else:  # several calls may come in any order, as exact match takes them
+        name_ok = parsed.ok and sorted(call.name for call in parsed.calls) == sorted(call.name for call in gold_calls)
     return {
         **row,
         "parsed": parsed,
         "predicted": name,
-        "name_ok": name == gold.name,
+        "name_ok": name_ok,
+        "gold_calls": len(gold_calls),
         "parse_failed": not parsed.ok,
         "call_expected": bool(expected),
         "call_made": not is_no_call,
@@ -148,6 +158,7 @@ class _Tally:
     # calls made, calls expected, made where expected, no-call rows, no call made on them
     relevance: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
     error_types: Counter = field(default_factory=Counter)
+    by_calls: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))  # rows, exact
     cells: Counter = field(default_factory=Counter)  # (gold name, predicted name) -> rows
     # skill -> its worst failing rows so far, as (badness, row number, row), at most worst_per_skill
     failures: dict[str, list[tuple]] = field(default_factory=lambda: defaultdict(list))
@@ -168,6 +179,9 @@ class _Tally:
         relevance[4] += not expected and not made
         if row["error_type"]:
             self.error_types[row["error_type"]] += 1
+        by_calls = self.by_calls[row["gold_calls"]]
+        by_calls[0] += 1
+        by_calls[1] += row["valid"]
         self.cells[(row["skill"], row["predicted"])] += 1
         if not row["valid"] and worst_per_skill > 0:
             kept = self.failures[row["skill"]]
@@ -252,6 +266,9 @@ def score(
         **_relevance_scores(tally),
         "per_skill": per_skill,
         "error_types": dict(sorted(tally.error_types.items())),
+        "by_calls": {
+            str(calls): {"n": n, "exact_match": ratio(exact, n)} for calls, (n, exact) in sorted(tally.by_calls.items())
+        },
         "confusion": _confusion(tally),
         "failures": {
             skill: [_failure_entry(row) for _, _, row in failing]

@@ -212,7 +212,8 @@ def _test_records(path: Path, limit: int | None) -> list[dict]:
 
     Checked before any model loads: a bad record is one `file:line` error, not a crash after
     minutes of generation."""
-    from skilltune.records import gold_call, record_problem
+    from skilltune.calls import calls_to_python
+    from skilltune.records import gold_calls, record_problem
 
     records = []
     try:
@@ -222,7 +223,7 @@ def _test_records(path: Path, limit: int | None) -> list[dict]:
             problem = record_problem(record)
             if problem is None:
                 try:
-                    problem = gold_problem(gold_call(record).to_python())
+                    problem = gold_problem(calls_to_python(gold_calls(record)))
                 except ValueError as err:  # a value Python will not write back (an int of 5,000 digits)
                     problem = f"gold answer: {err}"
             if problem:

@@ -3,6 +3,7 @@ import keyword
 import sys
 
 import pytest
+from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +11,8 @@ from eval import json_scan
 from eval import parse as parse_module
 from eval.parse import PARSE_ERRORS, Parsed, parse_output
 from skilltune.calls import Call
+from skilltune.records import answer_message, chat_record, tool_definitions
+from skilltune.skills import load_pack
 
 WEATHER = Call("weather", {"location": "Berlin"})
 
@@ -346,3 +349,41 @@ calls = st.builds(
 @given(calls)
 def test_round_trip(call):
     assert parse_output(call.to_python()) == Parsed((call,))
+
+
+TWO_CALLS = (Call("timer", {"duration": "ten minutes"}), Call("notes", {"action": "add", "note": "eggs"}))
+
+
+@pytest.mark.parametrize("style", ["python", "json"])
+def test_a_two_call_answer_as_trained_reads_back_as_both_calls(style):
+    assert parse_output(answer_message(TWO_CALLS, style)["content"]) == Parsed(TWO_CALLS)
+
+
+@pytest.mark.parametrize("template", ["chatml_tools", "llama3_tools", "mistral_tools", "zephyr_tools"])
+def test_two_tool_calls_as_each_template_writes_them_read_back_as_both_calls(template):
+    # the text after the prompt is what a tools-style model is trained to write (Hermes blocks,
+    # JSON lines, Mistral's [TOOL_CALLS] list), rendered as the tokenizer renders it
+    from transformers.utils.chat_template_utils import _compile_jinja_template  # slow to import: here only
+
+    tools = tool_definitions(load_pack(REPO / "examples" / "skills"))
+    messages = chat_record(None, "set a timer for ten minutes and add eggs", TWO_CALLS, "tools", tools)["messages"]
+    jinja = _compile_jinja_template((REPO / "configs" / "templates" / f"{template}.jinja").read_text())
+    full, prompt = (
+        jinja.render(messages=m, tools=tools, bos_token="<s>", eos_token="</s>") for m in (messages, messages[:1])
+    )
+    assert full.startswith(prompt)
+    assert parse_output(full[len(prompt) :]) == Parsed(TWO_CALLS)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('[timer(duration="ten minutes"), notes(action="add", note="eg', Parsed((), "parse:syntax")),  # cut off
+        ('[timer(duration="ten minutes"), notes(action=add)]', Parsed((), "parse:non_literal")),
+        ('[timer(duration="ten minutes"), "eggs"]', Parsed((), "parse:syntax")),  # a list holding a non-call
+        # a JSON list cut in its second call keeps the first: a count of calls short, not both
+        ('[{"name": "timer", "arguments": {"duration": "ten minutes"}}, {"name": "notes"', Parsed(TWO_CALLS[:1])),
+    ],
+)
+def test_a_broken_list_of_calls_never_reads_as_both_calls(text, expected):
+    assert parse_output(text) == expected

@@ -8,6 +8,7 @@ from scored_rows import ROWS, row
 
 from eval.match import match_calls
 from eval.parse import parse_output
+from eval.report import build_report, side_by_side
 from eval.score import judge, score
 
 
@@ -145,3 +146,69 @@ def test_a_huge_failing_output_is_cut_in_the_report_not_in_the_predictions():
     assert long_entry["error_type"] == "parse:too_long"
     assert len(long_entry["output"]) < SHOWN_CHARS + 60 and long_entry["output"].endswith("(998,000 more characters)")
     assert rows[0]["output"] == "{" * 1_000_000
+
+
+TWO = '[timer(duration="ten minutes"), notes(action="add", note="eggs")]'
+TWO_CALL_ROWS = [  # (gold, output): compound requests beside single calls
+    (TWO, TWO),  # right: the identical-answer shortcut
+    (TWO, '[notes(action="add", note="eggs"), timer(duration="ten minutes")]'),  # right, the other order
+    (TWO, 'timer(duration="ten minutes")'),  # one call of two
+    (TWO, '[timer(duration="ten minutes"), notes(action="add", note="milk")]'),  # one right, one wrong
+    ('weather(location="Berlin")', 'weather(location="Berlin")'),
+    ('weather(location="Oslo")', 'weather(location="Bergen")'),
+    ("other()", "other()"),
+]
+
+
+def _prediction_rows():
+    rows = [row(index, gold, output) for index, (gold, output) in enumerate(TWO_CALL_ROWS)]
+    return [{**r, "skill": parse_output(r["gold"]).calls[0].name} for r in rows]  # the first call's name
+
+
+def test_exact_match_by_number_of_gold_calls():
+    scores = score(_prediction_rows())
+    assert scores["by_calls"] == {"1": {"n": 3, "exact_match": 2 / 3}, "2": {"n": 4, "exact_match": 0.5}}
+    assert scores["exact_match"] == 4 / 7
+    # names: both compound rows in either order and the one with a wrong value; not one call of two
+    assert scores["name_accuracy"] == 6 / 7
+    assert scores["error_types"] == {"args:value": 2, "calls:count": 1}
+    assert scores["per_skill"]["timer"]["n"] == 4  # a compound counts under its first call
+    single = score(_prediction_rows()[4:])
+    assert "2" not in single["by_calls"]
+    # the report's rows by call count are shown only when some record has two calls
+    table = side_by_side(build_report({"tuned": single}, "test.jsonl"))
+    assert "exact match, 1 call" not in table
+    assert "exact match, 2 calls" in side_by_side(build_report({"tuned": scores}, "test.jsonl"))
+
+
+def test_saved_two_call_predictions_are_scored_and_reported_by_call_count(tmp_path):
+    from click.testing import CliRunner
+    from conftest import PACK
+
+    from eval.cli.run import _test_records
+    from eval.cli.score import score_command
+    from eval.predict import prediction_rows, write_predictions
+    from skilltune.calls import parse_calls
+    from skilltune.jsonio import read_json, write_jsonl
+    from skilltune.records import chat_record, tool_definitions
+    from skilltune.skills import load_pack
+
+    tools = tool_definitions(load_pack(PACK))
+    records = [
+        chat_record(None, f"request {i}", parse_calls(gold), "tools", tools)
+        for i, (gold, _) in enumerate(TWO_CALL_ROWS)
+    ]
+    write_jsonl(tmp_path / "test.jsonl", records, "record")
+    checked = _test_records(tmp_path / "test.jsonl", None)  # eval run's gold check, before a model loads
+    rows = prediction_rows(checked, [output for _, output in TWO_CALL_ROWS], "tuned", "test")
+    assert [r["gold"] for r in rows[:2]] == [TWO, TWO] and rows[0]["skill"] == "timer"
+    write_predictions(tmp_path / "predictions-tuned.jsonl", rows)
+    result = CliRunner().invoke(
+        score_command, [str(tmp_path / "predictions-tuned.jsonl"), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    report = read_json(tmp_path / "r" / "report.json", "report")
+    assert report["tuned"]["by_calls"]["2"] == {"n": 4, "exact_match": 0.5}
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "| exact match, 1 call | 66.7% of 3 |" in markdown and "| exact match, 2 calls | 50.0% of 4 |" in markdown
+    assert "exact match, 2 calls" in result.output
