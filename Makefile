@@ -22,6 +22,11 @@ PACK ?= examples/skills
 SEED ?= 0
 N ?= 1000
 NOISE ?= 0.3
+VARIETY ?= 0.0
+TEST_FRACTION ?= 0.1
+VAL_FRACTION ?= 0.1
+DATAGEN_ARGS ?=
+BASE_LIMIT ?= 60
 STYLE ?= python
 AXOLOTL_ARGS ?=
 EVAL_ARGS ?=
@@ -100,7 +105,8 @@ else
 endif
 
 data: $(STAMP)
-	$(PY) -m datagen skills --pack $(PACK) --out $(DATA_DIR) --seed $(SEED) --n $(N) --noise $(NOISE) --style $(STYLE)
+	$(PY) -m datagen skills --pack $(PACK) --out $(DATA_DIR) --seed $(SEED) --n $(N) --noise $(NOISE) --style $(STYLE) \
+		--test-fraction $(TEST_FRACTION) --val-fraction $(VAL_FRACTION) --variety $(VARIETY) $(DATAGEN_ARGS)
 
 # refuses, before any preprocessing, records the config would drop or truncate (longer than sequence_len)
 check-data: model data
@@ -143,6 +149,7 @@ merge: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
+		$(if $(BASE_LIMIT),--base-limit $(BASE_LIMIT)) \
 		$(if $(wildcard $(DATA_DIR)/test_noisy.jsonl),--noisy-test $(DATA_DIR)/test_noisy.jsonl) \
 		$(if $(wildcard $(DATA_DIR)/test_wording.jsonl),--wording-test $(DATA_DIR)/test_wording.jsonl) \
 		$(if $(wildcard $(DATA_DIR)/test_unseen.jsonl),--unseen-test $(DATA_DIR)/test_unseen.jsonl) $(EVAL_ARGS)

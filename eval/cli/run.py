@@ -38,6 +38,7 @@ class RunSettings:
     max_new_tokens: int
     limit: int | None  # score only the first N records
     skip_base: bool  # score only the tuned model
+    base_limit: int | None  # score the base model on the first N records of each split only
     pack: Path | None  # skill pack (default: the test file's manifest.json source)
     constrained: bool  # transformers: also score grammar-constrained decoding
     gate: GateSettings
@@ -116,6 +117,13 @@ class RunSettings:
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N records.")
 @click.option("--skip-base", is_flag=True, help="Score only the tuned model.")
+@click.option(
+    "--base-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Score the base model on the first N records of each split only: an untuned model writes prose "
+    "to the token limit, ~5x slower per record than a tuned one (make eval: BASE_LIMIT).",
+)
 @click.option(
     "--pack",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -289,6 +297,8 @@ def _predict(settings: RunSettings, config: dict | None, records: dict[str, list
     try:
         for label, predictor in _backends(settings, config, processors):
             for split, split_records in records.items():
+                if label == "base" and settings.base_limit is not None:
+                    split_records = split_records[: settings.base_limit]
                 predictor.label = f"{label} model, {split}"  # the progress bar's name
                 outputs = predictor.generate(split_records)
                 name = f"predictions-{label}{_file_suffix(split)}.jsonl"

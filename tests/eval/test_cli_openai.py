@@ -54,6 +54,21 @@ def test_run_scores_a_named_endpoint_model_and_writes_no_key(tmp_path):
     assert SECRET not in result.output
 
 
+def test_base_limit_scores_the_base_model_on_the_first_records_only(tmp_path):
+    data = records(6)
+    with ScriptedOpenAIServer(default="reply", reply=lambda body: "hello") as server:
+        args = ["run", "--backend", "openai", "--base-url", server.url, "--model", "ft:t", "--base-model-name", "b"]
+        result = CliRunner().invoke(
+            cli, args + ["--base-limit", "2", "--test", str(write_split(tmp_path, data)), "--out", str(tmp_path / "o")]
+        )
+        asked = [body["model"] for body in (entry["body"] for entry in server.log)]
+    assert result.exit_code == 0, result.output
+    base = list(read_jsonl(tmp_path / "o" / "predictions-base.jsonl", "prediction"))
+    assert [row["user"] for row in base] == [record["messages"][1]["content"] for record in data[:2]]
+    assert len(list(read_jsonl(tmp_path / "o" / "predictions-tuned.jsonl", "prediction"))) == 6
+    assert asked.count("b") == 2 and asked.count("ft:t") == 6
+
+
 def test_run_without_base_model_name_scores_only_the_named_model(tmp_path):
     with ScriptedOpenAIServer(default="reply", reply=lambda body: 'weather(location="Berlin")') as server:
         result = CliRunner().invoke(
