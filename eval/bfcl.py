@@ -25,8 +25,10 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from eval.bfcl_prompt import case_record
 from eval.match import Expected, judge_calls
 from eval.parse import parse_output
 from eval.score import ratio
@@ -44,10 +46,13 @@ class BfclCase:
     functions: list[dict]  # as given
     expected: list[Expected]  # [] when no call is the right answer
 
+    # cached: a case is scored once per row, and converting its schemas cost more than matching
+    @cached_property
     def schemas(self) -> dict[str, dict]:
         """Function name -> JSON Schema of its arguments object, for eval.match.match_calls."""
         return {function["name"]: _json_schema(function.get("parameters", {})) for function in self.functions}
 
+    @cached_property
     def signatures(self) -> dict[str, list[str]]:
         """Function name -> parameter names in order, so positional arguments can be named."""
         return {
@@ -184,7 +189,7 @@ def gold_answer_text(case: BfclCase) -> str:
     """The gold answer as Python call text: each argument's first acceptable value; an optional one
     ("" among its values and not required by the schema) is left out. Several calls are written
     as a list, no call as `other()`."""
-    schemas = case.schemas()
+    schemas = case.schemas
     calls = []
     for gold in case.expected:
         required = set(schemas.get(gold.name, {}).get("required", ()))
@@ -199,16 +204,6 @@ def gold_answer_text(case: BfclCase) -> str:
     return calls[0] if len(calls) == 1 else "[" + ", ".join(calls) + "]"
 
 
-def case_record(case: BfclCase) -> dict:
-    """A chat record for eval/predict.py backends: the question's messages, a placeholder answer
-    (backends leave the last message out), and the functions as OpenAI `tools`."""
-    tools = [
-        {"type": "function", "function": {**function, "parameters": _json_schema(function.get("parameters") or {})}}
-        for function in case.functions
-    ]
-    return {"messages": [*case.messages, {"role": "assistant", "content": ""}], "tools": tools}
-
-
 def score_bfcl(cases: list[BfclCase], outputs: list[str]) -> dict:
     """Strict and lenient exact match of each output against the case's acceptable calls, with
     the case's schemas (unknown or missing required arguments fail) and signatures (positional
@@ -217,8 +212,8 @@ def score_bfcl(cases: list[BfclCase], outputs: list[str]) -> dict:
         raise ValueError(f"{len(cases)} cases but {len(outputs)} outputs")
     rows = []
     for case, output in zip(cases, outputs):
-        parsed = parse_output(output, case.signatures())
-        verdict = judge_calls(parsed, case.expected, schemas=case.schemas())
+        parsed = parse_output(output, case.signatures)
+        verdict = judge_calls(parsed, case.expected, schemas=case.schemas)
         strict, lenient = verdict.strict, verdict.lenient
         rows.append(
             {
@@ -269,9 +264,10 @@ def read_saved_outputs(path: Path, cases: list[BfclCase]) -> list[str]:
     return [saved[case.id] for case in cases]
 
 
-def generate_outputs(cases: list[BfclCase], predictor) -> list[str]:
-    """Each case's raw output from `predictor` (an eval/predict.py backend), in case order."""
-    return predictor.generate([case_record(case) for case in cases])
+def generate_outputs(cases: list[BfclCase], predictor, layout: str) -> list[str]:
+    """Each case's raw output from `predictor` (an eval/predict.py backend), in case order, the
+    functions shown in the prompt layout named (eval/bfcl_prompt.py)."""
+    return predictor.generate([case_record(case, layout) for case in cases])
 
 
 def write_outputs(path: Path, cases: list[BfclCase], outputs: list[str]) -> None:

@@ -36,8 +36,8 @@ def valid_rate(cases, answer, lenient):
     """Share of cases where the text answer(case) scores valid."""
     valid = 0
     for case in cases:
-        parsed = parse_output(answer(case), case.signatures())
-        valid += match_calls(parsed, case.expected, lenient=lenient, schemas=case.schemas())["valid"]
+        parsed = parse_output(answer(case), case.signatures)
+        valid += match_calls(parsed, case.expected, lenient=lenient, schemas=case.schemas)["valid"]
     return valid / len(cases)
 
 
@@ -47,7 +47,7 @@ def as_text(call: Call) -> str:
 
 
 def gold_call(case: BfclCase) -> Call:
-    return parse_output(gold_answer_text(case), case.signatures()).calls[0]
+    return parse_output(gold_answer_text(case), case.signatures).calls[0]
 
 
 def test_the_files_load(simple, irrelevance):
@@ -57,8 +57,8 @@ def test_the_files_load(simple, irrelevance):
     assert first.messages == [{"role": "user", "content": first.messages[0]["content"]}]
     assert first.expected == [Expected("calculate_triangle_area", {"base": [10], "height": [5], "unit": ["units", ""]})]
     assert gold_answer_text(first) == "calculate_triangle_area(base=10, height=5)"
-    assert first.signatures() == {"calculate_triangle_area": ["base", "height", "unit"]}
-    schema = first.schemas()["calculate_triangle_area"]
+    assert first.signatures == {"calculate_triangle_area": ["base", "height", "unit"]}
+    schema = first.schemas["calculate_triangle_area"]
     assert schema["type"] == "object" and schema["required"] == ["base", "height"]
     assert all(case.expected == [] for case in irrelevance)
 
@@ -102,7 +102,7 @@ def test_a_wrong_number_fails_leniently(simple):
         key = numbers[0]
         accepted = [value for value in case.expected[0].arguments[key] if type(value) in (int, float)]
         wrong = Call(call.name, {**call.arguments, key: max(accepted) + 7})
-        result = match_calls(parse_output(as_text(wrong)), case.expected, lenient=True, schemas=case.schemas())
+        result = match_calls(parse_output(as_text(wrong)), case.expected, lenient=True, schemas=case.schemas)
         assert result["error_type"] == "args:value", (case.id, result)
         changed += 1
     assert changed == 221  # measured: the simple_python calls that take a number
@@ -110,7 +110,7 @@ def test_a_wrong_number_fails_leniently(simple):
 
 def test_positional_answers_use_the_signature(simple):
     case = simple[0]
-    assert match_calls(parse_output("calculate_triangle_area(10, 5)", case.signatures()), case.expected, lenient=True)[
+    assert match_calls(parse_output("calculate_triangle_area(10, 5)", case.signatures), case.expected, lenient=True)[
         "valid"
     ]
 
@@ -124,7 +124,7 @@ def test_irrelevance_no_call_answers_are_valid(irrelevance, answer):
 def test_irrelevance_calls_are_invalid(irrelevance):
     for case in irrelevance:
         parsed = parse_output(f"{case.functions[0]['name']}()")
-        result = match_calls(parsed, case.expected, lenient=True, schemas=case.schemas())
+        result = match_calls(parsed, case.expected, lenient=True, schemas=case.schemas)
         assert result["error_type"] == "relevance:unexpected_call"
 
 
@@ -134,7 +134,7 @@ def test_nested_acceptable_values_are_expanded(simple):
     assert {"department": "Science", "school": "Bluebird High School"} in conditions
     assert {"department": "Science", "school": "Bluebird HS"} in conditions
     answer = gold_answer_text(case).replace("Bluebird High School", "Bluebird HS")
-    assert match_calls(parse_output(answer), case.expected, schemas=case.schemas())["valid"]
+    assert match_calls(parse_output(answer), case.expected, schemas=case.schemas)["valid"]
 
 
 def test_expansion_of_a_list_of_dicts_with_optional_keys(tmp_path):
@@ -172,7 +172,7 @@ def test_schemas_use_json_schema_types():
             "required": ["point"],
         },
     }
-    schema = BfclCase("t", [], [function], []).schemas()["f"]
+    schema = BfclCase("t", [], [function], []).schemas["f"]
     assert schema["type"] == "object"
     assert schema["properties"]["point"] == {"type": "array", "items": {"type": "number"}}
     # a parameter named "type" stays a parameter
@@ -240,10 +240,49 @@ def test_score_bfcl_counts_gold_wrong_and_no_call_answers(simple):
         score_bfcl(cases, outputs[:2])
 
 
-def test_case_record_offers_the_functions_as_tools(simple):
-    from eval.bfcl import case_record
+def test_each_case_converts_its_schemas_once(monkeypatch):
+    """Scoring a case on many rows converts its schemas once; the verdicts stay what per-row
+    conversion gave (each row its own freshly loaded case: nothing shared)."""
+    import eval.bfcl
+    from eval.bfcl import score_bfcl
 
-    record = case_record(simple[0])
+    def cases():
+        return load_bfcl(*bfcl_files("parallel_multiple"))[:12]
+
+    conversions = 0
+    convert = eval.bfcl._json_schema
+
+    def counted(schema):
+        nonlocal conversions
+        conversions += 1  # nested parameters count too: compared like for like below
+        return convert(schema)
+
+    answers = [
+        lambda case: gold_answer_text(case),
+        lambda case: "I don't know.",
+        lambda case: gold_answer_text(case)[:20],
+    ]
+    monkeypatch.setattr(eval.bfcl, "_json_schema", counted)
+    once = cases()
+    score_bfcl(once, [answers[0](case) for case in once])
+    per_case = conversions
+    conversions = 0
+    shared = cases()
+    rows = [case for case in shared for _ in answers]
+    outputs = [answer(case) for case in shared for answer in answers]
+    result = score_bfcl(rows, outputs)
+    assert per_case > 0 and conversions == per_case  # three rows a case, still one conversion each
+    loads = [cases() for _ in answers]  # a loaded copy of each case per row
+    fresh = [loads[copy][index] for index in range(len(shared)) for copy in range(len(answers))]
+    assert [case.id for case in fresh] == [case.id for case in rows]
+    assert score_bfcl(fresh, outputs) == result
+    assert 0 < result["exact_match"] < 1 and result["error_types"]
+
+
+def test_case_record_offers_the_functions_as_tools(simple):
+    from eval.bfcl_prompt import case_record
+
+    record = case_record(simple[0], "tools")
     assert record["messages"][:-1] == simple[0].messages
     function = record["tools"][0]["function"]
     assert function["name"] == simple[0].functions[0]["name"]
