@@ -96,7 +96,13 @@ def bfcl_files(category: str, data_dir: Path | None = None) -> tuple[Path, Path 
     if not questions:
         raise FileNotFoundError(f"{data_dir}: no BFCL test file for category {category!r}")
     answers = data_dir / "possible_answer" / questions[-1].name
-    return questions[-1], answers if answers.exists() else None
+    if answers.exists():
+        return questions[-1], answers
+    # without possible answers a case expects no call; that is right only for irrelevance (BFCL's
+    # live_relevance wants any call at all, which exact match cannot say)
+    if "irrelevance" not in category:
+        raise FileNotFoundError(f"{category!r} has no possible answers and is not an irrelevance category: not scored")
+    return questions[-1], None
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -187,6 +187,10 @@ def test_category_files_are_found_exactly():
     assert answers.parent.name == "possible_answer"
     with pytest.raises(FileNotFoundError, match="no_such_category"):
         bfcl_files("no_such_category")
+    # no possible answers: only irrelevance means no call is right (live_relevance wants a call)
+    with pytest.raises(FileNotFoundError, match="'live_relevance' has no possible answers"):
+        bfcl_files("live_relevance")
+    assert bfcl_files("live_irrelevance")[1] is None
 
 
 def test_missing_package_says_make_install(monkeypatch):
