@@ -307,11 +307,14 @@ def stats(folder: Path, tokenizer: Path | None, sequence_len: int | None, histog
     if not result:
         fail(f"{folder}: no *.jsonl files")
     skills = sorted({skill for entry in result.values() for skill in entry["per_skill"]})
-    header = f"{'skill':<12}" + "".join(f"{split:>12}" for split in result)
-    click.echo(header)
+    # one space more than the longest name, so names such as test_wording never run together
+    name_width = max(len(name) for name in ["total", *skills]) + 1
+    width = max(len(split) for split in result) + 1
+    click.echo(f"{'skill':<{name_width}}" + "".join(f"{split:>{width}}" for split in result))
     for skill in skills:
-        click.echo(f"{skill:<12}" + "".join(f"{entry['per_skill'].get(skill, 0):>12}" for entry in result.values()))
-    click.echo(f"{'total':<12}" + "".join(f"{entry['records']:>12}" for entry in result.values()))
+        counts = "".join(f"{entry['per_skill'].get(skill, 0):>{width}}" for entry in result.values())
+        click.echo(f"{skill:<{name_width}}{counts}")
+    click.echo(f"{'total':<{name_width}}" + "".join(f"{entry['records']:>{width}}" for entry in result.values()))
     for split, entry in result.items():
         if "tokens" in entry:
             tokens = entry["tokens"]

@@ -20,16 +20,17 @@ TIMER_TESTS = {"timer skill: 12 minutes": 'timer(duration="12 minutes")'}
 
 
 def _pack(tmp_path):
-    """The default pack with held-out wording appended to weather and timer."""
+    """The default pack with its own held-out wording replaced: ours for weather and timer, none elsewhere."""
     pack = tmp_path / "pack"
     shutil.copytree(REPO / "examples" / "skills", pack)
+    for path in pack.glob("*.txt"):
+        text = path.read_text()
+        if "#### Test Examples:" in text:
+            path.write_text(text[: text.index("#### Test Examples:")].rstrip() + "\n")
     for name, tests in (("weather", WEATHER_TESTS), ("timer", TIMER_TESTS)):
         path = pack / f"{name}.txt"
-        text = path.read_text()
-        if "#### Test Examples:" in text:  # the pack's own held-out section: ours replaces it
-            text = text[: text.index("#### Test Examples:")]
         lines = "".join(f"### User: {user}\n### Assistant: {call}\n" for user, call in tests.items())
-        path.write_text(f"{text.rstrip()}\n\n#### Test Examples:\n{lines}")
+        path.write_text(f"{path.read_text().rstrip()}\n\n#### Test Examples:\n{lines}")
     return pack
 
 

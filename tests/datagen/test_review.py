@@ -61,7 +61,10 @@ def test_review_then_merge_review_adds_the_kept_new_examples(server, tmp_path):
     after = {skill.name: skill for skill in load_pack(pack)}
     assert len(after["weather"].examples) == before["weather"] + 3
     assert len(after["notes"].examples) == before["notes"] + 4
-    assert (pack / "weather.txt").read_text().startswith(original)  # appended, nothing else touched
+    # appended to the training examples, before the held-out section; nothing else touched
+    head, marker, held_out = original.partition("#### Test Examples:")
+    merged_text = (pack / "weather.txt").read_text()
+    assert merged_text.startswith(head.rstrip()) and merged_text.endswith(marker + held_out)
     assert [e.user for e in after["weather"].examples[-3:]] == [e.user for e in reviewed.examples[:3]]
 
     again = CliRunner().invoke(merge_review_command, [str(review), "--pack", str(pack)])

@@ -5,6 +5,7 @@ import sys
 import pytest
 from conftest import REPO
 
+from datagen.held_out import WORDING_TEST
 from datagen.split import NOISY_TEST, SPLITS, validate_records
 from skilltune.jsonio import DataError, read_jsonl, sha256_of
 from skilltune.pairs import normalize
@@ -26,8 +27,9 @@ def dataset(tmp_path_factory):
 def test_dataset_has_splits_and_a_manifest_that_matches_the_files(dataset):
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert (manifest["generator"], manifest["seed"], manifest["style"]) == ("datagen skills", 5, "python")
-    assert sorted(manifest["files"]) == sorted(f"{split}.jsonl" for split in (*SPLITS, NOISY_TEST))
-    for split in (*SPLITS, NOISY_TEST):
+    written = (*SPLITS, NOISY_TEST, WORDING_TEST)  # the default pack has held-out wording
+    assert sorted(manifest["files"]) == sorted(f"{split}.jsonl" for split in written)
+    for split in written:
         path = dataset / f"{split}.jsonl"
         assert manifest["files"][path.name] == sha256_of(path)
         records = list(read_jsonl(path, "record"))
@@ -54,7 +56,7 @@ def test_no_utterance_is_written_twice(dataset):
 def test_same_seed_gives_byte_identical_files(dataset, tmp_path):
     again = tmp_path / "again"
     assert datagen("skills", "--out", str(again), "--seed", "5", "--n", "500").returncode == 0
-    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "test_noisy.jsonl", "manifest.json"):
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "test_noisy.jsonl", "test_wording.jsonl", "manifest.json"):
         assert (again / name).read_bytes() == (dataset / name).read_bytes(), name
 
 
