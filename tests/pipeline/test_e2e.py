@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -83,7 +84,9 @@ def check_report(project: Path, model: str) -> dict:
     assert report["models"] == ["base", "tuned"]
     for label in ("base", "tuned"):
         predictions = list(read_jsonl(run_dir / f"predictions-{label}.jsonl", "prediction"))
-        assert len(predictions) == len(test_records) == report[label]["n"]
+        expected = min(BASE_LIMIT, len(test_records)) if label == "base" else len(test_records)
+        assert len(predictions) == expected == report[label]["n"]
+        assert [prediction["index"] for prediction in predictions] == list(range(expected))
         assert 0.0 <= report[label]["exact_match"] <= report[label]["name_accuracy"] <= 1.0
         noisy = list(read_jsonl(run_dir / f"predictions-{label}-noisy.jsonl", "prediction"))
         assert len(noisy) == report[label]["noisy"]["n"] > 0
@@ -91,6 +94,8 @@ def check_report(project: Path, model: str) -> dict:
     return report
 
 
+# the base model is scored on the first BASE_LIMIT records of each split (the Makefile's default)
+BASE_LIMIT = int(re.search(r"^BASE_LIMIT \?= (\d+)$", (REPO / "Makefile").read_text(), re.M)[1])
 TINY = ("MODEL=tiny-llama", "CONFIG=tests/fixtures/tiny-llama.yml")
 
 
@@ -110,9 +115,13 @@ def test_make_train_tiny_llama(tmp_path):
     check_report(project, "tiny-llama")
     assert "exact match per skill:" in result.stdout
 
-    # W&B: an offline run folder beside the adapter, holding the run's config, and no key anywhere
-    (run_folder,) = (project / "runs" / "tiny-llama" / "wandb").glob("offline-run-*")
-    assert list(run_folder.glob("run-*.wandb"))
+    # W&B: offline run folders beside the adapter, training's and the eval's (it resumes the training
+    # run by id, so `wandb sync` uploads one run), and no key anywhere
+    folders = sorted((project / "runs" / "tiny-llama" / "wandb").glob("offline-run-*"))
+    logs = [sorted(folder.glob("run-*.wandb")) for folder in folders]
+    assert len(folders) == 2 and all(len(found) == 1 for found in logs), logs
+    assert logs[0][0].name == logs[1][0].name  # one run id
+    assert "W&B: eval scores of base, tuned logged into run" in result.stdout
     assert files_containing(project, secret) == []
 
     # the same config and seed again, into another folder: bit-identical LoRA tensors
