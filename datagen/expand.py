@@ -63,6 +63,23 @@ def slot_pools(skill: Skill) -> dict[str, list[str]]:
     return {name: sorted(values) for name, values in pools.items() if values}
 
 
+def spoken_in(value: str, utterance: str) -> bool:
+    """Whether `value` is said verbatim in `utterance`: whole words, any case, any run of spaces."""
+    return _find(" ".join(value.split()), " ".join(utterance.split())) is not None
+
+
+def copied_params(skill: Skill) -> list[str]:
+    """The free parameters this skill copies from the utterance: those whose value, in every example
+    that gives one, is said verbatim in it (weather's location, notes' note). One example that
+    rewrites the value (math's "eleven times six" -> "11*6") shows the skill does not copy it."""
+    copied = []
+    for name, param in skill.params.items():
+        values = [(e.call.arguments[name], e.user) for e in skill.examples if name in e.call.arguments]
+        if param.free_string and values and all(spoken_in(value, user) for value, user in values):
+            copied.append(name)
+    return copied
+
+
 def expand_skill(skill: Skill) -> tuple[list[Pair], list[Pair]]:
     """The examples, and every swap of their verbatim slot values for other values of the skill.
 

@@ -3,7 +3,8 @@ comes back.
 
 A candidate must be JSON with a non-empty one-line `user` and either `arguments` (an object,
 made into `Call(skill, arguments)`) or `call` (text, parsed with `parse_call`, never executed);
-the call must pass `Skill.check_call` and survive a round trip through its text. (Whether the
+the call must pass `Skill.check_call`, survive a round trip through its text and make sense with
+its request (datagen/pair_checks.py: words, no empty value, copied values said). (Whether the
 utterance is new is the run's to judge: datagen/llm.py.) A tool call's `arguments` may be JSON
 text or already an object.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from datagen.pair_checks import pair_problem
 from skilltune.calls import Call, CallSyntaxError, parse_call
 from skilltune.completions import unfence
 from skilltune.pairs import normalize
@@ -158,4 +160,7 @@ def build_pair(skill: Skill, candidate) -> tuple[dict | None, str | None]:
         round_trip = None
     if round_trip != call:  # e.g. a line break inside a value: the call text could not carry it
         return None, f"does not fit {skill.name}: the call cannot be written back as one line of call text"
+    problem = pair_problem(skill, user, call)  # fitting the schema is not making sense
+    if problem:
+        return None, problem
     return {"skill": skill.name, "user": user, "call": text, "source": "llm"}, None

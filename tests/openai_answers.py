@@ -108,11 +108,12 @@ def _arguments(schema: dict, salt: str, number: int) -> dict:
 
 
 def good_pairs(body: dict, repeat: bool = False) -> list[dict]:
-    """Pairs that fit the requested skill; distinct per request unless `repeat`."""
+    """Pairs that fit the requested skill and make sense (datagen/pair_checks.py: the request says
+    every free value of its call); distinct per request unless `repeat`."""
     skill, schema, wanted = _request_shape(body)
     salt = "same" if repeat else _digest(body)[:10]
     return [
-        {"user": f"please do {skill} for case {salt} number {number}", "arguments": _arguments(schema, salt, number)}
+        {"user": f"please do {skill} with thing {salt} {number}", "arguments": _arguments(schema, salt, number)}
         for number in range(wanted)
     ]
 
