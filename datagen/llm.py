@@ -31,10 +31,13 @@ Why the output can be trusted, and a run can be killed and resumed:
 - Checks (datagen/llm_answers.py). A candidate must be JSON with a non-empty one-line `user` and
   either `arguments` (an object) or `call` (text, parsed, never executed); the call must fit its
   skill and survive a round trip through its text; the utterance must be new by `normalize()`
-  across the whole pack and everything accepted so far. Everything else goes to `--rejects` with
-  the reason. Any JSON answer is read without a crash: a tool call's `arguments` may be JSON text
-  or already an object. A run that had pairs to find and accepted none fails with one line saying
-  why.
+  across the whole pack and everything accepted so far. The pair must also make sense
+  (datagen/pair_checks.py): the request has words, no value is "", and a value the skill copies
+  from the request is said in it. With `--judge-model` a second model must then answer yes to
+  "does the call answer the request?" (datagen/llm_judge.py; its verdicts are cached too).
+  Everything else goes to `--rejects` with the reason; the summary counts rejects by reason. Any
+  JSON answer is read without a crash: a tool call's `arguments` may be JSON text or already an
+  object. A run that had pairs to find and accepted none fails with one line saying why.
 
 Retries, backoff with jitter and Retry-After are the `openai` client's own (`--max-retries`).
 The API key is read from OPENAI_API_KEY only and is handed to the client, nowhere else.
@@ -43,14 +46,17 @@ The API key is read from OPENAI_API_KEY only and is handed to the client, nowher
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 from datagen.llm_answers import build_pair, read_answer, usable
+from datagen.llm_judge import Judge
 from datagen.llm_requests import request_body, request_cap
 from datagen.review import write_review
 from skilltune.appendlog import AppendLog, jsonl_line
@@ -80,6 +86,8 @@ class Settings:
     seed: int
     review: Path | None
     skills: list[str] | None
+    judge_model: str | None = None  # None: no judge pass
+    judge_base_url: str | None = None  # None: the generation's base_url
 
 
 @dataclass
@@ -92,6 +100,23 @@ class Stats(CompletionCounts):
     answers: int = 0  # answers judged (fetched or cached)
     replayed: int = 0  # pairs of --out met again while replaying the plan
     first_problem: str | None = None  # the first reject reason of the run
+    reasons: Counter = field(default_factory=Counter)  # rejects by reason_kind
+    judge: CompletionCounts = field(default_factory=CompletionCounts)  # the judge's requests and cache hits
+
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def reason_kind(reason: str) -> str:
+    """What the summary counts a reject as: its reason without the values it quotes or the details
+    after its first ": " or " (", which differ from candidate to candidate.
+
+    "note='buy eggs' is not in the request" -> "note=... is not in the request",
+    "duplicate of a pack example (notes.txt:12)" -> "duplicate of a pack example"; a judge's
+    verdict ("judge: no", "judge: unclear answer") is kept whole."""
+    if reason.startswith("judge: "):
+        return reason
+    return re.split(r": | \(", _QUOTED.sub("...", reason), maxsplit=1)[0]
 
 
 @dataclass
@@ -129,6 +154,7 @@ class Generator:
         self.replay: Counter = Counter()  # pairs from --out that replaying the plan will meet again
         self.rejects_written: set[str] = set()
         self.progress = None
+        self.judge: Judge | None = None  # set while a run with --judge-model goes on
 
     # -- start: what is already on disk
 
@@ -167,11 +193,19 @@ class Generator:
                     wanted.append((state, i))
         return wanted
 
-    async def fetch(self, completions: CachedCompletions, state: SkillState, index: int) -> dict:
+    async def fetch(self, completions: CachedCompletions, state: SkillState, index: int) -> tuple[dict, dict]:
+        """The answer, and the judge's problem with each of its valid pairs ({} without a judge)."""
         s = self.settings
         body = request_body(state.skill, self.pack, index, model=s.model, seed=s.seed, batch=s.batch)
         # an answer with no valid pair is judged (and rejected) but never cached, and a cached one is a miss
-        return await completions.complete(body, f"{state.skill.name} request {index}", partial(usable, state.skill))
+        response = await completions.complete(body, f"{state.skill.name} request {index}", partial(usable, state.skill))
+        if self.judge is None:
+            return response, {}
+        # only pairs that can still be accepted: what is already seen stays seen, so it is a
+        # duplicate (or a replay) whenever its turn comes and would never reach the verdict
+        pairs = [build_pair(state.skill, candidate)[0] for candidate in read_answer(response)[0]]
+        pairs = [pair for pair in pairs if pair and normalize(pair["user"]) not in self.seen]
+        return response, await self.judge.problems(state.skill, pairs)
 
     # -- judging, strictly in plan order
 
@@ -179,12 +213,12 @@ class Generator:
         """Judge every fetched answer whose turn has come: skill by skill, request by request."""
         for state in self.states:
             while not state.done and (state.skill.name, state.next_index) in self.fetched:
-                self.judge_answer(state, self.fetched.pop((state.skill.name, state.next_index)))
+                self.judge_answer(state, *self.fetched.pop((state.skill.name, state.next_index)))
                 state.next_index += 1
             if not state.done:
                 return  # later skills wait for this one, so acceptance never depends on timing
 
-    def judge_answer(self, state: SkillState, response) -> None:
+    def judge_answer(self, state: SkillState, response, verdicts: dict) -> None:
         self.stats.answers += 1
         candidates, problems = read_answer(response)
         for kept, reason in problems:
@@ -192,10 +226,10 @@ class Generator:
         for candidate in candidates:
             if state.full:
                 break
-            self.judge_candidate(state, candidate)
+            self.judge_candidate(state, candidate, verdicts)
         self._show_progress()
 
-    def judge_candidate(self, state: SkillState, candidate) -> None:
+    def judge_candidate(self, state: SkillState, candidate, verdicts: dict) -> None:
         pair, reason = build_pair(state.skill, candidate)
         if reason:
             self.reject(state, candidate, reason)
@@ -209,6 +243,10 @@ class Generator:
             else:
                 self.reject(state, candidate, f"duplicate of {self.seen[key]}")
             return
+        problem = verdicts.get((pair["user"], pair["call"])) if self.judge else None
+        if problem:
+            self.reject(state, candidate, problem)
+            return
         self.seen[key] = f"an accepted {state.skill.name} pair"
         if self.out:
             self.out.append(pair)
@@ -219,6 +257,7 @@ class Generator:
 
     def reject(self, state: SkillState, candidate, reason: str) -> None:
         self.stats.rejected += 1
+        self.stats.reasons[reason_kind(reason)] += 1
         if self.stats.first_problem is None:
             self.stats.first_problem = f"{state.skill.name}: {reason}"
         row = {"skill": state.skill.name, "candidate": candidate, "reason": reason}
@@ -246,8 +285,13 @@ class Generator:
         missing = sum(max(state.target - len(state.pairs), 0) for state in self.states)
         self.progress = tqdm(total=missing, unit="pair", desc="llm", file=sys.stderr, mininterval=0.5)
         try:
-            backend = EndpointBackend(s.base_url, s.max_retries, s.timeout)
-            async with CachedCompletions(backend, self.cache, self.stats) as completions:
+            async with AsyncExitStack() as stack:
+                backend = EndpointBackend(s.base_url, s.max_retries, s.timeout)
+                completions = await stack.enter_async_context(CachedCompletions(backend, self.cache, self.stats))
+                if s.judge_model:  # a client of its own, built as the generation's: same key, retries, cache
+                    judging = EndpointBackend(s.judge_base_url or s.base_url, s.max_retries, s.timeout)
+                    judged = await stack.enter_async_context(CachedCompletions(judging, self.cache, self.stats.judge))
+                    self.judge = Judge(judged, s.judge_model, s.concurrency)
                 await self.fetch_all(completions)
         finally:
             self.progress.close()

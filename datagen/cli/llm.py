@@ -52,6 +52,12 @@ def _check_options(s: Settings) -> None:
     problem = base_url_problem(s.base_url)
     if problem:
         fail(problem)
+    if s.judge_base_url is not None:
+        if not s.judge_model:
+            fail("--judge-base-url needs --judge-model")
+        problem = base_url_problem(s.judge_base_url)
+        if problem:
+            fail(problem.replace("--base-url", "--judge-base-url", 1))
     if not s.model:
         fail("--model is required")
     if not s.out and not s.review:
@@ -132,6 +138,15 @@ def _select(pack: list[Skill], names: list[str] | None) -> list[Skill]:
     help="Also write the pairs as skill files DIR/<skill>.txt to edit and merge-review.",
 )
 @click.option("--skills", "skill_names", help="Only these skills, comma-separated (default: all).")
+@click.option(
+    "--judge-model",
+    help="Also ask this model, per pair that passed the checks, whether the call answers the request "
+    "(yes/no; anything else is a reject). Its answers are cached under --cache too.",
+)
+@click.option(
+    "--judge-base-url",
+    help="OpenAI-compatible API of the judge [default: --base-url]; the key comes from OPENAI_API_KEY.",
+)
 def llm_command(
     pack,
     base_url,
@@ -147,6 +162,8 @@ def llm_command(
     seed,
     review,
     skill_names,
+    judge_model,
+    judge_base_url,
 ) -> None:
     """Generate new (utterance, call) pairs per skill with an LLM behind an OpenAI-compatible API.
 
@@ -173,6 +190,8 @@ def llm_command(
         seed=seed,
         review=review,
         skills=names,
+        judge_model=judge_model,
+        judge_base_url=judge_base_url,
     )
     _check_options(settings)
     try:
@@ -189,9 +208,13 @@ def llm_command(
     for line in generator.shortfalls():
         warn(line)
     written = ", ".join(str(path) for path in (out, review) if path)
+    # the most frequent reasons first, so a model that keeps making the same mistake shows at once
+    reasons = ", ".join(f"{count} {kind}" for kind, count in stats.reasons.most_common())
+    judge = f"; judge: {stats.judge.requests} requests, {stats.judge.cache_hits} cache hits" if judge_model else ""
     click.echo(
         f"llm: {stats.requests} requests, {stats.cache_hits} cache hits, {stats.accepted} accepted, "
-        f"{stats.rejected} rejected ({stats.resumed} pairs were already there) -> {written}"
+        f"{stats.rejected} rejected{f' [{reasons}]' if reasons else ''} ({stats.resumed} pairs were already there)"
+        f"{judge} -> {written}"
     )
 
 
