@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 
 from skilltune.calls import NO_CALL_NAME, Call, CallSyntaxError, parse_call
 from skilltune.jsonio import DataError, iter_jsonl
-from skilltune.pairs import Pair, normalize
+from skilltune.pairs import Pair, find_spoken, normalize
 from skilltune.skills import Skill
 
 # openers and closers a speaker wraps around a request; "" = none
@@ -44,11 +43,6 @@ PREFIXES = (
 SUFFIXES = ("", "please", "thanks", "thank you", "for me", "right now", "if you can", "when you get a chance")
 
 
-def _find(value: str, utterance: str) -> re.Match | None:
-    # whole words only, so the location "Rome" is not found inside "Romeo"
-    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", utterance, flags=re.IGNORECASE)
-
-
 def _same_case(new: str, old_spoken: str) -> str:
     return new.lower() if old_spoken.islower() else new
 
@@ -58,26 +52,9 @@ def slot_pools(skill: Skill) -> dict[str, list[str]]:
     pools: dict[str, set[str]] = {name: set() for name, param in skill.params.items() if param.free_string}
     for example in skill.examples:
         for name, value in example.call.arguments.items():
-            if name in pools and isinstance(value, str) and _find(value, example.user):
+            if name in pools and isinstance(value, str) and find_spoken(value, example.user):
                 pools[name].add(value)
     return {name: sorted(values) for name, values in pools.items() if values}
-
-
-def spoken_in(value: str, utterance: str) -> bool:
-    """Whether `value` is said verbatim in `utterance`: whole words, any case, any run of spaces."""
-    return _find(" ".join(value.split()), " ".join(utterance.split())) is not None
-
-
-def copied_params(skill: Skill) -> list[str]:
-    """The free parameters this skill copies from the utterance: those whose value, in every example
-    that gives one, is said verbatim in it (weather's location, notes' note). One example that
-    rewrites the value (math's "eleven times six" -> "11*6") shows the skill does not copy it."""
-    copied = []
-    for name, param in skill.params.items():
-        values = [(e.call.arguments[name], e.user) for e in skill.examples if name in e.call.arguments]
-        if param.free_string and values and all(spoken_in(value, user) for value, user in values):
-            copied.append(name)
-    return copied
 
 
 def expand_skill(skill: Skill) -> tuple[list[Pair], list[Pair]]:
@@ -102,12 +79,12 @@ def expand_skill(skill: Skill) -> tuple[list[Pair], list[Pair]]:
         slots = [
             name
             for name, value in example.call.arguments.items()
-            if name in pools and isinstance(value, str) and _find(value, example.user)
+            if name in pools and isinstance(value, str) and find_spoken(value, example.user)
         ]
         for values in itertools.product(*(pools[name] for name in slots)):
             user, arguments = example.user, dict(example.call.arguments)
             for name, new_value in zip(slots, values):
-                match = _find(arguments[name], user)
+                match = find_spoken(arguments[name], user)
                 if match is None:  # an earlier swap overwrote this value's words
                     break
                 user = user[: match.start()] + _same_case(new_value, match.group(0)) + user[match.end() :]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from datagen.expand import copied_params, spoken_in
 from skilltune.calls import Call
+from skilltune.pairs import copied_params, spoken_in
 from skilltune.skills import Skill
 
 # a word is a run of letters (any script; an apostrophe inside joins "what's" or "i'm" into one)

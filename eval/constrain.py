@@ -14,6 +14,8 @@ call_to_json) are both supported:
         integer  -?(0|[1-9][0-9]*)           (Python refuses leading zeros such as 007, JSON too)
         number   an integer or decimal, optionally with an exponent (both write 1e-05 so)
         boolean  True | False   (json: true | false)
+    With `grounded` (skill -> copied parameters) and a request (`for_request`), a copied string is a
+    span of the request, as eval/grounded.py defines it.
 
 Nothing may follow the closed call except end-of-sequence, and nothing may come before it: the model
 must answer with the call and only the call. The `tools` style (tool_calls on the message) is not
@@ -30,6 +32,7 @@ Two pieces:
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections import deque
@@ -37,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from eval.grounded import is_span, may_start
 from skilltune.calls import value_text  # the quoting to_python uses, so choice values match the targets exactly
 from skilltune.skills import Skill
 
@@ -92,6 +96,7 @@ class State(NamedTuple):
 
     Inside a free string the characters themselves are not kept: every string position with the
     same skill, parameters used and parameter is the same state, which keeps the set of states small.
+    A grounded string keeps them (the value so far must stay a piece of the request).
     """
 
     phase: str
@@ -107,7 +112,7 @@ START = State(CALL)
 class CallGrammar:
     """Which texts are prefixes of (`allows`) or whole (`complete`) valid calls for `skills`."""
 
-    def __init__(self, skills: list[Skill], style: str = "python"):
+    def __init__(self, skills: list[Skill], style: str = "python", grounded: dict[str, frozenset[str]] | None = None):
         if style not in STYLES:
             raise ValueError(f"constrained decoding supports the styles {', '.join(STYLES)}, not {style!r}")
         self.style = STYLES[style]
@@ -137,6 +142,17 @@ class CallGrammar:
         chars |= {char for literals in self.literals.values() for literal in literals for char in literal}
         self._alphabet = sorted(chars)
         self._closings: dict[State, str | None] = {}
+        self.grounded = grounded or {}
+        self.request: str | None = None  # set by for_request: the text grounded values are spans of
+
+    def for_request(self, request: str) -> CallGrammar:
+        """This grammar with its grounded parameters bound to spans of `request`. A shallow copy:
+        the fixed options are shared, completions are searched again (they may need its letters)."""
+        bound = copy.copy(self)
+        bound.request = request
+        bound._closings = {}
+        bound._alphabet = sorted(set(self._alphabet) | {char for char in request if char.isprintable()})
+        return bound
 
     def allows(self, prefix: str) -> bool:
         """True when `prefix` can still be extended to a valid call (or is one)."""
@@ -225,6 +241,12 @@ class CallGrammar:
         if param_type == "string":
             if not state.text:
                 return state._replace(text='"') if char == '"' else None
+            if self.request is not None and state.param in self.grounded.get(state.skill, ()):
+                value = state.text[1:]
+                if char == '"':
+                    return after if is_span(value, self.request) else None
+                fits = char.isprintable() and char != "\\" and may_start(value + char, self.request)
+                return state._replace(text=state.text + char) if fits else None
             if char == '"':
                 return after
             return state if char.isprintable() and char not in '"\\' else None

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Sequence
 
 import torch
 from transformers import LogitsProcessor
 
 from eval.constrain import START, CallGrammar, State
+from eval.grounded import copied_by_skill
+from skilltune.local_model import Chat
 from skilltune.skills import Skill
 
 _TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -72,6 +75,9 @@ class GrammarLogitsProcessor(LogitsProcessor):
     off with `")` (python style). Without it, a model that rambles inside a string runs out of
     tokens mid-call.
 
+    `row_grammars` gives each row its own grammar (grounded values: CallGrammar.for_request with
+    that row's request); without it every row shares `grammar`.
+
     End-of-sequence is allowed only when the text is a complete call, and then it is the only choice
     (nothing may follow the call). A row that has already produced eos is left untouched: generate pads
     it anyway. A row whose text left the grammar (impossible when this processor chose every token,
@@ -88,10 +94,12 @@ class GrammarLogitsProcessor(LogitsProcessor):
         keep: int | None = 1,
         eos_token_id: int | list[int] | None = None,
         max_new_tokens: int | None = None,
+        row_grammars: Sequence[CallGrammar] | None = None,
     ):
         if keep is not None and keep < 1:
             raise ValueError("keep must be at least 1, or None for the whole vocabulary")
         self.grammar = grammar
+        self.row_grammars = list(row_grammars) if row_grammars is not None else None
         self.prompt_length = prompt_length
         self.keep = keep
         self.texts = token_texts(tokenizer)
@@ -103,8 +111,14 @@ class GrammarLogitsProcessor(LogitsProcessor):
                 if text is not None:
                     self.ids_by_text.setdefault(text, []).append(token)
         self.seconds = 0.0  # time spent in __call__, for measuring the overhead
-        self._states: dict[tuple[int, ...], State | None] = {(): START}
-        self._allowed_by_state: dict[State | None, list[int]] = {}  # keep=None only
+        # keyed by (grammar of the row, its generated tokens): rows sharing a grammar share states
+        self._states: dict[tuple[int, tuple[int, ...]], State | None] = {}
+        self._allowed_by_state: dict[tuple[int, State | None], list[int]] = {}  # keep=None only
+
+    def _grammar_of(self, row: int) -> tuple[int, CallGrammar]:
+        if self.row_grammars is None:
+            return 0, self.grammar
+        return row, self.row_grammars[row]
 
     def __call__(self, input_ids, scores):
         started = time.perf_counter()
@@ -114,46 +128,54 @@ class GrammarLogitsProcessor(LogitsProcessor):
             if self.eos.intersection(generated):
                 allowed_mask[row] = True  # finished: whatever comes is replaced by padding
                 continue
-            state = self.state(generated)
-            allowed = self._closing_tokens(state, len(generated), scores[row]) or self._allowed(state, scores[row])
+            key, grammar = self._grammar_of(row)
+            state = self.state(generated, key, grammar)
+            allowed = self._closing_tokens(grammar, state, len(generated), scores[row]) or self._allowed(
+                key, grammar, state, scores[row]
+            )
             allowed_mask[row, allowed] = True
         self.seconds += time.perf_counter() - started
         return scores.masked_fill(~allowed_mask, float("-inf"))
 
-    def _closing_tokens(self, state: State | None, generated: int, row_scores) -> list[int]:
+    def _closing_tokens(self, grammar: CallGrammar, state: State | None, generated: int, row_scores) -> list[int]:
         """When the token budget forces it, the best `keep` tokens that write a start of the shortest
         completion; otherwise (or if no token can) none."""
         if self.max_new_tokens is None:
             return []
-        closing = self.grammar.closing(state)
+        closing = grammar.closing(state)
         if not closing or len(closing) < self.max_new_tokens - generated:
             return []
         candidates = [token for end in range(1, len(closing) + 1) for token in self.ids_by_text.get(closing[:end], [])]
         candidates.sort(key=lambda token: -row_scores[token].item())
         return candidates[: self.keep] if self.keep is not None else candidates
 
-    def state(self, generated: tuple[int, ...]) -> State | None:
+    def state(self, generated: tuple[int, ...], key: int = 0, grammar: CallGrammar | None = None) -> State | None:
         """Grammar state after the generated tokens; the state before the last one is cached from the step before."""
-        if generated not in self._states:
-            before = self.state(generated[:-1])
+        if not generated:
+            return START
+        if (key, generated) not in self._states:
+            grammar = grammar or self.grammar
+            before = self.state(generated[:-1], key, grammar)
             text = self.texts[generated[-1]] if generated[-1] < len(self.texts) else None
-            self._states[generated] = None if text is None else self.grammar.advance(before, text)
-        return self._states[generated]
+            self._states[key, generated] = None if text is None else grammar.advance(before, text)
+        return self._states[key, generated]
 
-    def _fits(self, state: State | None, token: int) -> bool:
+    def _fits(self, grammar: CallGrammar, state: State | None, token: int) -> bool:
         if token in self.eos:
-            return self.grammar.is_complete(state)
+            return grammar.is_complete(state)
         # the model's vocabulary may be padded beyond the tokenizer's; those rows are never text
         text = self.texts[token] if token < len(self.texts) else None
-        return text is not None and self.grammar.advance(state, text) is not None
+        return text is not None and grammar.advance(state, text) is not None
 
-    def _allowed(self, state: State | None, row_scores) -> list[int]:
-        if state is None or self.grammar.is_complete(state):
+    def _allowed(self, key: int, grammar: CallGrammar, state: State | None, row_scores) -> list[int]:
+        if state is None or grammar.is_complete(state):
             return sorted(self.eos)
         if self.keep is None:
-            if state not in self._allowed_by_state:
-                self._allowed_by_state[state] = [t for t in range(row_scores.shape[0]) if self._fits(state, t)]
-            return self._allowed_by_state[state] or sorted(self.eos)
+            if (key, state) not in self._allowed_by_state:
+                self._allowed_by_state[key, state] = [
+                    t for t in range(row_scores.shape[0]) if self._fits(grammar, state, t)
+                ]
+            return self._allowed_by_state[key, state] or sorted(self.eos)
         found: list[int] = []
         start = 0
         for end in (*self.CHUNKS, row_scores.shape[0]):
@@ -162,7 +184,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
             for token, value in zip(order[start:].tolist(), values[start:].tolist()):
                 if value == float("-inf"):  # an earlier processor ruled it out, and so the rest
                     return found or sorted(self.eos)
-                if self._fits(state, token):
+                if self._fits(grammar, state, token):
                     found.append(token)
                     if len(found) == self.keep:
                         return found
@@ -171,17 +193,33 @@ class GrammarLogitsProcessor(LogitsProcessor):
 
 
 def grammar_processors(
-    skills: list[Skill], style: str = "python", keep: int | None = 1, max_new_tokens: int | None = None
+    skills: list[Skill],
+    style: str = "python",
+    keep: int | None = 1,
+    max_new_tokens: int | None = None,
+    grounded: bool = False,
 ):
-    """A factory `(tokenizer, prompt_length) -> [GrammarLogitsProcessor]`, called once per batch.
+    """A factory `(tokenizer, prompt_length, chats) -> [GrammarLogitsProcessor]`, called once per batch.
 
     The grammar is built once here; the token texts are cached per tokenizer, so a new processor per
     batch (with that batch's prompt length and fresh per-row state) costs little. Pass generate's
     `max_new_tokens` so that every call is closed before the budget ends (see GrammarLogitsProcessor).
+    `grounded`: the values each skill copies from the request are spans of the chat's last user
+    message (eval/grounded.py), a grammar per row.
     """
-    grammar = CallGrammar(skills, style)
+    grammar = CallGrammar(skills, style, grounded=copied_by_skill(skills) if grounded else None)
 
-    def make(tokenizer, prompt_length: int) -> list[GrammarLogitsProcessor]:
-        return [GrammarLogitsProcessor(tokenizer, grammar, prompt_length, keep=keep, max_new_tokens=max_new_tokens)]
+    def make(tokenizer, prompt_length: int, chats: Sequence[Chat] = ()) -> list[GrammarLogitsProcessor]:
+        rows = [grammar.for_request(last_user_text(chat)) for chat in chats] if grounded else None
+        processor = GrammarLogitsProcessor(
+            tokenizer, grammar, prompt_length, keep=keep, max_new_tokens=max_new_tokens, row_grammars=rows
+        )
+        return [processor]
 
     return make
+
+
+def last_user_text(chat: Chat) -> str:
+    """The request a grounded value must come from: the chat's last user message."""
+    users = [message.get("content") or "" for message in chat.messages if message.get("role") == "user"]
+    return users[-1] if users else ""

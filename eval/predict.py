@@ -93,7 +93,7 @@ def generate(
 class TransformersBackend:
     """A local model, plus a PEFT LoRA adapter when `adapter` is given, decoding greedily in batches.
 
-    `logits_processors(tokenizer, prompt_length)` is called once per batch and its processors go
+    `logits_processors(tokenizer, prompt_length, chats)` is called once per batch and its processors go
     to `model.generate(logits_processor=...)` (constrained decoding plugs in there).
     """
 

@@ -95,8 +95,8 @@ def measure(
     make_processors = grammar_processors(skills, style, max_new_tokens=max_new_tokens)
     made = []  # every processor the factory hands out, to add up the time spent masking
 
-    def constrained(tokenizer, prompt_length):
-        made.extend(make_processors(tokenizer, prompt_length))
+    def constrained(tokenizer, prompt_length, chats):
+        made.extend(make_processors(tokenizer, prompt_length, chats))
         return made[-1:]
 
     for label, processors in (("free", None), ("constrained", constrained)):

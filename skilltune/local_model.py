@@ -27,8 +27,9 @@ API (all names below are public and stay):
                                      progress bar, None shows none
     training_chat_template(config, root=Path(".")) -> str | None
                                      the Jinja template an Axolotl config trains with
-    LogitsProcessorsFactory          (tokenizer, padded prompt length) -> processors, called once
-                                     per batch (constrained decoding plugs in there)
+    LogitsProcessorsFactory          (tokenizer, padded prompt length, the batch's chats) ->
+                                     processors, called once per batch (constrained decoding
+                                     plugs in there)
 
 Generation stops at the tokenizer's eos (scripts/prepare_smollm2.py sets it to <|im_end|>).
 torch and transformers are imported inside the functions, so importing this module is cheap.
@@ -52,8 +53,9 @@ class Chat:
     tools: list[dict] | None = None
 
 
-# (tokenizer, padded prompt length of the batch) -> processors for that batch's model.generate
-LogitsProcessorsFactory = Callable[[object, int], list]
+# (tokenizer, padded prompt length of the batch, its chats in row order) -> processors for that
+# batch's model.generate
+LogitsProcessorsFactory = Callable[[object, int, Sequence[Chat]], list]
 
 
 def load_model(
@@ -147,7 +149,12 @@ def generate(
     with tqdm(total=len(prompts), desc=label, unit="ex", disable=label is None) as progress:
         for indices in batches(lengths, batch_size):
             texts = _generate_batch(
-                model, tokenizer, [prompts[index] for index in indices], max_new_tokens, logits_processors
+                model,
+                tokenizer,
+                [prompts[index] for index in indices],
+                max_new_tokens,
+                logits_processors,
+                [chats[index] for index in indices],
             )
             for index, text in zip(indices, texts):
                 outputs[index] = text
@@ -156,7 +163,12 @@ def generate(
 
 
 def _generate_batch(
-    model, tokenizer, prompts: list[str], max_new_tokens: int, logits_processors: LogitsProcessorsFactory | None
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    logits_processors: LogitsProcessorsFactory | None,
+    chats: list[Chat],
 ) -> list[str]:
     import torch
     from transformers import LogitsProcessorList
@@ -164,7 +176,7 @@ def _generate_batch(
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     prompt_length = batch["input_ids"].shape[1]
     # built per batch: a constrained decoder tracks each row's tokens after the prompt
-    processors = LogitsProcessorList(logits_processors(tokenizer, prompt_length) if logits_processors else [])
+    processors = LogitsProcessorList(logits_processors(tokenizer, prompt_length, chats) if logits_processors else [])
     with torch.inference_mode():
         generated = model.generate(
             **batch,

@@ -41,6 +41,7 @@ class RunSettings:
     base_limit: int | None  # score the base model on the first N records of each split only
     pack: Path | None  # skill pack (default: the test file's manifest.json source)
     constrained: bool  # transformers: also score grammar-constrained decoding
+    grounded: bool  # transformers: also score it with copied values bound to spans of the request
     gate: GateSettings
 
 
@@ -137,6 +138,12 @@ class RunSettings:
     help="transformers backend: also score the tuned model with decoding restricted to the pack's "
     "call grammar (as `tuned-constrained`), beside the unconstrained runs.",
 )
+@click.option(
+    "--grounded",
+    is_flag=True,
+    help="transformers backend: also score the tuned model with the call grammar and every value the "
+    "skill copies from the request bound to a span of the request (as `tuned-grounded`).",
+)
 @gate_options
 def run_command(
     min_exact_match: float | None, baseline: Path | None, max_drop: float, gate_model: str | None, **options
@@ -154,8 +161,9 @@ def run_command(
 
 def run(settings: RunSettings) -> None:
     _check_backend_options(settings)
-    if settings.constrained and settings.backend != "transformers":
-        fail("--constrained works with --backend transformers only (it plugs into transformers' generate)")
+    for flag, given in (("--constrained", settings.constrained), ("--grounded", settings.grounded)):
+        if given and settings.backend != "transformers":
+            fail(f"{flag} works with --backend transformers only (it plugs into transformers' generate)")
     config = _read_config(settings.config) if settings.config is not None else None
     given = {
         "test": settings.test_file,
@@ -168,8 +176,12 @@ def run(settings: RunSettings) -> None:
     records = {split: _test_records(path, settings.limit) for split, path in splits.items()}
     _check_out(settings, config, list(splits.values()))
     skills = _pack_for(settings.test_file, settings.pack)
-    processors = _grammar(skills, settings.test_file, settings.max_new_tokens) if settings.constrained else None
-    prediction_files = _predict(settings, config, records, processors)
+    decoders = {  # model label -> logits processors of that extra tuned run
+        label: _grammar(skills, settings.test_file, settings.max_new_tokens, grounded=label == "tuned-grounded")
+        for label, wanted in (("tuned-constrained", settings.constrained), ("tuned-grounded", settings.grounded))
+        if wanted
+    }
+    prediction_files = _predict(settings, config, records, decoders)
     try:  # the predictions are saved: `eval score` re-scores them if this fails
         report = score_and_report(
             prediction_files, str(settings.test_file), settings.out, skills, _training_log(config)
@@ -277,25 +289,27 @@ def _pack_for(test_file: Path | None, pack: Path | None):
     return load_skills(pack)
 
 
-def _grammar(skills, test_file: Path, max_new_tokens: int):
+def _grammar(skills, test_file: Path, max_new_tokens: int, grounded: bool):
     """The constrained-decoding processors for the pack, in the answer style the data was written in."""
     from eval.constrain_processor import grammar_processors
 
     if not skills:
-        fail("--constrained needs the skill pack: pass --pack (no manifest.json source next to the test file)")
+        fail(
+            "--constrained/--grounded need the skill pack: pass --pack (no manifest.json source next to the test file)"
+        )
     style = _manifest_of(test_file).get("style", "python")
     if style not in ("python", "json"):
-        fail(f"--constrained supports the python and json answer styles, not {style!r}")
-    return grammar_processors(skills, style=style, max_new_tokens=max_new_tokens)
+        fail(f"--constrained/--grounded support the python and json answer styles, not {style!r}")
+    return grammar_processors(skills, style=style, max_new_tokens=max_new_tokens, grounded=grounded)
 
 
-def _predict(settings: RunSettings, config: dict | None, records: dict[str, list[dict]], processors) -> list[Path]:
+def _predict(settings: RunSettings, config: dict | None, records: dict[str, list[dict]], decoders) -> list[Path]:
     """Generate with each model on each split and save the predictions; the files written."""
     from eval.predict import PredictError, prediction_rows, write_predictions
 
     prediction_files = []
     try:
-        for label, predictor in _backends(settings, config, processors):
+        for label, predictor in _backends(settings, config, decoders):
             for split, split_records in records.items():
                 if label == "base" and settings.base_limit is not None:
                     split_records = split_records[: settings.base_limit]
@@ -317,7 +331,7 @@ def _file_suffix(split: str) -> str:
     return "" if split == "test" else f"-{EXTRA_SPLITS[split][0]}"
 
 
-def _backends(settings: RunSettings, config: dict | None, processors=None):
+def _backends(settings: RunSettings, config: dict | None, decoders: dict | None = None):
     """Yield (label, backend): base unless skipped, then tuned. Each is built when its turn comes,
     after the caller has dropped the one before, so only one model is in memory at a time."""
     from eval.predict import OpenAIBackend, TransformersBackend, VLLMBackend, training_chat_template
@@ -349,11 +363,8 @@ def _backends(settings: RunSettings, config: dict | None, processors=None):
         if not skip_base:
             yield "base", TransformersBackend(base, label="base", **options)
         yield "tuned", TransformersBackend(base, adapter, label="tuned", **options)
-        if processors is not None:
-            yield (
-                "tuned-constrained",
-                TransformersBackend(base, adapter, logits_processors=processors, label="tuned-constrained", **options),
-            )
+        for label, processors in (decoders or {}).items():
+            yield label, TransformersBackend(base, adapter, logits_processors=processors, label=label, **options)
         return
     # one vLLM engine per process (it claims the GPU's memory): the tuned one, LoRA enabled, also
     # answers as the base model when it is given no adapter

@@ -74,6 +74,7 @@ def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
     model, tokenizer = smollm2
     chats = varied_chats()[:3]
     calls: list[int] = []
+    batch_sizes: list[int] = []
     first_choice: dict[int, list[int]] = {}  # batch number -> greedy first token of each row
 
     class Record(LogitsProcessor):  # passive: notes the first token each row chose
@@ -92,8 +93,10 @@ def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
             return scores
 
     def factory(kind):
-        def processors(given_tokenizer, prompt_length: int) -> list:
+        def processors(given_tokenizer, prompt_length: int, batch_chats) -> list:
             assert given_tokenizer is tokenizer
+            assert all(chat in chats for chat in batch_chats)  # the batch's own chats, one per row
+            batch_sizes.append(len(batch_chats))
             calls.append(prompt_length)
             return [kind(len(calls) % 2, prompt_length)]  # two batches per run: 2 + 1 chats
 
@@ -101,6 +104,7 @@ def test_logits_processors_are_built_per_batch_and_change_the_output(smollm2):
 
     plain = generate(model, tokenizer, chats, batch_size=2, max_new_tokens=6, logits_processors=factory(Record))
     assert len(calls) == 2 and sorted(first_choice) == [0, 1]  # one call per batch
+    assert sorted(batch_sizes) == [1, 2]
     banned = generate(model, tokenizer, chats, batch_size=2, max_new_tokens=6, logits_processors=factory(Ban))
     assert len(calls) == 4
     assert calls[2:] == calls[:2]  # the padded prompt length of each batch

@@ -6,10 +6,10 @@ import json
 import pytest
 from conftest import FIXTURES, PACK
 
-from datagen.expand import copied_params
 from datagen.llm_answers import build_pair
 from datagen.pair_checks import has_words, pair_problem
 from skilltune.calls import parse_call
+from skilltune.pairs import copied_params
 from skilltune.skills import load_pack
 
 SKILLS = {skill.name: skill for skill in load_pack(PACK)}
