@@ -7,6 +7,8 @@ fragment). Each rewrite keeps the call exact, because a copied value stays a ver
     quote        "add buy milk to my notes" -> "add 'buy milk' to my notes"        note="buy milk"
     recase       "weather in Paris" -> "weather in PARIS"                           location="PARIS"
     mention      "weather in Paris" -> "use the weather skill: weather in Paris"    location="Paris"
+    misspell     "what is the weather in Paris" -> "wat is teh wether in Paris"    location="Paris"
+                 (texting shorthand or a slipped key, in words outside the copied values)
 Only train and val are rewritten (a share of them, `--variety`); the template test split stays as
 the templates make it, and held-out wording is what measures whether this generalizes.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import random
 import re
 
+from datagen.noise import WORD_NUMBERS
 from skilltune.calls import NO_CALL_NAME, Call
 from skilltune.pairs import Pair, normalize
 from skilltune.skills import Skill
@@ -65,6 +68,65 @@ def recase_value(pair: Pair, rng: random.Random, free: dict[str, set[str]]) -> P
     return Pair(user, Call(pair.call.name, {**pair.call.arguments, name: new}), pair.group)
 
 
+# how people shorten words when they type fast; a word not listed gets a slipped key instead
+SHORTHANDS = {
+    "you": "u",
+    "are": "r",
+    "please": "plz",
+    "what": "wat",
+    "what's": "wats",
+    "today": "2day",
+    "tonight": "2nite",
+    "to": "2",
+    "for": "4",
+    "the": "teh",
+    "right": "rite",
+    "now": "rn",
+    "tomorrow": "tmrw",
+    "minutes": "mins",
+    "seconds": "secs",
+    "thanks": "thx",
+    "because": "cuz",
+    "going": "gonna",
+}
+
+
+NUMBER_NAMES = frozenset(WORD_NUMBERS) | {"hundred", "thousand", "million", "half", "quarter"}
+
+
+def _slip(word: str, rng: random.Random) -> str:
+    """One typing slip: a letter dropped, doubled or swapped with the next."""
+    at = rng.randrange(1, len(word) - 1)  # first and last letters stay: the word stays readable
+    kind = rng.choice(("drop", "double", "swap"))
+    if kind == "drop":
+        return word[:at] + word[at + 1 :]
+    if kind == "double":
+        return word[:at] + word[at] + word[at:]
+    return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
+
+
+def misspell(pair: Pair, rng: random.Random, free: dict[str, set[str]]) -> Pair | None:
+    """One or two words outside every argument value typed wrong. A call whose values are not
+    copied (math's "twelve times twelve" -> "12*12") keeps its number words and digits intact."""
+    protected = [match.span() for _, match in _copied(pair, free)]
+    words = [
+        match
+        for match in re.finditer(r"[A-Za-z][A-Za-z']*", pair.user)
+        if not any(start < match.end() and match.start() < end for start, end in protected)
+        and match.group(0).lower() not in NUMBER_NAMES
+        and (match.group(0).lower() in SHORTHANDS or len(match.group(0)) >= 4)
+    ]
+    if not words:
+        return None
+    user = pair.user
+    for match in sorted(rng.sample(words, min(len(words), rng.choice((1, 2)))), key=re.Match.start, reverse=True):
+        word = match.group(0)
+        short = SHORTHANDS.get(word.lower())
+        new = short if short and (len(word) < 4 or rng.random() < 0.5) else _slip(word, rng)
+        user = user[: match.start()] + new + user[match.end() :]
+    return Pair(user, pair.call, pair.group)
+
+
 def mention_skill(pair: Pair, rng: random.Random, free: dict[str, set[str]]) -> Pair | None:
     if pair.call.name == NO_CALL_NAME:  # naming a skill would make it a request for that skill
         return None
@@ -72,7 +134,7 @@ def mention_skill(pair: Pair, rng: random.Random, free: dict[str, set[str]]) -> 
     return Pair(user, pair.call, pair.group)
 
 
-REWRITES = (quote_value, recase_value, mention_skill)
+REWRITES = (quote_value, recase_value, mention_skill, misspell)
 
 
 def add_variety(splits: dict[str, list[Pair]], share: float, seed: int, skills: list[Skill]) -> dict[str, list[Pair]]:

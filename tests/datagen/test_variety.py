@@ -4,7 +4,7 @@ import random
 
 from conftest import PACK
 
-from datagen.variety import add_variety, mention_skill, quote_value, recase_value
+from datagen.variety import add_variety, mention_skill, misspell, quote_value, recase_value
 from skilltune.calls import parse_call
 from skilltune.pairs import Pair, normalize
 from skilltune.skills import load_pack
@@ -31,6 +31,21 @@ def test_recase_changes_value_and_call_together_but_never_a_choice():
         assert recased.call.arguments["action"] == "add"
         assert recased.call.arguments["note"] in recased.user
         assert recased.call.arguments["note"].lower() == "return the library books"
+
+
+def test_misspell_types_words_wrong_but_never_a_value_or_a_number():
+    weather = Pair("what is the weather in San Francisco right now", parse_call('weather(location="San Francisco")'))
+    math = Pair("what is twelve times twelve", parse_call('math(question="12*12")'))
+    changed = set()
+    for seed in range(30):
+        for pair in (NOTE, weather, math):
+            typed = misspell(pair, random.Random(seed), FREE)
+            assert typed.call == pair.call and typed.user != pair.user
+            changed.add(typed.user)
+        assert "return the library books" in misspell(NOTE, random.Random(seed), FREE).user
+        assert "San Francisco" in misspell(weather, random.Random(seed), FREE).user
+        assert misspell(math, random.Random(seed), FREE).user.count("twelve") == 2
+    assert len(changed) > 20  # slips and shorthands vary
 
 
 def test_mention_names_the_skill_and_never_for_other():
