@@ -8,7 +8,8 @@
 #   make test                           # pytest, including end-to-end training runs
 #
 # Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
-# AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags),
+# AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags), DECODING
+# (how make eval decodes the tuned model: grounded (default, python/json styles), constrained or free),
 # STANDIN=1 (the config's base model replaced by its stand-in, scripts/make_standin.py; STANDIN_SIZE=real: 7-8B shapes), CPU (1: CPU overrides on
 # top of the config, 0: none; default 1 where nvidia-smi is missing), GPUS (processes per node), DEEPSPEED
 # (zero1|zero2|zero3: configs/deepspeed/), FSDP (qlora: configs/fsdp/qlora.yml), NNODES, NODE_RANK, MASTER_ADDR,
@@ -27,6 +28,7 @@ TEST_FRACTION ?= 0.1
 VAL_FRACTION ?= 0.1
 DATAGEN_ARGS ?=
 BASE_LIMIT ?= 60
+DECODING ?= grounded
 STYLE ?= python
 AXOLOTL_ARGS ?=
 EVAL_ARGS ?=
@@ -149,7 +151,7 @@ merge: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
-		$(if $(BASE_LIMIT),--base-limit $(BASE_LIMIT)) \
+		$(if $(BASE_LIMIT),--base-limit $(BASE_LIMIT)) $(if $(filter python json,$(STYLE)),--decoding $(DECODING)) \
 		$(if $(wildcard $(DATA_DIR)/test_noisy.jsonl),--noisy-test $(DATA_DIR)/test_noisy.jsonl) \
 		$(if $(wildcard $(DATA_DIR)/test_wording.jsonl),--wording-test $(DATA_DIR)/test_wording.jsonl) \
 		$(if $(wildcard $(DATA_DIR)/test_unseen.jsonl),--unseen-test $(DATA_DIR)/test_unseen.jsonl) $(EVAL_ARGS)

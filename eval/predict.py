@@ -288,12 +288,15 @@ class VLLMBackend:
 # --- saved predictions
 
 
-def prediction_rows(records: list[dict], outputs: list[str], model_label: str, split: str) -> list[dict]:
+def prediction_rows(
+    records: list[dict], outputs: list[str], model_label: str, split: str, decoding: str = "free"
+) -> list[dict]:
     return [
         {
             "index": index,
             "model": model_label,
             "split": split,
+            "decoding": decoding,
             "skill": gold_calls(record)[0].name,  # a compound request counts under its first call
             "user": user_text(record),
             # as Python call text whatever the answer style (tool_calls answers have no content)

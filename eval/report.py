@@ -34,6 +34,8 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
     rows = [("", *models)]
     rows += [(title, *(_pct(report[model].get(key, 0.0)) for model in models)) for key, title in HEADLINE]
     rows.append(("examples", *(str(report[model]["n"]) for model in models)))
+    if any(report[model].get("decoding", "free") != "free" for model in models):
+        rows.append(("decoding", *(report[model].get("decoding", "free") for model in models)))
     for key, what in EXTRA_SPLITS.values():
         if all(key in report[model] for model in models):
             rows.append((f"exact match, {what}", *(_pct(report[model][key]["exact_match"]) for model in models)))

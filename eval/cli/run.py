@@ -12,6 +12,7 @@ import click
 import yaml
 
 from eval.cli.score import GateSettings, apply_gate, gate_options, gate_settings, load_skills, score_and_report
+from eval.decoding import DECODINGS, decoding_runs, processors_for
 from eval.score import EXTRA_SPLITS, gold_problem
 from skilltune.cli import fail
 from skilltune.jsonio import DataError, iter_jsonl, read_text
@@ -40,6 +41,7 @@ class RunSettings:
     skip_base: bool  # score only the tuned model
     base_limit: int | None  # score the base model on the first N records of each split only
     pack: Path | None  # skill pack (default: the test file's manifest.json source)
+    decoding: str  # transformers: how the tuned model decodes (eval/decoding.py)
     constrained: bool  # transformers: also score grammar-constrained decoding
     grounded: bool  # transformers: also score it with copied values bound to spans of the request
     gate: GateSettings
@@ -133,6 +135,14 @@ class RunSettings:
     "file's manifest.json).",
 )
 @click.option(
+    "--decoding",
+    type=click.Choice(DECODINGS),
+    default="free",
+    show_default=True,
+    help="transformers backend: how the tuned model decodes: freely, limited to the pack's call grammar, "
+    "or also with copied values bound to spans of the request (make eval: grounded).",
+)
+@click.option(
     "--constrained",
     is_flag=True,
     help="transformers backend: also score the tuned model with decoding restricted to the pack's "
@@ -161,9 +171,9 @@ def run_command(
 
 def run(settings: RunSettings) -> None:
     _check_backend_options(settings)
-    for flag, given in (("--constrained", settings.constrained), ("--grounded", settings.grounded)):
-        if given and settings.backend != "transformers":
-            fail(f"{flag} works with --backend transformers only (it plugs into transformers' generate)")
+    runs = decoding_runs(settings.decoding, [name for name in DECODINGS if getattr(settings, name, False)])
+    if settings.backend != "transformers" and set(runs.values()) != {"free"}:
+        fail("--decoding/--constrained/--grounded need --backend transformers (make eval: DECODING=free)")
     config = _read_config(settings.config) if settings.config is not None else None
     given = {
         "test": settings.test_file,
@@ -176,12 +186,9 @@ def run(settings: RunSettings) -> None:
     records = {split: _test_records(path, settings.limit) for split, path in splits.items()}
     _check_out(settings, config, list(splits.values()))
     skills = _pack_for(settings.test_file, settings.pack)
-    decoders = {  # model label -> logits processors of that extra tuned run
-        label: _grammar(skills, settings.test_file, settings.max_new_tokens, grounded=label == "tuned-grounded")
-        for label, wanted in (("tuned-constrained", settings.constrained), ("tuned-grounded", settings.grounded))
-        if wanted
-    }
-    prediction_files = _predict(settings, config, records, decoders)
+    style = _style_for(skills, settings.test_file, set(runs.values()))
+    decoders = {label: processors_for(name, skills, style, settings.max_new_tokens) for label, name in runs.items()}
+    prediction_files = _predict(settings, config, records, runs, decoders)
     try:  # the predictions are saved: `eval score` re-scores them if this fails
         report = score_and_report(
             prediction_files, str(settings.test_file), settings.out, skills, _training_log(config)
@@ -289,21 +296,18 @@ def _pack_for(test_file: Path | None, pack: Path | None):
     return load_skills(pack)
 
 
-def _grammar(skills, test_file: Path, max_new_tokens: int, grounded: bool):
-    """The constrained-decoding processors for the pack, in the answer style the data was written in."""
-    from eval.constrain_processor import grammar_processors
-
-    if not skills:
-        fail(
-            "--constrained/--grounded need the skill pack: pass --pack (no manifest.json source next to the test file)"
-        )
+def _style_for(skills, test_file: Path, decodings: set[str]) -> str:
+    """The answer style the data was written in, checked when a grammar will decode in it."""
     style = _manifest_of(test_file).get("style", "python")
-    if style not in ("python", "json"):
-        fail(f"--constrained/--grounded support the python and json answer styles, not {style!r}")
-    return grammar_processors(skills, style=style, max_new_tokens=max_new_tokens, grounded=grounded)
+    if decodings != {"free"}:
+        if not skills:
+            fail("constrained and grounded decoding need the skill pack: pass --pack (no manifest.json source found)")
+        if style not in ("python", "json"):
+            fail(f"constrained and grounded decoding support the python and json answer styles, not {style!r}")
+    return style
 
 
-def _predict(settings: RunSettings, config: dict | None, records: dict[str, list[dict]], decoders) -> list[Path]:
+def _predict(settings: RunSettings, config: dict | None, records: dict[str, list[dict]], runs, decoders) -> list[Path]:
     """Generate with each model on each split and save the predictions; the files written."""
     from eval.predict import PredictError, prediction_rows, write_predictions
 
@@ -316,7 +320,8 @@ def _predict(settings: RunSettings, config: dict | None, records: dict[str, list
                 predictor.label = f"{label} model, {split}"  # the progress bar's name
                 outputs = predictor.generate(split_records)
                 name = f"predictions-{label}{_file_suffix(split)}.jsonl"
-                write_predictions(settings.out / name, prediction_rows(split_records, outputs, label, split))
+                rows = prediction_rows(split_records, outputs, label, split, runs.get(label, "free"))
+                write_predictions(settings.out / name, rows)
                 prediction_files.append(settings.out / name)
             del predictor  # the next model loads into the memory this one held
     except (PredictError, DataError) as err:
@@ -362,8 +367,7 @@ def _backends(settings: RunSettings, config: dict | None, decoders: dict | None 
         }
         if not skip_base:
             yield "base", TransformersBackend(base, label="base", **options)
-        yield "tuned", TransformersBackend(base, adapter, label="tuned", **options)
-        for label, processors in (decoders or {}).items():
+        for label, processors in (decoders or {"tuned": None}).items():
             yield label, TransformersBackend(base, adapter, logits_processors=processors, label=label, **options)
         return
     # one vLLM engine per process (it claims the GPU's memory): the tuned one, LoRA enabled, also

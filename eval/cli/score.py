@@ -148,6 +148,7 @@ def score_and_report(
         if "test" not in by_split:
             fail(f"model {label!r} has no predictions on the clean test split")
         scores[label] = score(by_split["test"], schemas=schemas, signatures=signatures)
+        scores[label]["decoding"] = by_split["test"][0].get("decoding", "free")  # older files: free
         for split, (key, _) in EXTRA_SPLITS.items():
             if split in by_split:
                 scores[label][key] = split_entry(score(by_split[split], schemas=schemas, signatures=signatures))

@@ -101,6 +101,10 @@ def test_run_without_base_model_name_scores_only_the_named_model(tmp_path):
         ),
         (["--backend", "transformers"], "--backend transformers needs --config"),
         (
+            ["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--decoding", "grounded"],
+            "need --backend transformers",
+        ),
+        (
             ["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--config", "CONFIG"],
             "--config is not used with --backend openai",
         ),

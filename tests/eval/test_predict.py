@@ -244,7 +244,7 @@ def test_the_backend_builds_its_logits_processors_once_per_batch(smollm2):
     prompt_lengths: list[int] = []
     short = copy.copy(smollm2)
     short.batch_size, short.max_new_tokens = 2, 2
-    short.logits_processors = lambda tokenizer, prompt_length: prompt_lengths.append(prompt_length) or []
+    short.logits_processors = lambda tokenizer, prompt_length, chats: prompt_lengths.append(prompt_length) or []
     short.generate(varied_records()[:3])
     assert len(prompt_lengths) == 2  # 3 records at batch size 2: 2 + 1
 

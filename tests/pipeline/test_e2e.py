@@ -82,6 +82,7 @@ def check_report(project: Path, model: str) -> dict:
     report = read_json(run_dir / "report.json", "report")
     test_records = list(read_jsonl(project / "data" / "skills" / "test.jsonl", "record"))
     assert report["models"] == ["base", "tuned"]
+    assert (report["base"]["decoding"], report["tuned"]["decoding"]) == ("free", "grounded")  # make eval's default
     for label in ("base", "tuned"):
         predictions = list(read_jsonl(run_dir / f"predictions-{label}.jsonl", "prediction"))
         expected = min(BASE_LIMIT, len(test_records)) if label == "base" else len(test_records)
