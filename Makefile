@@ -5,6 +5,8 @@
 #   make train MODEL=mistral STANDIN=1  # the same config on a tiny random-weight Mistral from a local cache (no GPU, no network)
 #   make check-config MODEL=mistral     # validate, render a record with its trained tokens marked, estimate GPU memory
 #   make merge MODEL=mistral            # adapter folded into the base model: runs/<model>/adapter/merged
+#   make export                         # merged model, GGUF f16/q8_0/q4_k_m, grammar, tools, Modelfile: runs/<model>/export
+#   make serve                          # the export behind an OpenAI-compatible server on 127.0.0.1:$(PORT)
 #   make test                           # pytest, including end-to-end training runs
 #
 # Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
@@ -14,6 +16,9 @@
 # top of the config, 0: none; default 1 where nvidia-smi is missing), GPUS (processes per node), DEEPSPEED
 # (zero1|zero2|zero3: configs/deepspeed/), FSDP (qlora: configs/fsdp/qlora.yml), NNODES, NODE_RANK, MASTER_ADDR,
 # MASTER_PORT (torchrun rendezvous across machines), RAY_WORKERS (Axolotl's Ray launcher).
+# make export/serve: EXPORT_DIR (default runs/<model>/export), QUANT (quantizations, default q8_0 q4_k_m),
+# SERVE_QUANT (the GGUF served: q8_0, q4_k_m or f16; default the first of QUANT), PORT (default 8080),
+# SERVE_CMAKE_ARGS (llama-cpp-python's build flags).
 
 MODEL ?= smollm2
 CONFIG ?= configs/$(MODEL).yml
@@ -50,6 +55,19 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.skilltune-installed
+# the `serve` extra (llama-cpp-python, built from source) and llama.cpp's converter from the same pinned
+# sdist (skilltune/converter_source.py): installed on first `make export`, `make serve` or `make test`
+SERVE_STAMP := $(VENV)/.skilltune-serve-installed
+CONVERTER := $(VENV)/llama.cpp-converter/convert_hf_to_gguf.py
+# GGML_NATIVE=OFF: a build tuned to the build machine's CPU segfaulted on the first decode here (a CPU with
+# AMX and AVX-512); the portable build (AVX2) generates correctly. pip caches the wheel it builds: after
+# changing SERVE_CMAKE_ARGS (e.g. -DGGML_CUDA=on), reinstall with `pip install --no-cache-dir`.
+SERVE_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+OUTPUT_DIR = $(shell sed -n 's/^output_dir: *//p' $(CONFIG) 2>/dev/null)
+EXPORT_DIR ?= $(RUN_DIR)/export
+QUANT ?= q8_0 q4_k_m
+SERVE_QUANT ?=
+PORT ?= 8080
 BFCL_PACKAGE := bfcl-eval==2026.3.23
 
 # No telemetry. W&B (configs name a wandb_project) logs offline into $(RUN_DIR)/wandb unless the user sets
@@ -83,7 +101,8 @@ ARGS = $(CPU_ARGS) $(AXOLOTL_ARGS)
 PREPARE_models/SmolLM2-135M-Instruct := scripts/prepare_smollm2.py
 PREPARE_models/tiny-llama := scripts/make_tiny_model.py
 
-.PHONY: install model data check-data check-config check-launch preprocess train merge eval lint test test-fast bench clean
+.PHONY: install install-serve model data check-data check-config check-launch preprocess train merge export serve eval lint \
+	test test-fast bench clean
 
 install: $(STAMP)
 
@@ -94,6 +113,15 @@ $(STAMP): pyproject.toml
 	# the Berkeley Function Calling Leaderboard's data files (eval/bfcl.py reads them); --no-deps:
 	# we need its JSON only, not the provider SDKs it depends on, and never import it
 	$(PY) -m pip install --quiet --no-deps '$(BFCL_PACKAGE)'
+	touch $@
+
+install-serve: $(SERVE_STAMP)
+
+# llama-cpp-python's sdist compiles llama.cpp: 552 s on the 2 cores here while a training shared them
+# (~4-5 min on idle cores)
+$(SERVE_STAMP): $(STAMP)
+	CMAKE_ARGS="$(SERVE_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[serve]'
+	$(PY) -m skilltune.converter_source --dest $(dir $(CONVERTER))
 	touch $@
 
 model: $(STAMP)
@@ -149,6 +177,19 @@ merge: $(STAMP)
 	@test -f $(CONFIG) || { echo "error: $(CONFIG): no such config (MODEL=$(MODEL))" >&2; exit 1; }
 	axolotl merge-lora $(CONFIG) $(ARGS)
 
+# re-merged only when the adapter is newer than the merged weights; the export folder is replaced whole,
+# and only when it is an earlier export (skilltune/export.py)
+export: $(SERVE_STAMP)
+	@test -f $(CONFIG) || { echo "error: $(CONFIG): no such config (MODEL=$(MODEL))" >&2; exit 1; }
+	@test -f $(OUTPUT_DIR)/adapter_config.json || { echo "error: $(OUTPUT_DIR): no trained adapter; run make train first (MODEL=$(MODEL))" >&2; exit 1; }
+	@find $(OUTPUT_DIR)/merged -name '*.safetensors' -newer $(OUTPUT_DIR)/adapter_config.json 2>/dev/null | grep -q . \
+		|| $(MAKE) --no-print-directory -o $(STAMP) merge
+	$(PY) -m skilltune.export --config $(CONFIG) --out $(EXPORT_DIR) --converter $(CONVERTER) $(addprefix --quant ,$(QUANT))
+
+serve: $(SERVE_STAMP)
+	@test -f $(EXPORT_DIR)/export.json || { echo "error: $(EXPORT_DIR): no export; run make export first (MODEL=$(MODEL))" >&2; exit 1; }
+	$(PY) -m skilltune.serve --export $(EXPORT_DIR) --port $(PORT) --alias $(MODEL) $(if $(SERVE_QUANT),--quant $(SERVE_QUANT))
+
 eval: $(STAMP)
 	$(PY) -m eval run --config $(CONFIG) --test $(DATA_DIR)/test.jsonl --out $(RUN_DIR) \
 		$(if $(BASE_LIMIT),--base-limit $(BASE_LIMIT)) $(if $(filter python json,$(STYLE)),--decoding $(DECODING)) \
@@ -161,8 +202,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# the embedded model first: the backend and constrained-decoding tests run on it (they skip without it)
-test: $(STAMP) lint
+# the embedded model first: the backend and constrained-decoding tests run on it (they skip without it);
+# the serve extra too, so tests/serve (GGUF export, the server) run rather than skip
+test: $(STAMP) $(SERVE_STAMP) lint
 	$(PY) scripts/prepare_smollm2.py --out models/SmolLM2-135M-Instruct
 	$(PY) -m pytest $(PYTEST_ARGS)
 
