@@ -22,7 +22,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from skilltune.calls import Call, CallSyntaxError, call_from_json
+from skilltune.calls import Call, CallSyntaxError, call_from_function
+from skilltune.jsonio import loads
 from skilltune.records import answer_calls
 
 HANDLER_NAME = "skilltune"
@@ -49,7 +50,7 @@ def answer_text_calls(text: str) -> list[Call] | None:
     try:
         blocks = _TOOL_CALL.findall(text)
         if blocks:
-            return [call_from_json(json.loads(block)) for block in blocks]
+            return [call_from_function(loads(block)) for block in blocks]  # {"name", "arguments"}
         return answer_calls({"content": text})
     except (CallSyntaxError, ValueError, TypeError, AttributeError):
         return None
