@@ -4,9 +4,10 @@
 
 Each request is the one `eval run --backend openai` sends for the record (its prompt messages,
 temperature 0, the same max_tokens), sent alone, so the latency is the server's own and not a
-queue's. Printed as JSON: median and p90 latency per request, completion tokens per request (the
-server's `usage`, and the prompt's), and completion tokens per second of wall time (prompt processing included, as
-a caller sees it). A warm-up request goes first and is not counted.
+queue's. Printed as JSON: median, p90 and mean latency per request, prompt and completion tokens per
+request (the server's `usage`), and completion tokens per second of wall time (prompt processing
+included, as a caller sees it), per request and then the median. A warm-up request goes first and
+is not counted.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def bench(base_url: str, records: list[dict], model: str, max_tokens: int, timeo
         "latency_p90_s": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 3),
         "prompt_tokens_mean": round(statistics.mean(prompt_tokens), 1),
         "completion_tokens_mean": round(statistics.mean(tokens), 1),
-        "completion_tokens_per_s": round(sum(tokens) / sum(latencies), 1),
+        "latency_mean_s": round(statistics.mean(latencies), 3),
+        # per request, then the median: a few requests stalled by other processes on shared cores
+        # would otherwise decide a mean
+        "completion_tokens_per_s_median": round(statistics.median(n / t for n, t in zip(tokens, latencies)), 1),
     }
 
 
