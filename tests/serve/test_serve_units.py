@@ -193,3 +193,24 @@ def test_converter_extracts_its_three_paths(tmp_path, monkeypatch):
     (tmp_path / "other").mkdir()
     with pytest.raises(converter_source.ConverterSourceError, match="not a converter folder"):
         converter_source.extract_converter(archive, tmp_path / "other")
+
+
+def make(*arguments: str):
+    import subprocess
+
+    from conftest import REPO
+
+    venv = REPO / ".venv"
+    stamps = [f"-o{venv / '.skilltune-installed'}", f"-o{venv / '.skilltune-serve-installed'}"]
+    return subprocess.run(
+        ["make", "--no-print-directory", *stamps, *arguments], cwd=REPO, capture_output=True, text=True
+    )
+
+
+def test_make_export_and_serve_name_the_missing_step(tmp_path):
+    config = write_config(tmp_path, tmp_path / "adapter")
+    done = make("export", f"CONFIG={config}", f"EXPORT_DIR={tmp_path / 'export'}")
+    assert done.returncode != 0 and "no trained adapter; run make train first" in done.stderr
+    done = make("serve", f"EXPORT_DIR={tmp_path / 'export'}")
+    assert done.returncode != 0 and "no export; run make export first" in done.stderr
+    assert not (tmp_path / "export").exists()
