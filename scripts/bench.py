@@ -44,6 +44,7 @@ from skilltune.records import user_text  # noqa: E402
 sys.path.insert(0, str(REPO / "scripts"))
 from bench_report import (  # noqa: E402  (the test reaches them through this module)
     hostile_rows,
+    keep_section,
     render,
     render_training,
     scorer_rows,
@@ -340,7 +341,8 @@ def main() -> None:
             if args.skip_training
             else bench_training(Path(work), args.training_json)
         )
-    text = splice_section(render(offline, llm, scorer, models), training)
+    previous = args.out.read_text() if args.out.exists() else ""
+    text = keep_section(previous, splice_section(render(offline, llm, scorer, models), training), "## Serving")
     write_text(args.out, text)
     print(text)
 

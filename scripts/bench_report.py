@@ -21,6 +21,17 @@ def splice_section(text: str, section: list[str]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def keep_section(previous: str, text: str, title: str) -> str:
+    """TEXT with PREVIOUS's section TITLE carried over (appended), when TEXT has none: sections
+    measured by hand (## Serving: the served model, `make serve`) survive a `make bench` rewrite."""
+    lines, old = text.rstrip("\n").split("\n"), previous.rstrip("\n").split("\n")
+    if title in lines or title not in old:
+        return text
+    start = old.index(title)
+    end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+    return "\n".join([*lines, "", *old[start:end]]).rstrip("\n") + "\n"
+
+
 # the first cells of the scorer rows, which `--only scorer` finds and replaces
 SCORER_ROW_LABELS = (
     "| scorer (parse + strict and lenient match + aggregate), 20,000 rows, tuned-like outputs (80 % right), median of 7 |",
