@@ -11,6 +11,7 @@ every file in it):
     model-f16.gguf      llama.cpp's convert_hf_to_gguf.py on merged/ (skilltune/gguf_files.py)
     model-q8_0.gguf     llama.cpp's quantizer on the f16 file; model-q4_k_m.gguf likewise
     grammar.gbnf, tools.json, Modelfile   skilltune.serving.files, from the skill pack and config
+                        (tools-style data: tools.json only; its calls are read by a tool-call parser)
     export.json         what was exported from where: style, system prompt, files and their sha256
 
 The merged folder Axolotl writes carries the *base* model's chat template (merge-lora copies the base
@@ -34,9 +35,17 @@ import yaml
 
 from skilltune.converter_source import sha256_of
 from skilltune.gguf_files import QUANTIZATIONS, GGUFError, convert, quantize
-from skilltune.jsonio import remove_stale_siblings, staging_prefix, terminate_cleanly
+from skilltune.jsonio import dumps, remove_stale_siblings, staging_prefix, terminate_cleanly
 from skilltune.local_model import training_chat_template
-from skilltune.serving.files import ServingError, options_from_manifest, training_system, write_serving_files
+from skilltune.records import tool_definitions
+from skilltune.serving.files import (
+    TOOLS,
+    ServingError,
+    options_from_manifest,
+    training_system,
+    write_serving_files,
+)
+from skilltune.skills import SkillFileError, load_pack
 
 EXPORT_MANIFEST = "export.json"
 F16 = "model-f16.gguf"
@@ -193,10 +202,18 @@ def build(
 
 
 def write_serving(pack: Path, config_path: Path, staging: Path, served: str, manifest: Path, root: Path) -> list[str]:
-    """grammar.gbnf, tools.json and the Modelfile (skilltune.serving.files); their names."""
+    """grammar.gbnf, tools.json and the Modelfile (skilltune.serving.files); their names.
+
+    Tools-style data gets tools.json only: skilltune.serving writes no grammar or Modelfile for it
+    (its answers are the template's <tool_call> blocks, which a tool-call parser reads), and the
+    GGUF files and merged model are as useful for it as for any style."""
     try:
-        paths = write_serving_files(pack, config_path, staging, served, root=root, **options_from_manifest(manifest))
-    except ServingError as err:
+        options = options_from_manifest(manifest)
+        if options["style"] == "tools":
+            (staging / TOOLS).write_text(dumps(tool_definitions(load_pack(pack)), indent=2) + "\n", encoding="utf-8")
+            return [TOOLS]
+        paths = write_serving_files(pack, config_path, staging, served, root=root, **options)
+    except (ServingError, SkillFileError) as err:
         raise ExportError(str(err)) from None
     return [path.name for path in paths]
 

@@ -17,6 +17,7 @@ from skilltune.gguf_files import byte_level_tokenizer_fix
 from skilltune.serve_chat import answer_text_calls, as_tool_calls, with_system
 
 SYSTEM = "Answer with one function call: weather, or other()."
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def chat_response(content: str) -> dict:
@@ -214,3 +215,19 @@ def test_make_export_and_serve_name_the_missing_step(tmp_path):
     done = make("serve", f"EXPORT_DIR={tmp_path / 'export'}")
     assert done.returncode != 0 and "no export; run make export first" in done.stderr
     assert not (tmp_path / "export").exists()
+
+
+def test_tools_style_data_gets_tools_json_only(tmp_path):
+    from conftest import PACK
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"style": "tools", "options": {}}))
+    written = export.write_serving(PACK, tmp_path / "config.yml", tmp_path, "model-q8_0.gguf", manifest, REPO_ROOT)
+    assert written == ["tools.json"] and sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["manifest.json", "tools.json"]
+    )
+    tools = json.loads((tmp_path / "tools.json").read_text())
+    assert "weather" in {tool["function"]["name"] for tool in tools}
+    manifest.write_text(json.dumps({"style": "python", "options": {}}))
+    with pytest.raises(export.ExportError):  # python style goes through skilltune.serving (no config here)
+        export.write_serving(PACK, tmp_path / "config.yml", tmp_path, "model-q8_0.gguf", manifest, REPO_ROOT)
