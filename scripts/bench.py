@@ -342,7 +342,9 @@ def main() -> None:
             else bench_training(Path(work), args.training_json)
         )
     previous = args.out.read_text() if args.out.exists() else ""
-    text = keep_section(previous, splice_section(render(offline, llm, scorer, models), training), "## Serving")
+    text = splice_section(render(offline, llm, scorer, models), training)
+    for hand_measured in ("## Accuracy", "## Serving"):  # measured by whole training runs or a server, not here
+        text = keep_section(previous, text, hand_measured)
     write_text(args.out, text)
     print(text)
 
