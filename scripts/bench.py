@@ -343,7 +343,8 @@ def main() -> None:
         )
     previous = args.out.read_text() if args.out.exists() else ""
     text = splice_section(render(offline, llm, scorer, models), training)
-    for hand_measured in ("## Accuracy", "## BFCL outside check", "## Serving"):  # measured by whole training runs or a server, not here
+    # sections measured by whole training runs or a server, not here
+    for hand_measured in ("## Accuracy", "## BFCL outside check", "## Serving"):
         text = keep_section(previous, text, hand_measured)
     write_text(args.out, text)
     print(text)
