@@ -33,47 +33,13 @@ Two pieces:
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from eval.grounded import is_span, may_start
-from skilltune.calls import value_text  # the quoting to_python uses, so choice values match the targets exactly
+from skilltune.call_text import STYLES
 from skilltune.skills import Skill
-
-
-@dataclass(frozen=True)
-class Style:
-    """The fixed text around names, arguments and values in one answer style."""
-
-    before_name: str
-    after_name: str  # between the name and the first argument (or the end of a call without any)
-    before_key: str
-    after_key: str
-    separator: str
-    end: str
-    true: str
-    false: str
-    quote: Callable[[str], str]  # how a choice value is written
-
-
-STYLES = {
-    "python": Style("", "(", "", "=", ", ", ")", "True", "False", value_text),
-    "json": Style(
-        '{"function_call": {"name": "',
-        '", "arguments": {',
-        '"',
-        '": ',
-        ", ",
-        "}}}",
-        "true",
-        "false",
-        lambda value: json.dumps(value, ensure_ascii=False),
-    ),
-}
 
 # Phases of the state machine. In CALL and ARGS the text must be one of a few fixed options (a name
 # with its punctuation; an argument's key with its separator, or the end), so those phases only

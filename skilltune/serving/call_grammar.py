@@ -30,13 +30,11 @@ points unassigned in Python's Unicode tables are let through, as GBNF has no gen
 
 from __future__ import annotations
 
-import json
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
-from skilltune.calls import NO_CALL_NAME, value_text
+from skilltune.call_text import STYLES, Style
+from skilltune.calls import NO_CALL_NAME
 from skilltune.serving import gbnf
 from skilltune.serving.gbnf import Rule, group, literal
 from skilltune.skills import Skill
@@ -48,35 +46,6 @@ class GrammarError(ValueError):
     """The pack or style cannot be written as a grammar; str() is one line saying why."""
 
 
-@dataclass(frozen=True)
-class Style:
-    """The fixed text around names, arguments and values in one answer style (as eval/constrain.py)."""
-
-    before_name: str
-    after_name: str  # between the name and the first argument (or the end of a call without any)
-    before_key: str
-    after_key: str
-    separator: str
-    end: str
-    true: str
-    false: str
-    quote: Callable[[str], str]  # how a choice value is written
-
-
-STYLES = {
-    "python": Style("", "(", "", "=", ", ", ")", "True", "False", value_text),
-    "json": Style(
-        '{"function_call": {"name": "',
-        '", "arguments": {',
-        '"',
-        '": ',
-        ", ",
-        "}}}",
-        "true",
-        "false",
-        lambda value: json.dumps(value, ensure_ascii=False),
-    ),
-}
 # Both styles write a list of calls the same way: calls_to_python joins with ", ", and json.dumps
 # of a list of the objects does too.
 LIST_OPEN, LIST_SEPARATOR, LIST_CLOSE = "[", ", ", "]"
