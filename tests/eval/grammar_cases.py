@@ -4,33 +4,15 @@ round trip from a call to the text of its answer style and back."""
 import json
 
 from conftest import REPO
+from typed_pack import TYPED
 
 from eval.constrain import CallGrammar
 from skilltune.calls import Call, call_from_json, call_to_json, parse_call
-from skilltune.skills import Param, Skill, load_pack
+from skilltune.skills import load_pack
 
 PACK = load_pack(REPO / "examples" / "skills")
 
 
-def skill(name: str, **params: Param) -> Skill:
-    return Skill(name, f"{name}(...)", "", params)
-
-
-# Every parameter type, a choice value that needs escaping, a skill name that is a prefix of
-# another (al / alarm) and parameter names that are prefixes of each other (vol / volume).
-TYPED = [
-    skill(
-        "alarm",
-        hour=Param("integer", required=True),
-        label=Param("string", required=False),
-        repeat=Param("boolean", required=False),
-        volume=Param("number", required=False),
-        vol=Param("integer", required=False),
-        mode=Param("string", required=False, enum=("loud", "soft", 'say "hi" \\ twice')),
-    ),
-    skill("al", note=Param("string", required=True)),
-    skill("other"),
-]
 PACKS = {"default": PACK, "typed": TYPED}
 CASES = [(pack, style) for pack in PACKS for style in ("python", "json")]
 STYLED = {(pack, style): CallGrammar(PACKS[pack], style) for pack, style in CASES}

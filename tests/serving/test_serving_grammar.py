@@ -11,35 +11,16 @@ from pathlib import Path
 import pytest
 from conftest import PACK, REPO, run_module
 from gbnf_reader import GbnfSyntaxError, Lit, Matcher, read_gbnf
+from typed_pack import TYPED, skill
 
 from eval.constrain import CallGrammar
 from skilltune.calls import Call, call_to_json
 from skilltune.serving import gbnf
 from skilltune.serving.call_grammar import MAX_PARAMETERS, GrammarError, call_grammar
 from skilltune.serving.files import GRAMMAR, write_serving_files
-from skilltune.skills import Param, Skill, load_pack
+from skilltune.skills import Param, load_pack
 
 SKILLS = load_pack(PACK)
-
-
-def skill(name: str, **params: Param) -> Skill:
-    return Skill(name, f"{name}(...)", "", params)
-
-
-# every parameter type, a choice that needs escaping, names that are prefixes of each other
-TYPED = [
-    skill(
-        "alarm",
-        hour=Param("integer", required=True),
-        label=Param("string", required=False),
-        repeat=Param("boolean", required=False),
-        volume=Param("number", required=False),
-        vol=Param("integer", required=False),
-        mode=Param("string", required=False, enum=("loud", "soft", 'say "hi" \\ twice')),
-    ),
-    skill("al", note=Param("string", required=True)),
-    skill("other"),
-]
 
 
 def write(call: Call, style: str) -> str:
