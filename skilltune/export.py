@@ -25,7 +25,6 @@ and renamed into place at the end; a failure leaves --out as it was.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,6 +36,7 @@ from skilltune.converter_source import sha256_of
 from skilltune.gguf_files import QUANTIZATIONS, GGUFError, convert, quantize
 from skilltune.jsonio import dumps, remove_stale_siblings, staging_prefix, terminate_cleanly
 from skilltune.local_model import training_chat_template
+from skilltune.outputs import replace_folder
 from skilltune.records import tool_definitions
 from skilltune.serving.files import (
     TOOLS,
@@ -122,22 +122,6 @@ def previous_export_problem(out: Path) -> str | None:
         return f"holds files and no {EXPORT_MANIFEST} of an earlier export"
     foreign = sorted(present - listed)
     return f"holds {foreign[0]}, which no export wrote" if foreign else None
-
-
-def replace_folder(staging: Path, out: Path) -> None:
-    """`staging` renamed to `out`; an earlier export there is moved aside first and removed after."""
-    retired = None
-    if out.exists():
-        retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=staging_prefix(out, "old")))
-        os.replace(out, retired / "content")
-    try:
-        os.replace(staging, out)
-    except OSError:
-        if retired:
-            os.replace(retired / "content", out)
-        raise
-    if retired:
-        shutil.rmtree(retired, ignore_errors=True)
 
 
 def build(

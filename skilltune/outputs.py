@@ -176,6 +176,23 @@ def check_output_file(out: Path | str, inputs: Iterable[Path | str] = ()) -> Non
     _probe_writable(target.parent)
 
 
+def replace_folder(staging: Path, path: Path) -> None:
+    """`staging` renamed to `path`; an earlier output there is moved aside first and removed after,
+    and put back if the rename fails."""
+    retired = None
+    if path.exists():
+        retired = Path(tempfile.mkdtemp(dir=path.parent, prefix=staging_prefix(path, "old")))
+        os.replace(path, retired / "content")
+    try:
+        os.replace(staging, path)
+    except OSError:
+        if retired:  # put the earlier output back
+            os.replace(retired / "content", path)
+        raise
+    if retired:
+        shutil.rmtree(retired, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: Path | str, inputs: Iterable[Path | str] = ()):
     """Yield a temporary sibling folder; on success it replaces `path` whole, on failure it is removed.
@@ -192,17 +209,6 @@ def atomic_directory(path: Path | str, inputs: Iterable[Path | str] = ()):
         try:
             staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
             yield staging
-            retired = None
-            if path.exists():
-                retired = Path(tempfile.mkdtemp(dir=path.parent, prefix=staging_prefix(path, "old")))
-                os.replace(path, retired / "content")
-            try:
-                os.replace(staging, path)
-            except OSError:
-                if retired:  # put the earlier output back
-                    os.replace(retired / "content", path)
-                raise
-            if retired:
-                shutil.rmtree(retired, ignore_errors=True)
+            replace_folder(staging, path)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
