@@ -34,14 +34,14 @@ import yaml
 
 from skilltune.converter_source import sha256_of
 from skilltune.gguf_files import QUANTIZATIONS, GGUFError, convert, quantize
-from skilltune.jsonio import dumps, remove_stale_siblings, staging_prefix, terminate_cleanly
+from skilltune.jsonio import remove_stale_siblings, staging_prefix, terminate_cleanly
 from skilltune.local_model import training_chat_template
 from skilltune.outputs import replace_folder
-from skilltune.records import tool_definitions
 from skilltune.serving.files import (
     TOOLS,
     ServingError,
     options_from_manifest,
+    tools_text,
     training_system,
     write_serving_files,
 )
@@ -194,7 +194,7 @@ def write_serving(pack: Path, config_path: Path, staging: Path, served: str, man
     try:
         options = options_from_manifest(manifest)
         if options["style"] == "tools":
-            (staging / TOOLS).write_text(dumps(tool_definitions(load_pack(pack)), indent=2) + "\n", encoding="utf-8")
+            (staging / TOOLS).write_text(tools_text(load_pack(pack)), encoding="utf-8")
             return [TOOLS]
         paths = write_serving_files(pack, config_path, staging, served, root=root, **options)
     except (ServingError, SkillFileError) as err:

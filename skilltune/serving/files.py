@@ -70,6 +70,11 @@ def training_system(config: dict, root: Path) -> tuple[bool, str | None]:
     return True, first.get("content") if first.get("role") == "system" else None
 
 
+def tools_text(skills) -> str:
+    """tools.json's text: the pack as OpenAI tools, the `tools` column tools-style records carry."""
+    return dumps(tool_definitions(skills), indent=2) + "\n"
+
+
 def write_serving_files(
     pack_dir: Path | str,
     config_path: Path | str,
@@ -124,7 +129,7 @@ def write_serving_files(
         raise ServingError(str(err)) from None
     texts = {
         GRAMMAR: grammar,
-        TOOLS: dumps(tool_definitions(skills), indent=2) + "\n",
+        TOOLS: tools_text(skills),
         MODELFILE: modelfile,
     }
     paths = []
