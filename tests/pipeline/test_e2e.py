@@ -207,7 +207,8 @@ def test_make_train_gpu_config_on_its_stand_in_with_qlora_then_merge(tmp_path, s
     from skilltune.standins import FAMILIES, standin_folder
 
     project = copy_project(tmp_path / "skilltune")
-    options = ("STANDIN=1", f"STANDIN_CACHE={standin_cache}", "CPU=1")
+    # TEST_FRACTION=0.1: a 30-record test split, under BASE_LIMIT, so base and tuned score the same records
+    options = ("STANDIN=1", f"STANDIN_CACHE={standin_cache}", "CPU=1", "TEST_FRACTION=0.1")
     result = make(project, "train", f"MODEL={name}", *options, "N=300", "AXOLOTL_ARGS=--max-steps=3", timeout=1200)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
