@@ -76,7 +76,8 @@ class GrammarLogitsProcessor(LogitsProcessor):
     tokens mid-call.
 
     `row_grammars` gives each row its own grammar (grounded values: CallGrammar.for_request with
-    that row's request); without it every row shares `grammar`.
+    that row's request; BFCL: the case's functions); without it every row shares `grammar`. A row
+    whose grammar is None decodes freely.
 
     End-of-sequence is allowed only when the text is a complete call, and then it is the only choice
     (nothing may follow the call). A row that has already produced eos is left untouched: generate pads
@@ -94,7 +95,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
         keep: int | None = 1,
         eos_token_id: int | list[int] | None = None,
         max_new_tokens: int | None = None,
-        row_grammars: Sequence[CallGrammar] | None = None,
+        row_grammars: Sequence[CallGrammar | None] | None = None,
     ):
         if keep is not None and keep < 1:
             raise ValueError("keep must be at least 1, or None for the whole vocabulary")
@@ -115,7 +116,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
         self._states: dict[tuple[int, tuple[int, ...]], State | None] = {}
         self._allowed_by_state: dict[tuple[int, State | None], list[int]] = {}  # keep=None only
 
-    def _grammar_of(self, row: int) -> tuple[int, CallGrammar]:
+    def _grammar_of(self, row: int) -> tuple[int, CallGrammar | None]:
         if self.row_grammars is None:
             return 0, self.grammar
         return row, self.row_grammars[row]
@@ -129,6 +130,9 @@ class GrammarLogitsProcessor(LogitsProcessor):
                 allowed_mask[row] = True  # finished: whatever comes is replaced by padding
                 continue
             key, grammar = self._grammar_of(row)
+            if grammar is None:
+                allowed_mask[row] = True
+                continue
             state = self.state(generated, key, grammar)
             allowed = self._closing_tokens(grammar, state, len(generated), scores[row]) or self._allowed(
                 key, grammar, state, scores[row]

@@ -34,6 +34,7 @@ class BfclSettings:
     limit: int | None  # only the first N cases
     batch_size: int
     max_new_tokens: int
+    decoding: str  # transformers: free, or constrained to the case's functions (eval/bfcl_grammar.py)
 
 
 @click.command()
@@ -79,6 +80,14 @@ class BfclSettings:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N cases.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option(
+    "--decoding",
+    type=click.Choice(["free", "constrained"]),
+    default="free",
+    show_default=True,
+    help="transformers: constrained writes one call to one of the case's functions, or other() for none "
+    "(cases whose functions need a list or dict value decode freely).",
+)
 def bfcl_command(**options) -> None:
     """Score a model on a Berkeley Function Calling Leaderboard category with this scorer.
 
@@ -87,6 +96,8 @@ def bfcl_command(**options) -> None:
       python -m eval bfcl --category simple_python --config configs/smollm2.yml --limit 50 --out runs/bfcl
       python -m eval bfcl --category simple_python --config configs/smollm2.yml --no-adapter --out runs/bfcl
       python -m eval bfcl --category simple_python --base-model models/SmolLM2-135M-Instruct --out runs/bfcl
+      python -m eval bfcl --category simple_python --config configs/smollm2.yml --decoding constrained \
+          --out runs/bfcl-constrained
       python -m eval bfcl --category irrelevance --backend openai --base-url http://127.0.0.1:8000/v1 \\
           --model m --out runs/bfcl
     """
@@ -117,7 +128,7 @@ def bfcl(settings: BfclSettings) -> None:
         check_output_folder(settings.out, _inputs(settings, model), kind="eval")
     except DataError as err:
         fail(str(err))
-    layout = None
+    layout, unconstrained = None, None
     if settings.predictions is not None:
         try:
             outputs = read_saved_outputs(settings.predictions, cases)
@@ -127,13 +138,16 @@ def bfcl(settings: BfclSettings) -> None:
         try:
             predictor = _predictor(settings, model)
             layout = _layout(settings, predictor)
+            unconstrained = _constrain(settings, predictor, cases, layout)
             outputs = generate_outputs(cases, predictor, layout)
         except PredictError as err:
             fail(str(err))
         write_outputs(predictions_path(settings.out, settings.category), cases, outputs)
-    result = {"category": settings.category, **_prompt_facts(settings, model, layout), **score_bfcl(cases, outputs)}
+    decoding = None if settings.predictions is not None else settings.decoding
+    facts = {**_prompt_facts(settings, model, layout), "decoding": decoding, "unconstrained_cases": unconstrained}
+    result = {"category": settings.category, **facts, **score_bfcl(cases, outputs)}
     write_result(result_path(settings.out, settings.category), result)
-    shown = f" (prompt: {layout})" if layout else ""
+    shown = f" (prompt: {layout}, decoding: {decoding})" if layout else ""
     click.echo(
         f"BFCL {settings.category}{shown}: {result['n']} cases, exact match {100 * result['exact_match']:.1f}% "
         f"strict, {100 * result['exact_match_lenient']:.1f}% lenient, no call {100 * result['no_call_rate']:.1f}%, "
@@ -147,6 +161,8 @@ def _model_settings(settings: BfclSettings) -> ModelSettings | None:
     if settings.backend == "openai":
         if not (settings.base_url and settings.model):
             fail("--backend openai needs --base-url and --model")
+        if settings.decoding != "free":
+            fail("--decoding constrained is for --backend transformers (an endpoint's decoding cannot be masked)")
         for option, given in (
             ("--config", settings.config),
             ("--base-model", settings.base_model),
@@ -186,6 +202,17 @@ def _predictor(settings: BfclSettings, model: ModelSettings | None):
         tokenizer_dir=model.tokenizer_dir,
         load_in_4bit=model.load_in_4bit,
     )
+
+
+def _constrain(settings: BfclSettings, predictor, cases, layout: str) -> int | None:
+    """With --decoding constrained, plug each case's grammar into the local predictor; returns how
+    many cases still decode freely (their functions need list or dict values), else None."""
+    if settings.decoding == "free":
+        return None
+    from eval.bfcl_grammar import bfcl_processors
+
+    predictor.logits_processors, unconstrained = bfcl_processors(cases, layout, settings.max_new_tokens)
+    return unconstrained
 
 
 def _layout(settings: BfclSettings, predictor) -> str:

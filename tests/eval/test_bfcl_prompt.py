@@ -195,7 +195,7 @@ def test_a_config_run_prompts_with_the_training_template(tmp_path, monkeypatch):
     args += ["--max-new-tokens", "8", "--out", str(out)]
     result = CliRunner().invoke(bfcl_command, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "BFCL simple_python (prompt: tools): 2 cases" in result.stdout
+    assert "BFCL simple_python (prompt: tools, decoding: free): 2 cases" in result.stdout
     scored = json.loads((out / "bfcl-simple_python.json").read_text())
     assert scored["prompt_layout"] == "tools" and scored["adapter"] is None
     assert scored["chat_template"] == "configs/templates/chatml_tools.jinja"
