@@ -2,9 +2,11 @@
 
 An example whose argument value appears verbatim in its utterance is a template for that
 argument: "weather in Berlin" / `weather(location="Berlin")` becomes "weather in Oslo" /
-`weather(location="Oslo")` for every other location the skill's examples use. The call keeps
-the value as the pack writes it; the utterance keeps the casing the speaker used
-("weather in berlin" gives "weather in oslo").
+`weather(location="Oslo")` for every other location the skill's examples use. A swapped value
+takes the casing the speaker used in the template, in the utterance and in the call alike:
+"weather in berlin" gives "weather in oslo" / `weather(location="oslo")`, "WEATHER IN BERLIN"
+gives "OSLO". The call copies what was said, as grounded decoding (eval/grounded.py) and the
+pack's held-out wordings expect; a call that recapitalizes it teaches the model to rewrite values.
 
 When a skill needs more records than its swaps give, the swapped utterances are wrapped in the
 openers and closers people add when they talk to an assistant ("hey, ...", "ok so ..., thanks",
@@ -44,7 +46,9 @@ SUFFIXES = ("", "please", "thanks", "thank you", "for me", "right now", "if you 
 
 
 def _same_case(new: str, old_spoken: str) -> str:
-    return new.lower() if old_spoken.islower() else new
+    if old_spoken.islower():
+        return new.lower()
+    return new.upper() if old_spoken.isupper() and len(old_spoken) > 1 else new
 
 
 def slot_pools(skill: Skill) -> dict[str, list[str]]:
@@ -87,8 +91,9 @@ def expand_skill(skill: Skill) -> tuple[list[Pair], list[Pair]]:
                 match = find_spoken(arguments[name], user)
                 if match is None:  # an earlier swap overwrote this value's words
                     break
-                user = user[: match.start()] + _same_case(new_value, match.group(0)) + user[match.end() :]
-                arguments[name] = new_value
+                spoken = _same_case(new_value, match.group(0))
+                user = user[: match.start()] + spoken + user[match.end() :]
+                arguments[name] = spoken
             else:
                 add(swaps, user, Call(skill.name, arguments))
     return originals, swaps

@@ -18,20 +18,30 @@ def test_normalize_ignores_case_and_punctuation():
     assert normalize("What's the weather in  Berlin?") == normalize("whats the weather in berlin")
 
 
-def test_swaps_values_between_examples_and_keeps_speaker_casing(tmp_path):
+def test_swaps_values_between_examples_in_the_speakers_casing(tmp_path):
     skill = _skill(
         tmp_path,
         '### User: weather in Berlin\n### Assistant: weather(location="Berlin")\n'
-        '### User: is it cold in oslo\n### Assistant: weather(location="Oslo")\n'
+        '### User: is it cold in oslo\n### Assistant: weather(location="oslo")\n'
+        '### User: WEATHER FOR LIMA\n### Assistant: weather(location="LIMA")\n'
         "### User: how's the weather\n### Assistant: weather()\n",
     )
-    assert slot_pools(skill) == {"location": ["Berlin", "Oslo"]}
+    assert slot_pools(skill) == {"location": ["Berlin", "LIMA", "oslo"]}
     originals, swaps = expand_skill(skill)
-    assert [pair.user for pair in originals] == ["weather in Berlin", "is it cold in oslo", "how's the weather"]
-    # 2 templates x 2 values = 4 utterances, 2 of them the originals
+    assert [pair.user for pair in originals] == [
+        "weather in Berlin",
+        "is it cold in oslo",
+        "WEATHER FOR LIMA",
+        "how's the weather",
+    ]
+    # 3 templates x 3 values = 9 utterances, 3 of them the originals; the call says what the utterance says
     assert {(pair.user, pair.call.to_python()) for pair in swaps} == {
-        ("weather in Oslo", 'weather(location="Oslo")'),
-        ("is it cold in berlin", 'weather(location="Berlin")'),
+        ("weather in LIMA", 'weather(location="LIMA")'),
+        ("weather in oslo", 'weather(location="oslo")'),
+        ("is it cold in berlin", 'weather(location="berlin")'),
+        ("is it cold in lima", 'weather(location="lima")'),
+        ("WEATHER FOR BERLIN", 'weather(location="BERLIN")'),
+        ("WEATHER FOR OSLO", 'weather(location="OSLO")'),
     }
 
 
@@ -54,7 +64,7 @@ def test_every_expanded_call_keeps_its_value_in_the_utterance():
             assert skill.check_call(pair.call) is None
             for name, value in pair.call.arguments.items():
                 if name in slot_pools(skill):
-                    assert value.lower() in pair.user.lower(), (pair.user, pair.call)
+                    assert value in pair.user, (pair.user, pair.call)  # verbatim, casing too
 
 
 def test_generation_is_deterministic_balanced_and_keeps_hand_written_examples():
