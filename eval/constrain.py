@@ -54,6 +54,7 @@ INTEGER_PREFIX = re.compile(r"-?(?:0|[1-9][0-9]*)?")
 INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 # The prefix pattern lists what may still become a number: "-", "1.", "1.5e", "1e-" ...
 NUMBER_PREFIX = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*|(?:\.[0-9]+)?[eE][+-]?[0-9]*)?)?")
+_OTHER_DIGITS = frozenset("123456789")
 NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
@@ -150,11 +151,18 @@ class CallGrammar:
             if current.phase == DONE:
                 return text
             for char in self._alphabet:
+                if char in _OTHER_DIGITS and self._reads_number(current):
+                    continue  # "0" stands in for every digit; a key's digits (num1) would only widen the search
                 following = self.step(current, char)
                 if following is not None and following not in seen:
                     seen.add(following)
                     queue.append((following, text + char))
         return None
+
+    def _reads_number(self, state: State) -> bool:
+        if state.phase != VALUE or (state.skill, state.param) in self.literals:
+            return False
+        return self.skills[state.skill].params[state.param].type in ("integer", "number")
 
     def advance(self, state: State | None, text: str) -> State | None:
         """The state after reading `text` from `state`; None once the text has left the grammar."""

@@ -254,3 +254,16 @@ def test_mutated_calls_are_complete_only_if_valid(pack, style, data):
         # grammatical but infinite, which calls refuse as no JSON number; a known gap, not a miss
         assume(not re.search(r"[eE][+]?\d{3,}", mutated))
         assert fits(read(mutated, style), PACKS[pack]), mutated
+
+
+def test_closing_stays_short_when_keys_hold_digits():
+    """Keys such as num1 put digits in the search's characters; a number still closes with "0"
+    (found in a few steps, not by trying every digit string: BFCL's math.gcd(num1, num2) hung so)."""
+    from skilltune.skills import Skill
+
+    params = {name: Param("number", required=True) for name in ("num1", "num2", "num3")}
+    grammar = CallGrammar([Skill("math.gcd", "math.gcd(...)", "", params)])
+    state = grammar.advance(START, "math.gcd(num1=12")
+    closing = grammar.closing(state)
+    assert grammar.complete("math.gcd(num1=12" + closing)
+    assert closing == ", num2=0, num3=0)"
