@@ -183,10 +183,11 @@ def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
     ]
     pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "out"
-    result = datagen("skills", "--out", str(out), "--n", "300", "--pairs", str(pairs))
+    result = datagen("skills", "--out", str(out), "--n", "700", "--noise", "0", "--pairs", str(pairs))
     assert result.returncode == 0, result.stderr
     users = {user_text(r) for split in SPLITS for r in read_jsonl(out / f"{split}.jsonl", "record")}
-    # 30 per skill is fewer than each skill's hand-written examples plus LLM pairs, so all of them are kept
+    # 63 records per call skill is more than its hand-written examples (41-45) plus LLM pairs, so all are
+    # kept (and no speech noise rewrites them)
     assert {row["user"] for row in rows} <= users
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "call": 'timer(length="7 minutes")'}) + "\n")
