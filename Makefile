@@ -9,7 +9,7 @@
 #   make serve                          # the export behind an OpenAI-compatible server on 127.0.0.1:$(PORT)
 #   make test                           # pytest, including end-to-end training runs
 #
-# Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, STYLE (datagen skills),
+# Variables: MODEL (configs/$(MODEL).yml), CONFIG (a YAML elsewhere), SEED, N, NOISE, NEGATIVES, STYLE (datagen skills),
 # AXOLOTL_ARGS (extra `axolotl` flags, e.g. --max-steps=40), EVAL_ARGS (extra `python -m eval run` flags), DECODING
 # (how make eval decodes the tuned model: grounded (default, python/json styles), constrained or free),
 # STANDIN=1 (the config's base model replaced by its stand-in, scripts/make_standin.py; STANDIN_SIZE=real: 7-8B shapes), CPU (1: CPU overrides on
@@ -29,6 +29,7 @@ SEED ?= 0
 N ?= 1000
 NOISE ?= 0.3
 VARIETY ?= 0.0
+NEGATIVES ?= 0.2
 # 30 % test: a template split of ~300 records (one error = 0.3 points); train keeps ~650 (81 steps)
 TEST_FRACTION ?= 0.3
 VAL_FRACTION ?= 0.05
@@ -137,7 +138,8 @@ endif
 
 data: $(STAMP)
 	$(PY) -m datagen skills --pack $(PACK) --out $(DATA_DIR) --seed $(SEED) --n $(N) --noise $(NOISE) --style $(STYLE) \
-		--test-fraction $(TEST_FRACTION) --val-fraction $(VAL_FRACTION) --variety $(VARIETY) $(DATAGEN_ARGS)
+		--test-fraction $(TEST_FRACTION) --val-fraction $(VAL_FRACTION) --variety $(VARIETY) --negatives $(NEGATIVES) \
+		$(DATAGEN_ARGS)
 
 # refuses, before any preprocessing, records the config would drop or truncate (longer than sequence_len)
 check-data: model data
