@@ -21,15 +21,15 @@ from eval.predict import chat_of
 from skilltune.local_model import Chat
 from skilltune.skills import Param, Skill
 
-# BFCL parameter type -> the grammar's (JSON Schema) type; the others have no scalar form
-_SCALARS = {"string": "string", "integer": "integer", "float": "number", "number": "number", "boolean": "boolean"}
+# the JSON Schema types the grammar writes (BfclCase.schemas has converted BFCL's "float" and the rest)
+_SCALARS = ("string", "integer", "number", "boolean")
 NO_FUNCTION = Skill("other", "other()", "none of the functions fits the request", {})
 
 
 def _param(schema: dict, required: bool) -> Param | None:
-    """A BFCL parameter as the grammar's Param; None when it is not a scalar."""
-    kind = _SCALARS.get(schema.get("type"))
-    if kind is None:
+    """A parameter's JSON Schema as the grammar's Param; None when it is not a scalar."""
+    kind = schema.get("type")
+    if kind not in _SCALARS:
         return None
     enum = schema.get("enum")
     if kind == "string" and isinstance(enum, list) and enum and all(isinstance(value, str) for value in enum):
@@ -41,7 +41,7 @@ def case_skills(case) -> list[Skill] | None:
     """The case's functions as skills, `other()` last; None when one of them needs a non-scalar."""
     skills = []
     for function in case.functions:
-        parameters = function.get("parameters", {})
+        parameters = case.schemas[function["name"]]
         required = set(parameters.get("required", ()))
         params = {}
         for name, schema in parameters.get("properties", {}).items():
