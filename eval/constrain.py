@@ -54,8 +54,8 @@ INTEGER_PREFIX = re.compile(r"-?(?:0|[1-9][0-9]*)?")
 INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 # The prefix pattern lists what may still become a number: "-", "1.", "1.5e", "1e-" ...
 NUMBER_PREFIX = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*|(?:\.[0-9]+)?[eE][+-]?[0-9]*)?)?")
-_OTHER_DIGITS = frozenset("123456789")
 NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_OTHER_DIGITS = frozenset("123456789")  # the closing search writes "0" for every digit
 
 
 class State(NamedTuple):

@@ -96,7 +96,7 @@ def bfcl_command(**options) -> None:
       python -m eval bfcl --category simple_python --config configs/smollm2.yml --limit 50 --out runs/bfcl
       python -m eval bfcl --category simple_python --config configs/smollm2.yml --no-adapter --out runs/bfcl
       python -m eval bfcl --category simple_python --base-model models/SmolLM2-135M-Instruct --out runs/bfcl
-      python -m eval bfcl --category simple_python --config configs/smollm2.yml --decoding constrained \
+      python -m eval bfcl --category simple_python --config configs/smollm2.yml --decoding constrained \\
           --out runs/bfcl-constrained
       python -m eval bfcl --category irrelevance --backend openai --base-url http://127.0.0.1:8000/v1 \\
           --model m --out runs/bfcl
