@@ -107,7 +107,7 @@ def wrap(pair: Pair, prefix: str, suffix: str) -> Pair:
 
 def skill_pairs(skill: Skill, count: int, rng: random.Random, extra: list[Pair] = ()) -> list[Pair]:
     """Up to `count` distinct pairs: hand-written examples and `extra` (LLM pairs) first, then swaps,
-    then wrapped phrasings.
+    then wrapped phrasings; a seeded sample of the hand-written ones when they alone exceed `count`.
 
     Deterministic for a given `rng` state. Fewer than `count` only when every base utterance has
     been used with every prefix and suffix.
@@ -117,8 +117,8 @@ def skill_pairs(skill: Skill, count: int, rng: random.Random, extra: list[Pair] 
     added = [pair for pair in extra if normalize(pair.user) not in known]
     originals += list({normalize(pair.user): pair for pair in added}.values())
     bases = [Pair(pair.user, pair.call, normalize(pair.user)) for pair in originals + swaps]
-    if count <= len(originals):
-        return bases[:count]
+    if count <= len(originals):  # more hand-written than wanted: a seeded sample, not the file's first lines
+        return rng.sample(bases[: len(originals)], count)
     if count <= len(bases):
         return bases[: len(originals)] + rng.sample(bases[len(originals) :], count - len(originals))
     chosen = list(bases)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from skilltune.calls import Call
+from skilltune.calls import NO_CALL_NAME, Call
 from skilltune.pairs import copied_params, spoken_in
 from skilltune.skills import Skill
 
@@ -30,7 +30,8 @@ def has_words(user: str) -> bool:
     Symbols, numbers, timestamps ("2015-3-14T16:07:19": its only letter is T), initials ("A-B-C")
     and a stray letter ("d,") have neither. A lone long word is allowed because the pack's own
     requests include them; two short ones because that is how terse requests are said ("run gimp").
-    Of the default pack's requests only "7 x 8?" fails, a loss worth the noise it keeps out."""
+    Of the default pack's call requests only arithmetic in digits fails ("7 x 8?", "6 x 7"), a loss
+    worth the noise it keeps out."""
     words = [word for word in _WORD.findall(user) if _letters(word) >= 2]
     return len(words) >= 2 or any(_letters(word) >= 4 for word in words)
 
@@ -41,7 +42,9 @@ def _shown(value: str) -> str:
 
 def pair_problem(skill: Skill, user: str, call: Call) -> str | None:
     """Why the pair makes no sense (a short reason), or None; `call` already fits `skill`."""
-    if not has_words(user):
+    # other() answers what is not a skill request, "k" and "hmm" included: a letter is enough there
+    said = any(char.isalpha() for char in user) if call.name == NO_CALL_NAME else has_words(user)
+    if not said:
         return "request has no words"
     for name, value in call.arguments.items():
         # an optional parameter the request does not give is left out, never set to ""

@@ -83,8 +83,11 @@ def test_the_pack_own_requests_pass_but_for_one_written_in_digits():
         for example in skill.examples + skill.test_examples
         if pair_problem(skill, example.user, example.call)
     ]
-    assert {user for _, user, _ in refused} <= {"7 x 8?"}, refused
+    # only arithmetic written in digits; other() needs only a letter ("k", "hmm" are not skill requests)
+    assert {name for name, _, _ in refused} == {"math"}, refused
+    assert {user for _, user, _ in refused} <= {"7 x 8?", "6 x 7", "29 mod 4", "1234 + 5678 = ?"}, refused
     assert not has_words("7 x 8?") and has_words("compute (3+4)*5") and has_words("i'm bored")
+    assert not has_words("k") and pair_problem(SKILLS["other"], "k", parse_call("other()")) is None
 
 
 def test_the_llm_path_rejects_with_the_check_reason():

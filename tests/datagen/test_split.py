@@ -183,10 +183,10 @@ def test_llm_pairs_join_the_dataset_and_bad_ones_name_their_line(tmp_path):
     ]
     pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "out"
-    result = datagen("skills", "--out", str(out), "--n", "700", "--noise", "0", "--pairs", str(pairs))
+    result = datagen("skills", "--out", str(out), "--n", "1300", "--noise", "0", "--pairs", str(pairs))
     assert result.returncode == 0, result.stderr
     users = {user_text(r) for split in SPLITS for r in read_jsonl(out / f"{split}.jsonl", "record")}
-    # 63 records per call skill is more than its hand-written examples (41-45) plus LLM pairs, so all are
+    # 115 records per call skill is more than its hand-written examples (82-89) plus LLM pairs, so all are
     # kept (and no speech noise rewrites them)
     assert {row["user"] for row in rows} <= users
     bad = tmp_path / "bad.jsonl"
