@@ -6,6 +6,8 @@ it saw ("open \"Visual Studio Code\"" gave a value with its quotes kept, "Ask Op
 fragment). Each rewrite keeps the call exact, because a copied value stays a verbatim copy:
     quote        "add buy milk to my notes" -> "add 'buy milk' to my notes"        note="buy milk"
     recase       "weather in Paris" -> "weather in PARIS"                           location="PARIS"
+    shout        "weather in Paris" -> "WEATHER IN PARIS"                           location="PARIS"
+                 (caps lock: the whole request, and every copied value with it)
     mention      "weather in Paris" -> "use the weather skill: weather in Paris"    location="Paris"
     misspell     "what is the weather in Paris" -> "wat is teh wether in Paris"    location="Paris"
                  (texting shorthand or a slipped key, in words outside the copied values)
@@ -66,6 +68,16 @@ def recase_value(pair: Pair, rng: random.Random, free: dict[str, set[str]]) -> P
         return None
     user = pair.user[: match.start()] + new + pair.user[match.end() :]
     return Pair(user, Call(pair.call.name, {**pair.call.arguments, name: new}), pair.group)
+
+
+def shout(pair: Pair, rng: random.Random, free: dict[str, set[str]]) -> Pair | None:
+    """The whole request in capitals; each copied value follows. None when a free string value is
+    not in the request as written (it could not follow) or the request has no letters to raise."""
+    values = {name: value for name, value in pair.call.arguments.items() if name in free.get(pair.call.name, ())}
+    if len(_copied(pair, free)) != len(values) or pair.user.upper() == pair.user:
+        return None
+    raised = {name: value.upper() for name, value in values.items()}
+    return Pair(pair.user.upper(), Call(pair.call.name, {**pair.call.arguments, **raised}), pair.group)
 
 
 # how people shorten words when they type fast; a word not listed gets a slipped key instead
@@ -134,7 +146,7 @@ def mention_skill(pair: Pair, rng: random.Random, free: dict[str, set[str]]) -> 
     return Pair(user, pair.call, pair.group)
 
 
-REWRITES = (quote_value, recase_value, mention_skill, misspell)
+REWRITES = (quote_value, recase_value, shout, mention_skill, misspell)
 
 
 def add_variety(splits: dict[str, list[Pair]], share: float, seed: int, skills: list[Skill]) -> dict[str, list[Pair]]:

@@ -4,7 +4,7 @@ import random
 
 from conftest import PACK
 
-from datagen.variety import add_variety, mention_skill, misspell, quote_value, recase_value
+from datagen.variety import add_variety, mention_skill, misspell, quote_value, recase_value, shout
 from skilltune.calls import parse_call
 from skilltune.pairs import Pair, normalize
 from skilltune.skills import load_pack
@@ -31,6 +31,21 @@ def test_recase_changes_value_and_call_together_but_never_a_choice():
         assert recased.call.arguments["action"] == "add"
         assert recased.call.arguments["note"] in recased.user
         assert recased.call.arguments["note"].lower() == "return the library books"
+
+
+def test_shout_raises_the_request_and_its_copied_values_but_not_a_choice_or_a_rewrite():
+    shouted = shout(NOTE, random.Random(0), FREE)
+    assert shouted.user == "ADD RETURN THE LIBRARY BOOKS TO MY NOTES"
+    assert shouted.call == parse_call('notes(action="add", note="RETURN THE LIBRARY BOOKS")')
+    math = shout(Pair("what is 12*12", parse_call('math(question="12*12")')), random.Random(0), FREE)
+    assert math.user == "WHAT IS 12*12" and math.call == parse_call('math(question="12*12")')
+    # a value that is not the request's own words cannot follow it, and capitals are capitals already
+    for said_otherwise in (
+        Pair("weather in paris", parse_call('weather(location="Paris")')),
+        Pair("what is twelve times twelve", parse_call('math(question="12*12")')),
+    ):
+        assert shout(said_otherwise, random.Random(0), FREE) is None
+    assert shout(Pair("OPEN GIMP", parse_call('runapp(program="GIMP")')), random.Random(0), FREE) is None
 
 
 def test_misspell_types_words_wrong_but_never_a_value_or_a_number():
