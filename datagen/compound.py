@@ -89,14 +89,14 @@ def _compound_split(pairs: list[Pair], share: float, rng: random.Random, used: s
 
 def _noisy(pair: Pair, rng: random.Random, used: set[str]) -> Pair | None:
     """The compound as a speech recognizer writes it, its copied values spelled as heard (as
-    datagen.split's noise does); None when that utterance is already taken."""
+    datagen.split's noise does); None when that utterance is already taken or lost a value."""
     user = add_noise(pair.user, _string_values(pair), rng)
+    heard = [as_heard(call.arguments, pair.user, user) for call in pair.calls]
     key = normalize(user)
-    if key != normalize(pair.user):
-        if key in used:
-            return None
-        used.add(key)
-    first, *later = (Call(call.name, as_heard(call.arguments, pair.user, user)) for call in pair.calls)
+    if None in heard or (key != normalize(pair.user) and key in used):
+        return None
+    used.add(key)
+    first, *later = (Call(call.name, arguments) for call, arguments in zip(pair.calls, heard, strict=True))
     return Pair(user, first, pair.group, tuple(later))
 
 

@@ -150,16 +150,29 @@ DEFAULT_RATES = {
 }
 
 
-def as_heard(arguments: dict, said: str, heard: str) -> dict:
-    """The arguments with each value copied from `said` spelled as `heard` writes it (its case)."""
+def _find(value: str, text: str, flags: int = 0) -> re.Match | None:
+    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text, flags=flags)
+
+
+def as_heard(arguments: dict, said: str, heard: str) -> dict | None:
+    """The arguments with each value copied from `said` spelled as `heard` writes it: its case, its
+    punctuation dropped where the transcript dropped it ("Taylor Swift's tour" -> "taylor swifts
+    tour"). None when such a value is lost from `heard`: that gold call would ask for words nobody said."""
     result = dict(arguments)
     for name, value in arguments.items():
-        if isinstance(value, str) and value and re.search(rf"(?<!\w){re.escape(value)}(?!\w)", said):
-            if not re.search(rf"(?<!\w){re.escape(value)}(?!\w)", heard):
-                match = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", heard, flags=re.IGNORECASE)
-                if match:
-                    result[name] = match.group(0)
+        if not (isinstance(value, str) and value and _find(value, said)) or _find(value, heard):
+            continue
+        forms = (_find(form, heard, re.IGNORECASE) for form in (value, drop_punctuation(value, [], None)))
+        match = next((match for match in forms if match), None)
+        if match is None:
+            return None
+        result[name] = match.group(0)
     return result
+
+
+# transforms a recognizer applies to every character, the values' too: later transforms protect the
+# values as they now read
+EVERYWHERE = ("lowercase", "drop_punctuation")
 
 
 def add_noise(text: str, protected: list[str], rng: random.Random, rates: dict[str, float] | None = None) -> str:
@@ -168,4 +181,6 @@ def add_noise(text: str, protected: list[str], rng: random.Random, rates: dict[s
     for name, transform in TRANSFORMS.items():
         if rng.random() < rates.get(name, 0.0):
             text = transform(text, protected, rng)
+            if name in EVERYWHERE:
+                protected = [transform(value, [], rng) for value in protected]
     return text

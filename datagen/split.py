@@ -86,7 +86,8 @@ def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> 
     """Give `share` of train and val records ASR-style noise, and make `test_noisy` from all of test.
 
     A noisy utterance is used only when its normalized form is new to every split (or is its own
-    clean form's), so noise never leaks an utterance across splits nor repeats one within a split.
+    clean form's), so noise never leaks an utterance across splits nor repeats one within a split,
+    and only when every copied value can still be read in it (datagen.noise.as_heard).
     """
     rng = random.Random(seed + 1)  # a stream of its own: changing --noise does not reshuffle the splits
     used = {normalize(pair.user) for pairs in splits.values() for pair in pairs}
@@ -94,12 +95,12 @@ def add_speech_noise(splits: dict[str, list[Pair]], share: float, seed: int) -> 
     def noisy(pair: Pair) -> Pair | None:
         values = [value for value in pair.call.arguments.values() if isinstance(value, str)]
         user = add_noise(pair.user, values, rng)
+        arguments = as_heard(pair.call.arguments, pair.user, user)
         key = normalize(user)
-        if key != normalize(pair.user):
-            if key in used:
-                return None
-            used.add(key)
-        return Pair(user, Call(pair.call.name, as_heard(pair.call.arguments, pair.user, user)), pair.group)
+        if arguments is None or (key != normalize(pair.user) and key in used):
+            return None
+        used.add(key)
+        return Pair(user, Call(pair.call.name, arguments), pair.group)
 
     result = {}
     for split in ("train", "val"):

@@ -9,6 +9,7 @@ from conftest import PACK, REPO
 
 from datagen.compound import CONNECTIVES, add_compounds, join
 from datagen.expand import generate_pairs
+from datagen.noise import drop_punctuation
 from datagen.split import add_speech_noise, dedup_across_skills, split_pairs
 from skilltune.calls import Call, parse_call
 from skilltune.jsonio import read_json, read_jsonl
@@ -22,7 +23,11 @@ NOTE = Pair("Add eggs to my list", parse_call('notes(action="add", note="eggs")'
 
 
 def _folded(calls):
-    return [(call.name, {key: str(value).lower() for key, value in call.arguments.items()}) for call in calls]
+    # a value as heard: the transcript's case, its punctuation dropped where the transcript dropped it
+    return [
+        (call.name, {key: drop_punctuation(str(value).lower(), [], None) for key, value in call.arguments.items()})
+        for call in calls
+    ]
 
 
 def _splits(seed=0, noise=0.3):

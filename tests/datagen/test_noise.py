@@ -3,6 +3,7 @@ import random
 import pytest
 
 from datagen.noise import (
+    DEFAULT_RATES,
     add_filler,
     add_noise,
     as_heard,
@@ -66,3 +67,18 @@ def test_a_copied_value_follows_the_transcript_case():
     assert as_heard(arguments, said, heard) == {"location": "new york", "units": "metric"}
     # a value the utterance did not hold verbatim (math's rewritten question) is left alone
     assert as_heard({"question": "11*6"}, "eleven times six", "eleven times six") == {"question": "11*6"}
+
+
+def test_a_copied_value_follows_the_transcript_punctuation_or_the_record_is_not_noised():
+    said = "is anything happening with Taylor Swift's tour"
+    heard = "is anything happening with taylor swifts tour"
+    assert as_heard({"topic": "Taylor Swift's tour"}, said, heard) == {"topic": "taylor swifts tour"}
+    # a filler inside the value: the words of the gold call are no longer said together
+    assert as_heard({"location": "New York"}, "New York weather", "New um York weather") is None
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_values_stay_protected_after_the_transcript_drops_their_punctuation(seed):
+    value = "brainstorm 5 slogans for a bike shop called Spoke & Chain"
+    noisy = add_noise(f"openai, {value}", [value], random.Random(seed), {**DEFAULT_RATES, "numbers": 1.0})
+    assert "5 slogans" in noisy and as_heard({"prompt": value}, f"openai, {value}", noisy) is not None
