@@ -36,6 +36,16 @@ def test_spans_start_and_end_on_word_boundaries(value, span):
     assert is_span(value, REQUEST) is span
 
 
+def test_a_hesitation_is_next_to_a_value_never_in_it():
+    request = "uh open um Visual Studio Code uh, hmm now"
+    assert is_span("Visual Studio Code", request) and may_start("Visual", request)
+    for value in ("um", "um Visual Studio Code", "Visual Studio Code uh", "Visual Studio Code uh,", "hmm"):
+        assert not is_span(value, request), value
+    assert not may_start("um V", request) and not may_start("uh ", request)
+    assert may_start("um", request)  # still a word being written: "umbrella" would be a span elsewhere
+    assert is_span("like a prayer", "play like a prayer")  # "like" and "so" can be part of a name
+
+
 def test_a_prefix_may_start_a_span_only_where_a_word_starts():
     assert may_start("San Fr", REQUEST) and may_start("w", REQUEST) and may_start("t", REQUEST)  # "the", "thanks"
     assert not may_start("an F", REQUEST) and not may_start(" San", REQUEST) and not may_start("sAN", REQUEST)
