@@ -16,6 +16,9 @@ occurrence, since the value read so far may match in several places ("the" in "t
 
 from __future__ import annotations
 
+import functools
+import re
+
 from skilltune.pairs import copied_params  # the rule datagen expands slots and checks pairs by
 from skilltune.skills import Skill
 
@@ -27,6 +30,7 @@ def copied_by_skill(skills: list[Skill]) -> dict[str, frozenset[str]]:
 
 # sounds a speaker makes while thinking; unlike "like" or "so" they are never part of a name or a note
 HESITATIONS = frozenset({"um", "umm", "uh", "uhh", "er", "erm", "hmm"})
+_WORD = re.compile(r"\S*")  # the request's word from a position on
 
 
 def _hesitation(word: str) -> bool:
@@ -34,32 +38,41 @@ def _hesitation(word: str) -> bool:
 
 
 def _starts(value: str, request: str) -> list[int]:
-    """Where `value` occurs in `request` starting on a word boundary (and not with a space)."""
+    """Where `value` occurs in `request` starting on a word boundary, not with a space, not at a hesitation."""
     if not value or value[0].isspace():
         return []
     found, index = [], request.find(value)
     while index != -1:
-        if index == 0 or not (request[index - 1].isalnum() and value[0].isalnum()):
+        at_word = index == 0 or not (request[index - 1].isalnum() and value[0].isalnum())
+        if at_word and not _hesitation(_WORD.match(request, index).group(0)):
             found.append(index)
         index = request.find(value, index + 1)
     return found
 
 
+def _may_end(request: str, end: int) -> bool:
+    """Whether a span may end at `end`: on a word boundary, not after a space, not after a hesitation."""
+    before = request[:end].split()
+    if not before or request[end - 1].isspace():
+        return False
+    if end < len(request) and request[end].isalnum() and request[end - 1].isalnum():
+        return False
+    return not _hesitation(before[-1])
+
+
+@functools.lru_cache(maxsize=64)
+def _last_end(request: str) -> int:
+    """The furthest place a span of `request` may end; 0 when none may."""
+    return next((end for end in range(len(request), 0, -1) if _may_end(request, end)), 0)
+
+
 def may_start(value: str, request: str) -> bool:
-    """True when `value` (non-empty) is the beginning of some span of `request`."""
-    first, space, _ = value.partition(" ")
-    return not (space and _hesitation(first)) and bool(_starts(value, request))
+    """True when `value` (non-empty) is the beginning of some span of `request`: it starts where a
+    span may start and a span may still end at or after its end, so decoding never walks into a
+    value it cannot close ("um" in "open um filezilla", "filezilla uh" at the request's end)."""
+    return any(start + len(value) <= _last_end(request) for start in _starts(value, request))
 
 
 def is_span(value: str, request: str) -> bool:
-    """True when `value` is a whole span: it also ends on a word boundary, and not with a space."""
-    if not value or value[-1].isspace():
-        return False
-    words = value.split()
-    if _hesitation(words[0]) or _hesitation(words[-1]):
-        return False
-    for start in _starts(value, request):
-        end = start + len(value)
-        if end == len(request) or not (request[end].isalnum() and value[-1].isalnum()):
-            return True
-    return False
+    """True when `value` is a whole span: it also ends where a span may end."""
+    return any(_may_end(request, start + len(value)) for start in _starts(value, request))

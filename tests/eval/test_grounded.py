@@ -41,8 +41,11 @@ def test_a_hesitation_is_next_to_a_value_never_in_it():
     assert is_span("Visual Studio Code", request) and may_start("Visual", request)
     for value in ("um", "um Visual Studio Code", "Visual Studio Code uh", "Visual Studio Code uh,", "hmm"):
         assert not is_span(value, request), value
-    assert not may_start("um V", request) and not may_start("uh ", request)
-    assert may_start("um", request)  # still a word being written: "umbrella" would be a span elsewhere
+    # nor may decoding start a value it could not close: no span starts at a hesitation, none ends
+    # after the last one ("hmm now" ends on "now", but "hmm" may not start it)
+    assert not may_start("um", request) and not may_start("uh ", request) and not may_start("hmm", request)
+    assert not may_start("filezilla u", "open filezilla uh") and is_span("filezilla", "open filezilla uh")
+    assert may_start("um", "bring an umbrella") and is_span("umbrella", "bring an umbrella")
     assert is_span("like a prayer", "play like a prayer")  # "like" and "so" can be part of a name
 
 
@@ -55,6 +58,13 @@ def test_the_pack_copies_locations_and_notes_but_not_math_questions():
     copied = copied_by_skill(PACK)
     assert {"location"} <= copied["weather"] and {"note"} <= copied["notes"] and "math" not in copied
     assert "action" not in copied["notes"]  # a choice is never copied
+
+
+def test_the_grammar_never_opens_a_value_at_a_hesitation():
+    bound = CallGrammar(PACK, "python", grounded=copied_by_skill(PACK)).for_request("uh open um filezilla")
+    assert bound.complete('runapp(program="filezilla")')
+    assert not bound.allows('runapp(program="um') and not bound.allows('runapp(program="uh')
+    assert bound.closing(bound.advance(START, 'runapp(program="file')) == 'zilla")'
 
 
 def test_the_grammar_bound_to_a_request_only_writes_its_spans():
