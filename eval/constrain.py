@@ -12,7 +12,8 @@ call_to_json) are both supported:
         choice   one of the listed values, quoted as the style writes it
         string   "..." without `"`, `\\` or unprintable characters (newlines, tabs)
         integer  -?(0|[1-9][0-9]*)           (Python refuses leading zeros such as 007, JSON too)
-        number   an integer or decimal, optionally with an exponent (both write 1e-05 so)
+        number   an integer or decimal, optionally with an exponent (both write 1e-05 so), that
+                 stays a finite float (1e999 would parse as inf, which no call may hold)
         boolean  True | False   (json: true | false)
     With `grounded` (skill -> copied parameters) and a request (`for_request`), a copied string is a
     span of the request, as eval/grounded.py defines it.
@@ -33,6 +34,7 @@ Two pieces:
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections import deque
 from typing import NamedTuple
@@ -56,6 +58,13 @@ INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
 NUMBER_PREFIX = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*|(?:\.[0-9]+)?[eE][+-]?[0-9]*)?)?")
 NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _OTHER_DIGITS = frozenset("123456789")  # the closing search writes "0" for every digit
+
+
+def _finite(number_prefix: str) -> bool:
+    """Whether a number written so far is still a finite float. More digits only make it larger
+    (or, after `e-`, smaller), so once infinite it stays so and the grammar stops it there."""
+    digits = number_prefix.rstrip("eE+-.")
+    return not digits or math.isfinite(float(digits))
 
 
 class State(NamedTuple):
@@ -226,7 +235,7 @@ class CallGrammar:
             return state if char.isprintable() and char not in '"\\' else None
         prefix, whole = (INTEGER_PREFIX, INTEGER) if param_type == "integer" else (NUMBER_PREFIX, NUMBER)
         value = state.text + char
-        if prefix.fullmatch(value):
+        if prefix.fullmatch(value) and (param_type == "integer" or _finite(value)):
             return state._replace(text=value)
         # a number has no closing character: it ends where the separator or the end follows a whole number
         return self.step(after, char) if whole.fullmatch(state.text) else None
