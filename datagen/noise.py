@@ -19,6 +19,8 @@ from __future__ import annotations
 import random
 import re
 
+from skilltune.pairs import find_spoken
+
 FILLERS = ("um", "uh", "like", "so", "okay", "hmm", "you know")
 DROPPABLE = frozenset({"the", "a", "an", "please", "can", "you", "me", "to", "for", "is", "my"})
 CONTRACTIONS = {
@@ -150,19 +152,16 @@ DEFAULT_RATES = {
 }
 
 
-def _find(value: str, text: str, flags: int = 0) -> re.Match | None:
-    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text, flags=flags)
-
-
 def as_heard(arguments: dict, said: str, heard: str) -> dict | None:
     """The arguments with each value copied from `said` spelled as `heard` writes it: its case, its
     punctuation dropped where the transcript dropped it ("Taylor Swift's tour" -> "taylor swifts
     tour"). None when such a value is lost from `heard`: that gold call would ask for words nobody said."""
     result = dict(arguments)
     for name, value in arguments.items():
-        if not (isinstance(value, str) and value and _find(value, said)) or _find(value, heard):
+        copied = isinstance(value, str) and value and find_spoken(value, said, any_case=False)
+        if not copied or find_spoken(value, heard, any_case=False):
             continue
-        forms = (_find(form, heard, re.IGNORECASE) for form in (value, drop_punctuation(value, [], None)))
+        forms = (find_spoken(form, heard) for form in (value, drop_punctuation(value, [], None)))
         match = next((match for match in forms if match), None)
         if match is None:
             return None

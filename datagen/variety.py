@@ -22,7 +22,7 @@ import re
 
 from datagen.noise import WORD_NUMBERS
 from skilltune.calls import NO_CALL_NAME, Call
-from skilltune.pairs import Pair, normalize
+from skilltune.pairs import Pair, find_spoken, normalize
 from skilltune.skills import Skill
 
 QUOTES = ('"{}"', "'{}'", "\u201c{}\u201d")
@@ -43,7 +43,7 @@ def _copied(pair: Pair, free: dict[str, set[str]]) -> list[tuple[str, re.Match]]
     found = []
     for name, value in pair.call.arguments.items():
         if name in free.get(pair.call.name, ()) and isinstance(value, str) and value.strip():
-            match = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", pair.user)
+            match = find_spoken(value, pair.user, any_case=False)
             if match:
                 found.append((name, match))
     return found

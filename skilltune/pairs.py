@@ -41,10 +41,11 @@ def normalize(utterance: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", "", utterance.lower()).split())
 
 
-def find_spoken(value: str, utterance: str) -> re.Match | None:
+def find_spoken(value: str, utterance: str, any_case: bool = True) -> re.Match | None:
     """Where `value` is said in `utterance`: whole words only (the location "Rome" is not in
-    "Romeo"), any case."""
-    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", utterance, flags=re.IGNORECASE)
+    "Romeo"), any case unless `any_case` is False."""
+    flags = re.IGNORECASE if any_case else 0
+    return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", utterance, flags=flags)
 
 
 def spoken_in(value: str, utterance: str) -> bool:
