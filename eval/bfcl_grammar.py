@@ -3,12 +3,13 @@
 A small model shown BFCL's functions often answers in prose or half a call. `eval bfcl --decoding
 constrained` keeps every answer inside the language of the case: one Python-style call to one of
 its functions, with its parameter names, each at most once, the required ones present, values of
-the declared type (string, integer, number, boolean, or one of an `enum`), or `other()`, which
-parses as no call, so the model can still say that no function fits (the irrelevance categories).
+the declared type (string, integer, number, boolean, one of an `enum`, or a list of one of the
+first four), or `other()`, which parses as no call, so the model can still say that no function
+fits (the irrelevance categories).
 
-The grammar writes scalar values only. A function whose required parameter is a list, dict, tuple
-or `any` cannot be called through it, so a case with such a function decodes freely (counted in
-the result as `unconstrained_cases`); an optional parameter of such a type is left out of the grammar.
+A function whose required parameter is a dict, a list of lists or dicts, or `any` cannot be called
+through the grammar, so a case with such a function decodes freely (counted in the result as
+`unconstrained_cases`); an optional parameter of such a type is left out of the grammar.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ NO_FUNCTION = Skill("other", "other()", "none of the functions fits the request"
 
 
 def _param(schema: dict, required: bool) -> Param | None:
-    """A parameter's JSON Schema as the grammar's Param; None when it is not a scalar."""
+    """A parameter's JSON Schema as the grammar's Param; None when it is neither a scalar nor a list of them."""
     kind = schema.get("type")
+    items = schema.get("items")
+    if kind == "array" and isinstance(items, dict) and items.get("type") in _SCALARS:
+        return Param("array", required=required, items=items["type"])
     if kind not in _SCALARS:
         return None
     enum = schema.get("enum")
@@ -38,7 +42,7 @@ def _param(schema: dict, required: bool) -> Param | None:
 
 
 def case_skills(case) -> list[Skill] | None:
-    """The case's functions as skills, `other()` last; None when one of them needs a non-scalar."""
+    """The case's functions as skills, `other()` last; None when one of them needs a value the grammar cannot write."""
     skills = []
     for function in case.functions:
         parameters = case.schemas[function["name"]]

@@ -15,6 +15,8 @@ call_to_json) are both supported:
         number   an integer or decimal, optionally with an exponent (both write 1e-05 so), that
                  stays a finite float (1e999 would parse as inf, which no call may hold)
         boolean  True | False   (json: true | false)
+        array    a list of one scalar type, as both styles write it: [], [1, 2], ["a", "b"]
+                 (BFCL's functions take lists; the pack's skills do not)
     With `grounded` (skill -> copied parameters) and a request (`for_request`), a copied string is a
     span of the request, as eval/grounded.py defines it.
 
@@ -116,6 +118,8 @@ class CallGrammar:
             chars |= set(self.style.separator + self.style.before_key + self.style.after_key + self.style.end)
             chars |= {char for name in skill.params for char in name}
         chars |= {char for literals in self.literals.values() for literal in literals for char in literal}
+        if any(param.type == "array" for skill in skills for param in skill.params.values()):
+            chars |= set("[], " + self.style.true + self.style.false)
         self._alphabet = sorted(chars)
         self._closings: dict[State, str | None] = {}
         self.grounded = grounded or {}
@@ -220,7 +224,10 @@ class CallGrammar:
         if literals is not None:
             # quoted choices and booleans are prefix-free: the value ends with its last character
             return self._step_option(state, char, dict.fromkeys(literals, after))
-        param_type = self.skills[state.skill].params[state.param].type
+        param = self.skills[state.skill].params[state.param]
+        param_type = param.type
+        if param_type == "array":
+            return self._step_list(state, char, after, param.items)
         if param_type == "string":
             if not state.text:
                 return state._replace(text='"') if char == '"' else None
@@ -233,9 +240,57 @@ class CallGrammar:
             if char == '"':
                 return after
             return state if char.isprintable() and char not in '"\\' else None
-        prefix, whole = (INTEGER_PREFIX, INTEGER) if param_type == "integer" else (NUMBER_PREFIX, NUMBER)
-        value = state.text + char
-        if prefix.fullmatch(value) and (param_type == "integer" or _finite(value)):
-            return state._replace(text=value)
+        if _number_prefix(state.text + char, param_type):
+            return state._replace(text=state.text + char)
         # a number has no closing character: it ends where the separator or the end follows a whole number
-        return self.step(after, char) if whole.fullmatch(state.text) else None
+        return self.step(after, char) if _whole_number(state.text, param_type) else None
+
+    def _step_list(self, state: State, char: str, after: State, item: str) -> State | None:
+        """A list of `item` values. `state.text` says where in the list the text is: "" before it,
+        "[" just opened, "[," after a comma, "[ " where an item must start, "[s" inside a string item
+        (its characters are not kept, as for a free string), "[n" + a number item so far, "[l" + a
+        boolean so far, "[e" after an item."""
+        mode, rest = state.text[:2], state.text[2:]
+        if not state.text:
+            return state._replace(text="[") if char == "[" else None
+        if state.text == "[" and char == "]":
+            return after
+        if state.text == "[" or mode == "[ ":
+            return self._start_item(state, char, item)
+        if mode == "[,":
+            return state._replace(text="[ ") if char == " " else None
+        if mode == "[e":
+            if char == ",":
+                return state._replace(text="[,")
+            return after if char == "]" else None
+        if mode == "[s":
+            if char == '"':
+                return state._replace(text="[e")
+            return state if char.isprintable() and char not in '"\\' else None
+        if mode == "[l":
+            literals = (self.style.true, self.style.false)
+            if rest + char in literals:
+                return state._replace(text="[e")
+            return state._replace(text=mode + rest + char) if any(o.startswith(rest + char) for o in literals) else None
+        if _number_prefix(rest + char, item):  # mode "[n"
+            return state._replace(text=mode + rest + char)
+        return self._step_list(state._replace(text="[e"), char, after, item) if _whole_number(rest, item) else None
+
+    def _start_item(self, state: State, char: str, item: str) -> State | None:
+        if item == "string":
+            return state._replace(text="[s") if char == '"' else None
+        if item == "boolean":
+            started = any(literal.startswith(char) for literal in (self.style.true, self.style.false))
+            return state._replace(text="[l" + char) if started else None
+        return state._replace(text="[n" + char) if _number_prefix(char, item) else None
+
+
+def _number_prefix(text: str, number_type: str) -> bool:
+    """Whether `text` may still grow into a number of `number_type` (integer or number)."""
+    if number_type == "integer":
+        return INTEGER_PREFIX.fullmatch(text) is not None
+    return NUMBER_PREFIX.fullmatch(text) is not None and _finite(text)
+
+
+def _whole_number(text: str, number_type: str) -> bool:
+    return (INTEGER if number_type == "integer" else NUMBER).fullmatch(text) is not None

@@ -41,6 +41,8 @@ def value_text(value) -> str:
     # \u0007) that are also valid Python, so a note with a line break still parses back
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):  # its strings quoted the same way (repr would write 'a')
+        return "[" + ", ".join(value_text(item) for item in value) + "]"
     return repr(value)
 
 

@@ -81,10 +81,11 @@ NO_DEFAULT = object()
 class Param:
     """One parameter of a skill signature."""
 
-    type: str  # JSON Schema type: string, integer, number or boolean
+    type: str  # JSON Schema type: string, integer, number or boolean (and array, for BFCL's functions)
     required: bool
     enum: tuple = ()  # the allowed values of a choice
     default: object = NO_DEFAULT
+    items: str = ""  # an array's item type, one of the scalars (packs have no arrays; BFCL functions do)
 
     @property
     def free_string(self) -> bool:
@@ -93,6 +94,8 @@ class Param:
 
     def schema(self) -> dict:
         schema = {"type": self.type}
+        if self.items:
+            schema["items"] = {"type": self.items}
         if self.enum:
             schema["enum"] = list(self.enum)
         if self.default is not NO_DEFAULT:

@@ -8,12 +8,27 @@ from typed_pack import TYPED
 
 from eval.constrain import CallGrammar
 from skilltune.calls import Call, call_from_json, call_to_json, parse_call
-from skilltune.skills import load_pack
+from skilltune.skills import Param, Skill, load_pack
 
 PACK = load_pack(REPO / "examples" / "skills")
+# lists of each scalar, as BFCL's functions take them (eval/bfcl_grammar.py); packs have none
+LISTS = [
+    Skill(
+        "mean",
+        "mean(...)",
+        "",
+        {
+            "values": Param("array", required=True, items="number"),
+            "counts": Param("array", required=False, items="integer"),
+            "names": Param("array", required=False, items="string"),
+            "flags": Param("array", required=False, items="boolean"),
+        },
+    ),
+    Skill("other", "other()", "", {}),
+]
 
 
-PACKS = {"default": PACK, "typed": TYPED}
+PACKS = {"default": PACK, "typed": TYPED, "lists": LISTS}
 CASES = [(pack, style) for pack in PACKS for style in ("python", "json")]
 STYLED = {(pack, style): CallGrammar(PACKS[pack], style) for pack, style in CASES}
 GRAMMARS = {pack: STYLED[pack, "python"] for pack in PACKS}

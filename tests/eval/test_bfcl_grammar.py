@@ -2,6 +2,7 @@
 
 import json
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 from conftest import REPO, needs_smollm2
@@ -23,9 +24,10 @@ def one_function_case(properties: dict, required: list[str]) -> BfclCase:
     return BfclCase("simple_python_x", [{"role": "user", "content": "?"}], [function], [])
 
 
-def gold_text(case: BfclCase, grammar_params: set[str]) -> str | None:
+def gold_text(case: BfclCase, grammar_params: dict) -> str | None:
     """The first gold call with each argument's first acceptable value, in the grammar's quoting;
-    None when the grammar cannot write it (a value it has no form for)."""
+    None when the grammar cannot write it (a value it has no form for, or one of another type than
+    its schema's: simple_python_307's string `venue` has the answer True)."""
     gold = case.expected[0]
     arguments = []
     for key, values in gold.arguments.items():
@@ -37,24 +39,35 @@ def gold_text(case: BfclCase, grammar_params: set[str]) -> str | None:
                 continue  # an optional non-scalar: the grammar leaves it out, so may the answer
             return None
         value = given[0]
-        if isinstance(value, (list, dict)) or (isinstance(value, str) and ('"' in value or "\\" in value)):
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, dict) or any(not _writable(item) for item in items):
+            return None
+        if not jsonschema.Draft202012Validator(grammar_params[key].schema()).is_valid(value):
             return None
         arguments.append(f"{key}={value_text(value)}")
     return f"{gold.name}({', '.join(arguments)})"
 
 
-def test_every_scalar_gold_answer_is_inside_its_case_grammar(simple):
-    checked = 0
+def _writable(value) -> bool:
+    """A scalar the grammar can write: not a list or dict, no quote or backslash in a string."""
+    if isinstance(value, str):
+        return '"' not in value and "\\" not in value
+    return not isinstance(value, (list, dict))
+
+
+def test_every_gold_answer_of_scalars_and_lists_is_inside_its_case_grammar(simple):
+    checked = lists = 0
     for case in simple:
         skills = case_skills(case)
         if skills is None:
             continue
-        text = gold_text(case, set(skills[0].params))
+        text = gold_text(case, skills[0].params)
         if text is None:
             continue
         assert CallGrammar(skills).complete(text), (case.id, text)
         checked += 1
-    assert checked >= 300  # most of the 400 are written by the grammar
+        lists += "=[" in text
+    assert checked >= 340 and lists >= 30  # most of the 400 are written by the grammar, lists too
 
 
 def test_the_grammar_refuses_what_bfcl_would_fail(simple):
@@ -70,21 +83,29 @@ def test_the_grammar_refuses_what_bfcl_would_fail(simple):
     assert grammar.complete("other()")  # saying that no function fits
 
 
-def test_types_enums_and_non_scalars():
+def test_types_enums_lists_and_what_the_grammar_cannot_write():
     properties = {
         "shape": {"type": "string", "enum": ["circle", "square"]},
         "size": {"type": "float"},
         "exact": {"type": "boolean"},
         "tags": {"type": "array", "items": {"type": "string"}},
+        "corners": {"type": "tuple", "items": {"type": "float"}},
+        "options": {"type": "dict", "properties": {}},
+        "rows": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
     }
     [skill, other] = case_skills(one_function_case(properties, ["shape", "size"]))
-    assert other is NO_FUNCTION and list(skill.params) == ["shape", "size", "exact"]  # optional list left out
+    # an optional dict or list of lists is left out
+    assert other is NO_FUNCTION and list(skill.params) == ["shape", "size", "exact", "tags", "corners"]
     assert skill.params["shape"].enum == ("circle", "square") and skill.params["size"].type == "number"
+    assert skill.params["corners"].type == "array" and skill.params["corners"].items == "number"
     grammar = CallGrammar([skill, other])
-    assert grammar.complete('geo.area(shape="circle", size=2.5, exact=True)')
+    assert grammar.complete('geo.area(shape="circle", size=2.5, exact=True, tags=["a", "b"], corners=[0.5, 1])')
     assert not grammar.allows('geo.area(shape="oval"')
-    # a required list cannot be written by the grammar: the case decodes freely
-    assert case_skills(one_function_case(properties, ["tags"])) is None
+    assert not grammar.allows("geo.area(tags=[1")  # a list of strings
+    assert case_skills(one_function_case(properties, ["tags"])) is not None
+    # a required dict or list of lists cannot be written by the grammar: the case decodes freely
+    assert case_skills(one_function_case(properties, ["options"])) is None
+    assert case_skills(one_function_case(properties, ["rows"])) is None
 
 
 def test_a_function_named_other_leaves_no_way_to_say_none():

@@ -163,6 +163,8 @@ PRINTABLE = st.characters().filter(lambda char: char.isprintable() and char not 
 def values(param: Param):
     if param.enum:
         return st.sampled_from(param.enum)
+    if param.type == "array":
+        return st.lists(values(Param(param.items, required=True)), max_size=4)
     return {
         "string": st.text(PRINTABLE, max_size=12),
         "integer": st.integers(),
@@ -203,7 +205,7 @@ def test_every_valid_call_is_complete_and_every_prefix_allowed(pack, style, data
 
 def walk_alphabet(skills, style):
     """Characters to build texts from: the grammar's own, plus some it must refuse."""
-    chars = set('"(),= {}:0123456789.-+eE') | set("TrueFalstrufs") | set("xé\n\t\\'")
+    chars = set('"(),= {}[]:0123456789.-+eE') | set("TrueFalstrufs") | set("xé\n\t\\'")
     chars |= set(write(Call("x", {"y": 1}), style))
     for each in skills:
         chars |= set(each.name + "".join(each.params))
@@ -257,6 +259,34 @@ def test_a_number_stays_a_finite_float():
     assert grammar.complete("alarm(hour=7, volume=1e-999)")  # underflows to 0.0: finite
     assert not grammar.allows("alarm(hour=7, volume=1e999") and not grammar.allows("alarm(hour=7, volume=2E308")
     assert not grammar.allows("alarm(hour=7, volume=" + "9" * 309)
+
+
+@pytest.mark.parametrize(
+    "text, complete",
+    [
+        ("mean(values=[])", True),
+        ("mean(values=[1, -2.5, 3e-05])", True),
+        ('mean(values=[1], names=["a b", "c"], flags=[True, False], counts=[0, 7])', True),
+        ("mean(values=[1,2])", False),  # the separator is ", ", as both styles write it
+        ("mean(values=[1, ])", False),
+        ("mean(values=[01])", False),
+        ("mean(values=[1e999])", False),
+        ("mean(values=[1], counts=[1.5])", False),  # an integer list holds integers
+        ("mean(values=[1], names=['a'])", False),
+        ('mean(values=["1"])', False),
+        ("mean(values=1)", False),
+        ("mean(names=[])", False),  # values is required
+    ],
+)
+def test_lists(text, complete):
+    assert STYLED["lists", "python"].complete(text) is complete
+
+
+def test_a_list_closes_from_anywhere_inside():
+    grammar = STYLED["lists", "python"]
+    for prefix in ["mean(values=[", "mean(values=[1, ", 'mean(values=[], names=["ab', "mean(values=[2e"]:
+        closing = grammar.closing(grammar.advance(START, prefix))
+        assert closing is not None and grammar.complete(prefix + closing), prefix
 
 
 def test_closing_stays_short_when_keys_hold_digits():
