@@ -175,7 +175,10 @@ class CallGrammar:
     def _reads_number(self, state: State) -> bool:
         if state.phase != VALUE or (state.skill, state.param) in self.literals:
             return False
-        return self.skills[state.skill].params[state.param].type in ("integer", "number")
+        param = self.skills[state.skill].params[state.param]
+        # a list of numbers too: without this, its items' digit strings made the search exponential
+        # (a BFCL case with two required number lists never finished)
+        return param.type in ("integer", "number") or param.items in ("integer", "number")
 
     def advance(self, state: State | None, text: str) -> State | None:
         """The state after reading `text` from `state`; None once the text has left the grammar."""

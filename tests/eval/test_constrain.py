@@ -300,3 +300,20 @@ def test_closing_stays_short_when_keys_hold_digits():
     closing = grammar.closing(state)
     assert grammar.complete("math.gcd(num1=12" + closing)
     assert closing == ", num2=0, num3=0)"
+
+
+def test_closing_stays_short_inside_lists_of_numbers():
+    """From inside a list of numbers the shortest completion is found without trying every digit
+    string: keys that hold digits put them in the search's characters, and two required number
+    lists with a long key after them hung a BFCL run."""
+    from skilltune.skills import Skill
+
+    params = {
+        "values_1": Param("array", required=True, items="number"),
+        "weights_23456789": Param("array", required=True, items="integer"),
+        "a_rather_long_parameter_name": Param("string", required=True),
+    }
+    grammar = CallGrammar([Skill("traits", "traits(...)", "", params)])
+    for prefix in ("traits(values_1=[1.5, 2", "traits(weights_23456789=[7"):
+        closing = grammar.closing(grammar.advance(START, prefix))
+        assert closing is not None and grammar.complete(prefix + closing), prefix
