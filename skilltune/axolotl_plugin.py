@@ -18,10 +18,11 @@ row per logging or evaluation) lands in <output_dir>/trainer_log.jsonl. The Trai
 in trainer_state.json inside checkpoints, and the configs save none (save_strategy "no"), so
 without the plugin the loss curve of a run exists only in W&B. The file is rewritten whole after
 each log, through a temporary file and a rename, so a reader (eval's report) never sees half of it
-and a run that dies keeps the curve up to its last log. After the adapter is saved it also finishes
-the W&B run, when there is one: a process that just exits can end before wandb's service has written
-run-<id>.wandb (seen on loaded 2-core machines), and eval, which logs its scores into the same run,
-then finds none.
+and a run that dies keeps the curve up to its last log. Once the adapter is saved and the model
+unloaded (Axolotl's post_train_unload, called once; post_train is called twice, the first time before
+the adapter is saved) it also finishes the W&B run, when there is one: a process that just exits can
+end before wandb's service has written run-<id>.wandb (seen on loaded 2-core machines), and eval,
+which logs its scores into the same run, then finds none.
 
     plugins:
       - skilltune.axolotl_plugin.SeedBeforeAdapter
@@ -91,7 +92,7 @@ class TrainerLog(BasePlugin):
     def add_callbacks_post_trainer(self, cfg, trainer):
         return [TrainerLogCallback()]
 
-    def post_train(self, cfg, model):
+    def post_train_unload(self, cfg):
         # wandb only where the run imported it: a config without W&B never loads it
         wandb = sys.modules.get("wandb")
         if wandb is not None and wandb.run is not None:

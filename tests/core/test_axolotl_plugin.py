@@ -131,15 +131,15 @@ def test_axolotl_loads_the_plugin_by_the_name_the_configs_list():
     assert isinstance(load_plugin("skilltune.axolotl_plugin.TrainerLog"), TrainerLog)
 
 
-def test_post_train_finishes_the_wandb_run_so_its_transaction_log_is_on_disk(tmp_path, monkeypatch):
+def test_post_train_unload_finishes_the_wandb_run_so_its_transaction_log_is_on_disk(tmp_path, monkeypatch):
     import wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = wandb.init(project="plugin-test", dir=str(tmp_path))
     run.log({"loss": 1.0})
-    TrainerLog().post_train(cfg=None, model=None)
+    TrainerLog().post_train_unload(cfg=None)
     assert wandb.run is None  # finished: the next wandb.init (eval's) starts from a flushed run
     logs = list(tmp_path.rglob(f"run-{run.id}.wandb"))
     assert len(logs) == 1 and logs[0].stat().st_size > 0, logs
-    TrainerLog().post_train(cfg=None, model=None)  # no run: nothing to do, no error
+    TrainerLog().post_train_unload(cfg=None)  # no run: nothing to do, no error

@@ -121,10 +121,6 @@ def test_make_train_tiny_llama(tmp_path):
     folders = sorted((project / "runs" / "tiny-llama" / "wandb").glob("offline-run-*"))
     logs = [sorted(folder.glob("run-*.wandb")) for folder in folders]
     assert files_containing(project, secret) == []
-    if folders and not logs[0]:
-        # seen twice on loaded 2-core machines (CI too): the training process ended before wandb's
-        # service wrote the run's transaction log; the eval then finds no run. Known, not yet fixed.
-        pytest.xfail("wandb left the training run without run-<id>.wandb (service not flushed)")
     assert len(folders) == 2 and all(len(found) == 1 for found in logs), logs
     assert logs[0][0].name == logs[1][0].name  # one run id
     assert "W&B: eval scores of base, tuned logged into run" in result.stdout
@@ -132,13 +128,17 @@ def test_make_train_tiny_llama(tmp_path):
 
     # the same config and seed again, into another folder: bit-identical LoRA tensors
     again = project / "runs" / "tiny-llama" / "adapter-again"
+    # the thread setting make train ran with (the Makefile exports nproc's count): left unset, torch's CPU
+    # kernels sum in another order here even at the same thread count, and every tensor differs in its
+    # last bits (seen from pytest run outside make)
+    threads = os.environ.get("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
     rerun = subprocess.run(
         [str(VENV / "bin" / "axolotl"), "train", TINY[1].split("=")[1], f"--output-dir={again}"],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**env, "PATH": f"{VENV / 'bin'}:{env['PATH']}", "WANDB_MODE": "disabled"},
+        env={**env, "PATH": f"{VENV / 'bin'}:{env['PATH']}", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": threads},
     )
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     first, second = adapter_tensors(adapter), adapter_tensors(again)
