@@ -1,13 +1,13 @@
 """Grounded values: a value the skill copies from the request may only be a span of the request.
 
 A span is a piece of the request, exactly as written (case, spelling and inner spaces kept), that
-starts and ends on a word boundary: "weather in Berlin please" has the spans "Berlin",
-"in Berlin" and "Berlin please", not " Berlin", "erlin" or "berlin". That rules out the value errors
-a small model makes most: a leading space, capitals changed, a word half copied, a word the request
-never said. Nor does a span start or end with a hesitation ("um", "uh"): in a transcript they sit
-next to the value ("open um filezilla"), never in it. Which parameters are copied is the pack's own
-knowledge (skilltune.pairs.copied_params: those its examples always say verbatim), so math's
-question, which the examples rewrite, stays free.
+starts and ends on a word boundary: "weather in Berlin please" has the spans "Berlin", "in Berlin"
+and "Berlin please", not " Berlin", "erlin", "berlin" or the "s" of "what's". That rules out the
+value errors a small model makes most: a leading space, capitals changed, a word half copied, a word
+the request never said. Nor does a span start or end with a hesitation ("um", "uh"): in a transcript
+they sit next to the value ("open um filezilla"), never in it. Which parameters are copied is the
+pack's own knowledge (skilltune.pairs.copied_params: those its examples always say verbatim), so
+math's question, which the examples rewrite, stays free.
 
 The checks are per character, as constrained decoding steps: `may_start` says whether a value
 written so far can still grow into a span, `is_span` whether it is one. Both look at every
@@ -31,6 +31,7 @@ def copied_by_skill(skills: list[Skill]) -> dict[str, frozenset[str]]:
 # sounds a speaker makes while thinking; unlike "like" or "so" they are never part of a name or a note
 HESITATIONS = frozenset({"um", "umm", "uh", "uhh", "er", "erm", "hmm"})
 _WORD = re.compile(r"\S*")  # the request's word from a position on
+APOSTROPHES = frozenset("'\u2019")  # typed and typographic
 
 
 def _hesitation(word: str) -> bool:
@@ -44,6 +45,8 @@ def _starts(value: str, request: str) -> list[int]:
     found, index = [], request.find(value)
     while index != -1:
         at_word = index == 0 or not (request[index - 1].isalnum() and value[0].isalnum())
+        if at_word and index >= 2 and request[index - 1] in APOSTROPHES and request[index - 2].isalnum():
+            at_word = False  # the "s" of "what's" or the "t" of "don't" is the end of a word, not a new one
         if at_word and not _hesitation(_WORD.match(request, index).group(0)):
             found.append(index)
         index = request.find(value, index + 1)

@@ -29,6 +29,9 @@ REQUEST = "ok so what's the weather in San Francisco, thanks"
         ("an Francisco", False),  # starts inside a word
         ("San Fran", False),  # ends inside a word
         ("Berlin", False),  # never said
+        ("what's the weather", True),
+        ("s the weather", False),  # starts after the apostrophe inside "what's"
+        ("s", False),
         ("", False),
     ],
 )
