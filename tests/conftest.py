@@ -21,6 +21,18 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["AXOLOTL_DO_NOT_TRACK"] = "1"
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+
+@pytest.fixture(autouse=True)
+def no_wandb_service_outlives_its_test():
+    """A test that runs wandb in this process starts wandb's service, which exports WANDB_SERVICE. Left
+    set, every later subprocess (make train in the end-to-end tests) attaches to that service instead of
+    starting its own, and its offline run folder stayed empty: no run-<id>.wandb for eval to resume."""
+    outside = os.environ.get("WANDB_SERVICE")  # a shell inside a wandb run keeps its own
+    yield
+    if os.environ.get("WANDB_SERVICE") != outside and "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()  # stops the service and unsets WANDB_SERVICE
+
+
 # tests that need the embedded model skip, naming the command that makes it, where it is not built
 SMOLLM2_MISSING = (
     None if (SMOLLM2 / "model.safetensors").exists() else f"{SMOLLM2} is missing: `make model` prepares it"
