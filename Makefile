@@ -32,7 +32,7 @@ NOISE ?= 0.3
 # 84.1 -> 87.8 % for 1 point of the template split (BENCHMARKS.md, Accuracy)
 VARIETY ?= 0.3
 NEGATIVES ?= 0.2
-# 30 % test: a template split of ~300 records (one error = 0.3 points); train keeps ~650 (3 epochs: 245 steps)
+# 30 % test: a template split of ~300 records (one error = 0.3 points); train keeps ~650 (2 epochs: 162 steps)
 TEST_FRACTION ?= 0.3
 VAL_FRACTION ?= 0.05
 DATAGEN_ARGS ?=
@@ -99,10 +99,7 @@ endif
 # bitsandbytes runs both on a CPU, so QLoRA itself is exercised.
 CPU_ARGS = $(if $(filter 1,$(CPU)),--bf16=False --no-fp16 --tf32=False --attn-implementation=sdpa \
 	--no-lora-mlp-kernel --no-lora-qkv-kernel --no-lora-o-kernel)
-# tools-style records carry ten tool definitions (~790 tokens, not ~60): on a CPU a micro batch of 8 of them
-# grew to 23.7 GB and was killed, so they go 2 at a time, 4 accumulated (still 8 records a step)
-STYLE_ARGS = $(if $(and $(filter 1,$(CPU)),$(filter tools,$(STYLE))),--micro-batch-size=2 --gradient-accumulation-steps=4)
-ARGS = $(CPU_ARGS) $(STYLE_ARGS) $(AXOLOTL_ARGS)
+ARGS = $(CPU_ARGS) $(AXOLOTL_ARGS)
 
 # The local base model each config points at, and the script that makes it (hub ids need none).
 PREPARE_models/SmolLM2-135M-Instruct := scripts/prepare_smollm2.py

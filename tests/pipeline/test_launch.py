@@ -80,16 +80,6 @@ def test_the_cpu_switch_overrides_gpu_settings_through_axolotls_cli():
     assert CPU_FLAGS not in shown(make("-n", "train", "MODEL=mistral", "CPU=0"))
 
 
-TOOLS_ON_CPU = "--micro-batch-size=2 --gradient-accumulation-steps=4"
-
-
-def test_tools_style_records_train_two_at_a_time_on_a_cpu():
-    # ~790 tokens each: 8 in one micro batch outgrow a CPU box's memory; 8 a step stays
-    assert f"{CPU_FLAGS} {TOOLS_ON_CPU}" in shown(make("-n", "train", "STYLE=tools", "CPU=1"))
-    assert TOOLS_ON_CPU not in shown(make("-n", "train", "STYLE=python", "CPU=1"))  # the config's 8 x 1
-    assert TOOLS_ON_CPU not in shown(make("-n", "train", "STYLE=tools", "CPU=0"))  # a GPU config's own sizes
-
-
 def test_several_gpus_go_through_axolotls_accelerate_launcher_with_the_deepspeed_file():
     result = make("-n", "train", "MODEL=mistral", "GPUS=4", "DEEPSPEED=zero2", "CPU=0")
     assert result.returncode == 0, result.stderr
