@@ -38,16 +38,24 @@ def _hesitation(word: str) -> bool:
     return word.strip(",.").lower() in HESITATIONS
 
 
+def _starts_word(request: str, index: int, first: str) -> bool:
+    """Whether a value beginning with `first` may start at `index`: not inside a word, and not after
+    the apostrophe inside one (the "s" of "what's" or the "t" of "don't" ends a word, it is not a new one)."""
+    if index == 0:
+        return True
+    before = request[index - 1]
+    if before.isalnum() and first.isalnum():
+        return False
+    return not (before in APOSTROPHES and index >= 2 and request[index - 2].isalnum())
+
+
 def _starts(value: str, request: str) -> list[int]:
     """Where `value` occurs in `request` starting on a word boundary, not with a space, not at a hesitation."""
     if not value or value[0].isspace():
         return []
     found, index = [], request.find(value)
     while index != -1:
-        at_word = index == 0 or not (request[index - 1].isalnum() and value[0].isalnum())
-        if at_word and index >= 2 and request[index - 1] in APOSTROPHES and request[index - 2].isalnum():
-            at_word = False  # the "s" of "what's" or the "t" of "don't" is the end of a word, not a new one
-        if at_word and not _hesitation(_WORD.match(request, index).group(0)):
+        if _starts_word(request, index, value[0]) and not _hesitation(_WORD.match(request, index).group(0)):
             found.append(index)
         index = request.find(value, index + 1)
     return found

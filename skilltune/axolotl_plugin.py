@@ -20,9 +20,9 @@ without the plugin the loss curve of a run exists only in W&B. The file is rewri
 each log, through a temporary file and a rename, so a reader (eval's report) never sees half of it
 and a run that dies keeps the curve up to its last log. Once the adapter is saved and the model
 unloaded (Axolotl's post_train_unload, called once; post_train is called twice, the first time before
-the adapter is saved) it also finishes the W&B run, when there is one: a process that just exits can
-end before wandb's service has written run-<id>.wandb (seen on loaded 2-core machines), and eval,
-which logs its scores into the same run, then finds none.
+the adapter is saved) it also finishes the W&B run, when there is one, so run-<id>.wandb is written
+before the process exits: eval logs its scores into the same run and needs it. (The empty run
+folders once blamed on loaded machines came from the test suite: see tests/conftest.py.)
 
     plugins:
       - skilltune.axolotl_plugin.SeedBeforeAdapter
